@@ -1,0 +1,131 @@
+"""Alarm state machine: open -> acknowledged -> resolved (or open -> resolved), with who and when.
+
+Functions take the session and ``now`` and do not commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from alerts.db import insert_ignoring_conflicts
+from alerts.models import (
+    HUMAN_OUTCOMES,
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    AlarmTransition,
+    Outcome,
+    Resident,
+    Severity,
+)
+
+SEVERITY = {
+    AlarmKind.PANIC: Severity.CRITICAL,
+    AlarmKind.INACTIVITY: Severity.HIGH,
+    AlarmKind.SYSTEM: Severity.HIGH,
+    AlarmKind.DEVICE_OFFLINE: Severity.LOW,
+    AlarmKind.LOW_BATTERY: Severity.LOW,
+}
+
+
+class AlarmError(Exception):
+    """A transition that the alarm's state does not allow (e.g. acknowledging a resolved alarm)."""
+
+
+def open_key(kind: AlarmKind, *, resident_id: int | None = None, device_id: int | None = None,
+             system_key: str | None = None) -> str:
+    """The uniqueness key of an open alarm: one per resident and kind, per device, per system key."""
+    if kind in (AlarmKind.INACTIVITY, AlarmKind.PANIC) and resident_id is not None:
+        return f"{kind}:r{resident_id}"
+    if device_id is not None:
+        return f"{kind}:d{device_id}"
+    return f"{kind}:{system_key}"
+
+
+def open_alarm(
+    session: Session,
+    kind: AlarmKind,
+    now: datetime,
+    *,
+    reason: str,
+    resident_id: int | None = None,
+    device_id: int | None = None,
+    system_key: str | None = None,
+    last_activity_at: datetime | None = None,
+    devices_offline: bool = False,
+) -> int | None:
+    """Open an alarm unless one with the same key is open. Returns the new id, or None if one was.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` on the unique ``open_key``: the database, not this process,
+    decides, so two processes never open two.
+    """
+    key = open_key(kind, resident_id=resident_id, device_id=device_id, system_key=system_key)
+    table = Alarm.__table__
+    statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).values(
+        kind=kind, severity=SEVERITY[kind], state=AlarmState.OPEN, open_key=key, resident_id=resident_id,
+        device_id=device_id, system_key=system_key, reason=reason, devices_offline=devices_offline,
+        opened_at=now, last_activity_at=last_activity_at, auto_resolved=False,
+    ).returning(table.c.id)
+    alarm_id = session.execute(statement).scalar()
+    if alarm_id is not None:
+        session.add(AlarmTransition(alarm_id=alarm_id, at=now, action="opened", actor="shouwang", detail=reason))
+    return alarm_id
+
+
+def find_open(session: Session, kind: AlarmKind, *, resident_id: int | None = None,
+              device_id: int | None = None, system_key: str | None = None) -> Alarm | None:
+    key = open_key(kind, resident_id=resident_id, device_id=device_id, system_key=system_key)
+    return session.scalars(select(Alarm).where(Alarm.open_key == key)).first()
+
+
+def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, detail: str | None = None) -> None:
+    if alarm.state == AlarmState.RESOLVED:
+        raise AlarmError(f"alarm {alarm.code} is already resolved")
+    if alarm.state == AlarmState.ACKNOWLEDGED:
+        return
+    alarm.state = AlarmState.ACKNOWLEDGED
+    alarm.acknowledged_at = now
+    alarm.acknowledged_by = by
+    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="acknowledged", actor=by, detail=detail))
+
+
+def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: Outcome,
+            note: str | None = None, window_s: float | None = None) -> None:
+    """Close the alarm with an outcome. A person's resolution of a resident alarm restarts the
+    inactivity window from now (``window_s`` is the resident's window): the next tick does not raise
+    it again. Taken to hospital or away with family marks the resident away until next activity."""
+    if alarm.state == AlarmState.RESOLVED:
+        raise AlarmError(f"alarm {alarm.code} is already resolved")
+    alarm.state = AlarmState.RESOLVED
+    alarm.open_key = None
+    alarm.resolved_at = now
+    alarm.resolved_by = by
+    alarm.outcome = outcome
+    alarm.note = note
+    alarm.auto_resolved = outcome not in HUMAN_OUTCOMES
+    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="resolved", actor=by,
+                                detail=f"{outcome}" + (f": {note}" if note else "")))
+    if alarm.resident_id is None or alarm.kind not in (AlarmKind.INACTIVITY, AlarmKind.PANIC):
+        return
+    if outcome in (Outcome.TAKEN_TO_HOSPITAL, Outcome.AWAY_WITH_FAMILY):
+        session.execute(update(Resident).where(Resident.id == alarm.resident_id)
+                        .values(away_until_activity=True, due_at=None))
+    elif outcome in HUMAN_OUTCOMES and window_s is not None:
+        restart_window(session, alarm.resident_id, now, window_s)
+
+
+def restart_window(session: Session, resident_id: int, now: datetime, window_s: float) -> None:
+    """A sign of life from a person: the inactivity window runs again from ``now``."""
+    resident = session.get(Resident, resident_id)
+    if resident is None:
+        return
+    resident.watch_from = now
+    start = max(t for t in (resident.last_activity_at, now) if t is not None)
+    resident.due_at = start + timedelta(seconds=window_s)
+
+
+def note(session: Session, alarm: Alarm, now: datetime, *, action: str, actor: str, detail: str) -> None:
+    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action=action, actor=actor, detail=detail))

@@ -1,0 +1,156 @@
+"""Load a community (grids, micro-grids, workers, residents with devices and contacts) from a dict,
+as read from a TOML file by ``shouwang load``. Idempotent: names and external ids are the keys, so
+loading the same file twice changes nothing. The full CSV import and admin come with the screens.
+
+A newly loaded resident's window starts at load time: a home that never reports still raises its
+alarm (absence of data is not evidence of safety).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts import rules
+from alerts.models import (
+    AuditEntry,
+    Community,
+    Contact,
+    Device,
+    DeviceKind,
+    Grid,
+    MicroGrid,
+    Resident,
+    Worker,
+    WorkerRole,
+)
+
+
+class CommunityFileError(ValueError):
+    pass
+
+
+def load_community(session: Session, data: dict[str, Any], now: datetime, default: rules.Limits,
+                   actor: str = "loader", offline_after: timedelta = timedelta(hours=2)) -> dict[str, int]:
+    """Create or update everything in ``data``; returns counts of what was created."""
+    counts = {"grids": 0, "micro_grids": 0, "workers": 0, "residents": 0, "devices": 0, "contacts": 0}
+    info = data.get("community") or {}
+    if not info.get("name"):
+        raise CommunityFileError("[community] needs a name")
+    community = session.scalars(select(Community).where(Community.name == info["name"])).first()
+    if community is None:
+        community = Community(name=info["name"])
+        session.add(community)
+    community.latitude, community.longitude = info.get("latitude"), info.get("longitude")
+    session.flush()
+    micro_grids = _grids(session, community, data.get("grids", []), counts)
+    for item in data.get("workers", []):
+        _worker(session, community, item, micro_grids, counts)
+    for item in data.get("residents", []):
+        _resident(session, item, micro_grids, now, default, counts, offline_after)
+    session.add(AuditEntry(at=now, actor=actor, action="community.load", target=f"community:{community.id}",
+                           detail=counts))
+    return counts
+
+
+def _grids(session: Session, community: Community, grids: list[dict[str, Any]],
+           counts: dict[str, int]) -> dict[str, MicroGrid]:
+    found: dict[str, MicroGrid] = {}
+    for item in grids:
+        grid = session.scalars(select(Grid).where(Grid.community_id == community.id,
+                                                  Grid.name == item["name"])).first()
+        if grid is None:
+            grid = Grid(community_id=community.id, name=item["name"])
+            session.add(grid)
+            counts["grids"] += 1
+        grid.inactivity_window_s = _hours(item.get("window_hours"))
+        grid.early_warning_s = _hours(item.get("early_warning_hours"))
+        session.flush()
+        for sub in item.get("micro_grids", []):
+            micro = session.scalars(select(MicroGrid).where(MicroGrid.grid_id == grid.id,
+                                                            MicroGrid.name == sub["name"])).first()
+            if micro is None:
+                micro = MicroGrid(grid_id=grid.id, name=sub["name"])
+                session.add(micro)
+                counts["micro_grids"] += 1
+            session.flush()
+            found[f"{grid.name}/{micro.name}"] = micro
+    return found
+
+
+def _worker(session: Session, community: Community, item: dict[str, Any], micro_grids: dict[str, MicroGrid],
+            counts: dict[str, int]) -> None:
+    role = WorkerRole(item["role"])
+    worker = session.scalars(select(Worker).where(Worker.phone == item["phone"])).first()
+    if worker is None:
+        worker = Worker(phone=item["phone"], name=item["name"], role=role)
+        session.add(worker)
+        counts["workers"] += 1
+    worker.name, worker.role, worker.community_id = item["name"], role, community.id
+    if "micro_grid" in item:
+        micro = _micro(micro_grids, item["micro_grid"])
+        worker.micro_grid_id, worker.grid_id = micro.id, micro.grid_id
+    elif "grid" in item:
+        grid = session.scalars(select(Grid).where(Grid.community_id == community.id,
+                                                  Grid.name == item["grid"])).first()
+        if grid is None:
+            raise CommunityFileError(f"worker {item['name']!r}: no grid {item['grid']!r}")
+        worker.grid_id = grid.id
+
+
+def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, MicroGrid], now: datetime,
+              default: rules.Limits, counts: dict[str, int], offline_after: timedelta) -> None:
+    ref = item.get("ref")
+    if not ref:
+        raise CommunityFileError(f"resident {item.get('name')!r} needs a ref (a stable id)")
+    resident = session.scalars(select(Resident).where(Resident.external_ref == ref)).first()
+    if resident is None:
+        resident = Resident(external_ref=ref, name=item["name"], created_at=now, watch_from=now)
+        session.add(resident)
+        counts["residents"] += 1
+    resident.name = item["name"]
+    resident.birth_year = item.get("birth_year")
+    resident.address = item.get("address", "")
+    resident.latitude, resident.longitude = item.get("latitude"), item.get("longitude")
+    resident.phone = item.get("phone")
+    resident.inactivity_window_s = _hours(item.get("window_hours"))
+    resident.early_warning_s = _hours(item.get("early_warning_hours"))
+    consent = item.get("consent")
+    resident.consent_at = consent if isinstance(consent, date) or consent is None else date.fromisoformat(consent)
+    if "micro_grid" in item:
+        resident.micro_grid_id = _micro(micro_grids, item["micro_grid"]).id
+    session.flush()
+    if resident.due_at is None and resident.last_activity_at is None and not resident.away_until_activity:
+        window = timedelta(seconds=resident.inactivity_window_s) if resident.inactivity_window_s else default.window
+        resident.due_at = (resident.watch_from or now) + window
+    for dev in item.get("devices", []):
+        device = session.scalars(select(Device).where(Device.external_id == dev["id"])).first()
+        if device is None:
+            # a device never heard from is offline once the offline limit has passed since install
+            device = Device(external_id=dev["id"], created_at=now, online=True, offline_due_at=now + offline_after)
+            session.add(device)
+            counts["devices"] += 1
+        device.kind = DeviceKind(dev.get("kind", "motion"))
+        device.name = dev.get("name", "")
+        device.resident_id = resident.id
+    existing = {c.phone for c in resident.contacts}
+    for position, contact in enumerate(item.get("contacts", []), start=1):
+        if contact["phone"] in existing:
+            continue
+        resident.contacts.append(Contact(name=contact["name"], phone=contact["phone"],
+                                         relation=contact.get("relation", "family"),
+                                         priority=contact.get("priority", position)))
+        counts["contacts"] += 1
+
+
+def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:
+    if name not in micro_grids:
+        raise CommunityFileError(f"no micro-grid {name!r}; write it as 'grid name/micro-grid name'")
+    return micro_grids[name]
+
+
+def _hours(value: float | None) -> int | None:
+    return None if value is None else int(float(value) * 3600)

@@ -1,0 +1,373 @@
+"""All tables of Shouwang, one model per table (SQLAlchemy 2, typed declarative).
+
+Times are stored as UTC (see :class:`alerts.db.UTCDateTime`). Enumerations are stored as short strings
+so that SQLite and PostgreSQL hold the same values and a migration adds a value without DDL.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from alerts.db import UTCDateTime
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite so autoincrement works there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class DeviceKind(enum.StrEnum):
+    MOTION = "motion"
+    DOOR = "door"
+    BUTTON = "button"
+    METER = "meter"
+
+
+class EventKind(enum.StrEnum):
+    """What a stored observation was. The first four are activity when ``is_activity`` is set."""
+
+    MOTION = "motion"
+    DOOR = "door"
+    BUTTON = "button"
+    METER = "meter"
+    HEARTBEAT = "heartbeat"
+    BATTERY = "battery"
+    AVAILABILITY = "availability"
+    STATE = "state"  # a report that is not an observation (e.g. Zigbee2MQTT's own occupancy: false)
+
+
+class AlarmKind(enum.StrEnum):
+    INACTIVITY = "inactivity"
+    PANIC = "panic"
+    DEVICE_OFFLINE = "device_offline"
+    LOW_BATTERY = "low_battery"
+    SYSTEM = "system"
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    LOW = "low"
+
+
+class AlarmState(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Outcome(enum.StrEnum):
+    # chosen by a person
+    RESIDENT_FINE = "resident_fine"
+    CONFIRMED_FINE_BY_PHONE = "confirmed_fine_by_phone"
+    NEEDED_HELP = "needed_help"
+    TAKEN_TO_HOSPITAL = "taken_to_hospital"
+    AWAY_WITH_FAMILY = "away_with_family"
+    DEVICE_FAULT = "device_fault"
+    OTHER = "other"
+    # set by Shouwang itself (auto-resolved)
+    ACTIVITY_RESUMED = "activity_resumed"
+    DEVICE_BACK = "device_back"
+    BATTERY_OK = "battery_ok"
+    SYSTEM_RECOVERED = "system_recovered"
+
+
+HUMAN_OUTCOMES = frozenset(
+    {
+        Outcome.RESIDENT_FINE,
+        Outcome.CONFIRMED_FINE_BY_PHONE,
+        Outcome.NEEDED_HELP,
+        Outcome.TAKEN_TO_HOSPITAL,
+        Outcome.AWAY_WITH_FAMILY,
+        Outcome.DEVICE_FAULT,
+        Outcome.OTHER,
+    }
+)
+
+
+class WorkerRole(enum.StrEnum):
+    GRID_WORKER = "grid_worker"
+    MICRO_GRID_WORKER = "micro_grid_worker"
+    SUPERVISOR = "supervisor"
+
+
+class Community(Base):
+    __tablename__ = "communities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    grids: Mapped[list[Grid]] = relationship(back_populates="community")
+
+
+class Grid(Base):
+    """网格: a part of the community with one grid worker."""
+
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("community_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    inactivity_window_s: Mapped[int | None] = mapped_column(Integer)
+    early_warning_s: Mapped[int | None] = mapped_column(Integer)
+    community: Mapped[Community] = relationship(back_populates="grids")
+    micro_grids: Mapped[list[MicroGrid]] = relationship(back_populates="grid")
+
+
+class MicroGrid(Base):
+    """微网格: a building or a few, with a micro-grid worker."""
+
+    __tablename__ = "micro_grids"
+    __table_args__ = (UniqueConstraint("grid_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    grid: Mapped[Grid] = relationship(back_populates="micro_grids")
+
+
+class Resident(Base):
+    """An elder living alone. ``due_at`` is the stored inactivity deadline the rule tick polls for;
+    it is NULL while an inactivity alarm is open or the resident is away until next activity."""
+
+    __tablename__ = "residents"
+    __table_args__ = (
+        Index(
+            "ix_residents_due_at",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL"),
+            sqlite_where=text("due_at IS NOT NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
+    external_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)  # WGS-84
+    longitude: Mapped[float | None] = mapped_column(Float)  # WGS-84
+    phone: Mapped[str | None] = mapped_column(String(40))
+    inactivity_window_s: Mapped[int | None] = mapped_column(Integer)
+    early_warning_s: Mapped[int | None] = mapped_column(Integer)
+    away_until: Mapped[datetime | None] = mapped_column()
+    away_until_activity: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_at: Mapped[date | None] = mapped_column(Date)
+    last_activity_at: Mapped[datetime | None] = mapped_column()
+    # restart point of the window: a resolution that found the resident well, the end of away mode
+    watch_from: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    micro_grid: Mapped[MicroGrid | None] = relationship()
+    devices: Mapped[list[Device]] = relationship(back_populates="resident")
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="resident", order_by="Contact.priority", cascade="all, delete-orphan"
+    )
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (
+        Index(
+            "ix_devices_offline_due_at",
+            "offline_due_at",
+            postgresql_where=text("offline_due_at IS NOT NULL"),
+            sqlite_where=text("offline_due_at IS NOT NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    battery: Mapped[int | None] = mapped_column(Integer, index=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+    # the device's own availability/LWT report ("online"/"offline") and when it last changed
+    availability: Mapped[str | None] = mapped_column(String(10))
+    availability_at: Mapped[datetime | None] = mapped_column()
+    # when the offline rule is next due for this device; NULL while it is offline
+    offline_due_at: Mapped[datetime | None] = mapped_column()
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    occupied: Mapped[bool | None] = mapped_column(Boolean)  # last reported occupancy / contact closed
+    created_at: Mapped[datetime] = mapped_column()
+    resident: Mapped[Resident | None] = relationship(back_populates="devices")
+
+
+class Contact(Base):
+    """A family member (or neighbour) to call, in priority order."""
+
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    relation: Mapped[str] = mapped_column(String(50), default="family")
+    phone: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    resident: Mapped[Resident] = relationship(back_populates="contacts")
+
+
+class Worker(Base):
+    """A grid worker (grid), a micro-grid worker (micro-grid) or a centre supervisor (community)."""
+
+    __tablename__ = "workers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40), unique=True)
+    role: Mapped[str] = mapped_column(String(30))
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id", ondelete="SET NULL"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id", ondelete="SET NULL"))
+    micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Event(Base):
+    """A stored observation or health report from a device. Raw rows are pruned after the retention;
+    nothing derives a resident's state from them (the resident and device rows carry it)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(
+            "uq_events_device_event_uid",
+            "device_id",
+            "event_uid",
+            unique=True,
+            postgresql_where=text("event_uid IS NOT NULL"),
+            sqlite_where=text("event_uid IS NOT NULL"),
+        ),
+        Index("ix_events_resident_occurred", "resident_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    resident_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    is_activity: Mapped[bool] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    device_time: Mapped[datetime | None] = mapped_column()
+    clock_skew: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[str | None] = mapped_column(String(100))
+    event_uid: Mapped[str | None] = mapped_column(String(100))
+    # hash of (topic, packet id, payload): recognises a broker redelivery (DUP) of a stored message
+    delivery_key: Mapped[str] = mapped_column(String(32), index=True)
+    topic: Mapped[str] = mapped_column(String(300))
+
+
+class Alarm(Base):
+    """An alarm and its state machine: open -> acknowledged -> resolved (or open -> resolved).
+
+    ``open_key`` is set while the alarm is not resolved and is unique, so the database itself
+    guarantees at most one open alarm per resident and kind (per device for maintenance alarms,
+    per key for system alarms), whatever the number of processes.
+    """
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_state_opened", "state", "opened_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(15), default=AlarmState.OPEN)
+    open_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    system_key: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    devices_offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime] = mapped_column()
+    last_activity_at: Mapped[datetime | None] = mapped_column()  # the resident's, when it opened
+    activity_seen_at: Mapped[datetime | None] = mapped_column()  # movement after responders were called
+    responders_called_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(Text)
+    auto_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    resident: Mapped[Resident | None] = relationship()
+    device: Mapped[Device | None] = relationship()
+    transitions: Mapped[list[AlarmTransition]] = relationship(
+        back_populates="alarm", order_by="AlarmTransition.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def code(self) -> str:
+        """The short code people quote in SMS replies, e.g. ``A37``."""
+        return f"A{self.id}"
+
+
+class AlarmTransition(Base):
+    """Who did what to an alarm, and when: one row per transition or noted fact."""
+
+    __tablename__ = "alarm_transitions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column()
+    action: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    alarm: Mapped[Alarm] = relationship(back_populates="transitions")
+
+
+class QuarantinedMessage(Base):
+    """A message Shouwang could not accept, kept with the reason for an admin to inspect."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # truncated to a few KiB
+    payload_size: Mapped[int] = mapped_column(Integer)
+    device_external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    delivery_key: Mapped[str] = mapped_column(String(32), index=True)
+    adopted_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WatchStatus(Base):
+    """Heartbeats of the watch itself: one row per component and process (scheduler tick, consumer)."""
+
+    __tablename__ = "watch_status"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ManualClockRow(Base):
+    """The instant of the ``manual`` clock, shared by every process on the database."""
+
+    __tablename__ = "manual_clock"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    now: Mapped[datetime] = mapped_column()

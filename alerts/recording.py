@@ -1,0 +1,291 @@
+"""Record a batch of observations in one transaction: events, device health, the residents' last
+activity and deadline, immediate panic alarms, and the quarantine.
+
+The consumer calls :func:`record_batch` and acknowledges the messages to the broker only after the
+commit. Writes are idempotent where a redelivery could repeat them: a DUP message whose delivery key
+is already stored is dropped, a repeated native event id is inserted once (``ON CONFLICT DO NOTHING``),
+and last activity / last seen only ever move forward.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from alerts import rules
+from alerts.alarms import open_alarm
+from alerts.db import insert_ignoring_conflicts
+from alerts.models import (
+    AlarmKind,
+    Device,
+    DeviceKind,
+    Event,
+    Grid,
+    MicroGrid,
+    QuarantinedMessage,
+    Resident,
+)
+from alerts.observations import Observation, Quarantined
+
+QUARANTINE_PAYLOAD_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    limits: rules.Limits
+    device_limits: rules.DeviceLimits
+    clock_skew: timedelta
+    redelivery_window: timedelta
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    activity: int = 0
+    duplicates: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    clock_skew: int = 0
+    panic_alarms: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _DeviceRow:
+    id: int
+    kind: str
+    resident_id: int | None
+    occupied: bool | None
+    window_s: float
+
+
+@dataclass
+class _DeviceUpdate:
+    last_seen: datetime
+    occupied: bool | None = None
+    battery: int | None = None
+    availability: str | None = None
+    availability_at: datetime | None = None
+
+
+def record_batch(session: Session, observations: Sequence[Observation], quarantined: Sequence[Quarantined],
+                 now: datetime, policy: IngestPolicy) -> BatchResult:
+    """Store one batch; ``now`` is the receive time of the batch. Does not commit."""
+    result = BatchResult()
+    seen = _stored_delivery_keys(session, observations, quarantined, now - policy.redelivery_window)
+    fresh = [o for o in observations if not (o.redelivery and o.delivery_key in seen)]
+    held = [q for q in quarantined if not (q.redelivery and q.delivery_key in seen)]
+    result.duplicates += len(observations) - len(fresh) + len(quarantined) - len(held)
+
+    devices = _load_devices(session, {o.device for o in fresh}, policy.limits)
+    known: list[Observation] = []
+    for obs in fresh:
+        if obs.device in devices:
+            known.append(obs)
+        else:
+            held.append(Quarantined(obs.topic, obs.payload, "unknown_device",
+                                    f"no device with external id {obs.device!r} (adopt it to accept it)",
+                                    obs.delivery_key, obs.device))
+    rows, device_updates = _events(known, devices, now, policy, result)
+    inserted = _insert_events(session, rows, result)
+    _update_devices(session, device_updates, policy.device_limits)
+    _apply_activity(session, inserted, devices, now, result)
+    _quarantine(session, held, now, result)
+    return result
+
+
+def _stored_delivery_keys(session: Session, observations: Sequence[Observation],
+                          quarantined: Sequence[Quarantined], since: datetime) -> set[str]:
+    keys = {o.delivery_key for o in observations if o.redelivery}
+    keys |= {q.delivery_key for q in quarantined if q.redelivery}
+    if not keys:
+        return set()
+    found = set(session.scalars(select(Event.delivery_key).where(
+        Event.delivery_key.in_(keys), Event.received_at >= since)))
+    found |= set(session.scalars(select(QuarantinedMessage.delivery_key).where(
+        QuarantinedMessage.delivery_key.in_(keys), QuarantinedMessage.received_at >= since)))
+    return found
+
+
+def _load_devices(session: Session, external_ids: set[str], default: rules.Limits) -> dict[str, _DeviceRow]:
+    if not external_ids:
+        return {}
+    query = (
+        select(Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied,
+               Resident.inactivity_window_s, Resident.early_warning_s, Grid.inactivity_window_s,
+               Grid.early_warning_s)
+        .outerjoin(Resident, Device.resident_id == Resident.id)
+        .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
+        .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
+        .where(Device.external_id.in_(external_ids))
+    )
+    found = {}
+    for ext, dev_id, kind, resident_id, occupied, r_win, r_warn, g_win, g_warn in session.execute(query):
+        limits = rules.effective_limits(default, g_win, g_warn, r_win, r_warn)
+        found[ext] = _DeviceRow(dev_id, kind, resident_id, occupied, limits.window.total_seconds())
+    return found
+
+
+def _events(known: list[Observation], devices: dict[str, _DeviceRow], now: datetime, policy: IngestPolicy,
+            result: BatchResult) -> tuple[list[dict[str, Any]], dict[int, _DeviceUpdate]]:
+    rows: list[dict[str, Any]] = []
+    updates: dict[int, _DeviceUpdate] = {}
+    uids: set[tuple[int, str]] = set()
+    for obs in known:
+        device = devices[obs.device]
+        if obs.event_uid is not None:
+            if (device.id, obs.event_uid) in uids:
+                result.duplicates += 1
+                continue
+            uids.add((device.id, obs.event_uid))
+        occurred, skewed = rules.occurred_at(obs.device_time, now, policy.clock_skew)
+        is_activity = rules.is_observation(obs.kind, obs.occupied, obs.change_only, device.occupied)
+        if obs.occupied is not None:
+            device.occupied = obs.occupied
+        rows.append({
+            "device_id": device.id, "resident_id": device.resident_id, "kind": obs.kind,
+            "is_activity": is_activity, "occurred_at": occurred, "received_at": now,
+            "device_time": obs.device_time, "clock_skew": skewed, "value": obs.value,
+            "event_uid": obs.event_uid, "delivery_key": obs.delivery_key, "topic": obs.topic[:300],
+        })
+        update = updates.get(device.id)
+        if update is None:
+            update = updates[device.id] = _DeviceUpdate(last_seen=min(occurred, now))
+        update.last_seen = max(update.last_seen, min(occurred, now))
+        update.occupied = device.occupied
+        if obs.battery is not None:
+            update.battery = obs.battery
+        if obs.availability is not None:
+            update.availability, update.availability_at = obs.availability, now
+        result.clock_skew += skewed
+    return rows, updates
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchResult) -> list[dict[str, Any]]:
+    """Insert the event rows; returns those actually inserted (a repeated event id is not)."""
+    plain = [r for r in rows if r["event_uid"] is None]
+    with_uid = [r for r in rows if r["event_uid"] is not None]
+    inserted = list(plain)
+    if plain:
+        session.execute(insert(Event), plain)
+    if with_uid:
+        dialect = session.get_bind().dialect
+        statement = insert_ignoring_conflicts(
+            Event.__table__, dialect, ["device_id", "event_uid"], Event.event_uid.isnot(None)
+        ).returning(Event.device_id, Event.event_uid)
+        new = {(d, u) for d, u in session.execute(statement, with_uid).all()}
+        for row in with_uid:
+            if (row["device_id"], row["event_uid"]) in new:
+                inserted.append(row)
+        result.duplicates += len(with_uid) - len(new)
+    result.stored += len(inserted)
+    for row in inserted:
+        result.kinds[row["kind"]] += 1
+        result.activity += row["is_activity"]
+    return inserted
+
+
+def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits: rules.DeviceLimits) -> None:
+    if not updates:
+        return
+    params = []
+    for device_id in sorted(updates):  # a fixed order: two consumers never deadlock on devices
+        u = updates[device_id]
+        due = rules.device_offline_due_at(last_seen=u.last_seen, availability=u.availability,
+                                          availability_at=u.availability_at, limits=limits)
+        params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due, "b_occupied": u.occupied,
+                       "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at})
+    newer = or_(Device.last_seen_at.is_(None), Device.last_seen_at < bindparam("b_seen"))
+    statement = (
+        update(Device)
+        .where(Device.id == bindparam("b_id"))
+        .values(
+            last_seen_at=case((newer, bindparam("b_seen")), else_=Device.last_seen_at),
+            offline_due_at=case(
+                (bindparam("b_avail", type_=Device.availability.type).isnot(None), bindparam("b_due")),
+                (newer, bindparam("b_due")),
+                else_=Device.offline_due_at,
+            ),
+            occupied=func.coalesce(bindparam("b_occupied", type_=Boolean), Device.occupied),
+            battery=func.coalesce(bindparam("b_battery", type_=Integer), Device.battery),
+            availability=func.coalesce(bindparam("b_avail", type_=String), Device.availability),
+            availability_at=func.coalesce(bindparam("b_avail_at", type_=Device.availability_at.type),
+                                          Device.availability_at),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.connection().execute(statement, params)
+
+
+def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
+                    now: datetime, result: BatchResult) -> None:
+    """Move the residents' last activity for the inserted activity rows; open panic alarms."""
+    by_id = {d.id: d for d in devices.values()}
+    latest: dict[int, tuple[datetime, float]] = {}
+    panics: dict[tuple[int | None, int], datetime] = {}
+    for row in inserted:
+        device = by_id[row["device_id"]]
+        if not row["is_activity"]:
+            continue
+        if device.resident_id is not None:
+            instant = rules.activity_instant(row["occurred_at"], now)
+            previous = latest.get(device.resident_id)
+            if previous is None or instant > previous[0]:
+                latest[device.resident_id] = (instant, device.window_s)
+        if row["kind"] == "button" and device.kind == DeviceKind.BUTTON:
+            panics.setdefault((device.resident_id, device.id), row["occurred_at"])
+    _move_last_activity(session, latest)
+    for (resident_id, device_id), pressed_at in panics.items():
+        alarm_id = open_alarm(
+            session, AlarmKind.PANIC, now, reason=f"panic button pressed at {pressed_at.isoformat()}",
+            resident_id=resident_id, device_id=None if resident_id is not None else device_id,
+            last_activity_at=pressed_at,
+        )
+        if alarm_id is not None:
+            result.panic_alarms.append(alarm_id)
+
+
+def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, float]]) -> None:
+    """Last activity only moves forward; the deadline follows unless a later restart (a person's
+    resolution) already set it. Activity ends away mode."""
+    if not latest:
+        return
+    params = [
+        {"b_id": rid, "b_ts": ts, "b_due": ts + timedelta(seconds=window)}
+        for rid, (ts, window) in sorted(latest.items())
+    ]
+    statement = (
+        update(Resident)
+        .where(Resident.id == bindparam("b_id"))
+        .where(or_(Resident.last_activity_at.is_(None), Resident.last_activity_at < bindparam("b_ts")))
+        .values(
+            last_activity_at=bindparam("b_ts"),
+            due_at=case(
+                (Resident.watch_from.isnot(None) & (Resident.watch_from >= bindparam("b_ts")), Resident.due_at),
+                else_=bindparam("b_due"),
+            ),
+            away_until_activity=False,
+            away_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.connection().execute(statement, params)
+
+
+def _quarantine(session: Session, held: list[Quarantined], now: datetime, result: BatchResult) -> None:
+    if not held:
+        return
+    rows = [
+        {"received_at": now, "topic": q.topic[:300], "reason": q.reason, "detail": q.detail[:2000],
+         "payload": q.payload[:QUARANTINE_PAYLOAD_LIMIT], "payload_size": len(q.payload),
+         "device_external_id": q.device[:200] if q.device else None, "delivery_key": q.delivery_key}
+        for q in held
+    ]
+    session.execute(insert(QuarantinedMessage), rows)
+    for q in held:
+        result.quarantined[q.reason] += 1

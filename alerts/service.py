@@ -1,0 +1,329 @@
+"""The rule tick and the operations on alarms: what the scheduler and the API call.
+
+Each tick step runs in its own short transaction and claims its rows (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, one writer at a time on SQLite), so several processes never raise the same alarm; the
+unique ``open_key`` of an alarm makes that a guarantee of the database. The decisions are made by the
+pure functions of :mod:`alerts.rules`; ``now`` is read once by the caller and passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy.orm import Session
+
+from alerts import alarms, rules
+from alerts.db import claim
+from alerts.models import (
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    Device,
+    Event,
+    Grid,
+    MicroGrid,
+    Outcome,
+    QuarantinedMessage,
+    Resident,
+    WatchStatus,
+)
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 1000
+MAX_BATCHES_PER_TICK = 100
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    limits: rules.Limits
+    device_limits: rules.DeviceLimits
+    broker_down_after: timedelta
+    event_retention: timedelta
+    zone: Any  # tzinfo used to word times in alarm texts
+
+
+@dataclass
+class TickResult:
+    raised: list[int] = field(default_factory=list)
+    auto_resolved: list[int] = field(default_factory=list)
+    activity_noted: list[int] = field(default_factory=list)
+    devices_offline: list[int] = field(default_factory=list)
+    devices_back: list[int] = field(default_factory=list)
+    battery_alarms: list[int] = field(default_factory=list)
+    system_raised: list[int] = field(default_factory=list)
+    system_resolved: list[int] = field(default_factory=list)
+    skipped_rules: bool = False
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """What the tick needs to know of this process's consumer."""
+
+    connected: bool
+    caught_up: bool  # the broker's backlog has been drained since the last (re)connect
+    disconnected_since: datetime | None
+    name: str = "ingest"
+
+
+def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealth | None = None,
+         process: str = "main") -> TickResult:
+    """One pass of every rule at ``now``. While this process's consumer is cut off from the broker or
+    still draining the backlog the broker kept, rules that act on silence wait: a gap the backlog
+    fills must raise nothing. Being cut off too long is a ``system`` alarm of its own."""
+    result = TickResult()
+    if ingest is not None:
+        _broker_alarm(engine, now, policy, ingest, result)
+    if ingest is None or (ingest.connected and ingest.caught_up):
+        _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
+        _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
+        _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
+        _run(engine, lambda s: _devices_back(s, now, policy, result))
+        _run(engine, lambda s: _battery(s, now, policy, result))
+    else:
+        result.skipped_rules = True
+    _run(engine, lambda s: heartbeat(s, f"tick:{process}", now, {"skipped_rules": result.skipped_rules}))
+    return result
+
+
+def _run(engine: Engine, step: Callable[[Session], Any]) -> Any:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        return step(session)
+
+
+def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
+    for _ in range(MAX_BATCHES_PER_TICK):
+        if _run(engine, step) < CLAIM_BATCH:
+            return
+
+
+def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    query = (
+        select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
+        .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
+        .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
+        .where(Resident.due_at.isnot(None), Resident.due_at <= now)
+        .order_by(Resident.due_at)
+        .limit(CLAIM_BATCH)
+    )
+    rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
+    for resident, grid_window, grid_warning in rows:
+        limits = rules.effective_limits(policy.limits, grid_window, grid_warning,
+                                        resident.inactivity_window_s, resident.early_warning_s)
+        is_open = alarms.find_open(session, AlarmKind.INACTIVITY, resident_id=resident.id) is not None
+        decision = rules.decide_due(
+            now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
+            away_until=resident.away_until, away_until_activity=resident.away_until_activity,
+            alarm_open=is_open,
+        )
+        if decision.action is rules.DueAction.RAISE:
+            alarm_id = _raise_inactivity(session, resident, limits, now, policy)
+            if alarm_id is not None:
+                result.raised.append(alarm_id)
+            resident.due_at = None
+        elif decision.action is rules.DueAction.SUSPEND:
+            resident.due_at = None
+        else:
+            resident.due_at = decision.due_at
+    return len(rows)
+
+
+def _raise_inactivity(session: Session, resident: Resident, limits: rules.Limits, now: datetime,
+                      policy: WatchPolicy) -> int | None:
+    devices = session.execute(select(Device.online, Device.offline_due_at)
+                              .where(Device.resident_id == resident.id)).all()
+    offline = bool(devices) and all(not online or (due is not None and due <= now) for online, due in devices)
+    start = rules.watch_start(resident.last_activity_at, resident.watch_from)
+    hours = (now - start).total_seconds() / 3600 if start else limits.window.total_seconds() / 3600
+    reason = f"no activity for {hours:.1f} h (window {limits.window.total_seconds() / 3600:g} h)"
+    if resident.last_activity_at is not None:
+        reason += f"; last activity {_local(resident.last_activity_at, policy)}"
+    if offline:
+        reason += "; no data: devices offline"
+    alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=reason, resident_id=resident.id,
+                                 last_activity_at=resident.last_activity_at, devices_offline=offline)
+    if alarm_id is not None:
+        log.warning("inactivity alarm raised", extra={"alarm": alarm_id, "resident": resident.id,
+                                                       "reason": reason})
+    return alarm_id
+
+
+def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    query = (
+        select(Alarm, Resident)
+        .join(Resident, Alarm.resident_id == Resident.id)
+        .where(Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
+               Resident.last_activity_at.isnot(None),
+               or_(Alarm.last_activity_at.is_(None), Resident.last_activity_at > Alarm.last_activity_at),
+               or_(Alarm.activity_seen_at.is_(None), Resident.last_activity_at > Alarm.activity_seen_at))
+    )
+    rows = session.execute(claim(query, session.get_bind().dialect, of=Alarm)).all()
+    for alarm, resident in rows:
+        action = rules.on_activity_during_alarm(
+            snapshot=alarm.last_activity_at, activity_at=resident.last_activity_at,
+            responders_called_at=alarm.responders_called_at,
+            acknowledged=alarm.state == AlarmState.ACKNOWLEDGED,
+        )
+        assert resident.last_activity_at is not None
+        when = _local(resident.last_activity_at, policy)
+        if action is rules.ActivityAction.AUTO_RESOLVE:
+            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.ACTIVITY_RESUMED,
+                           note=f"movement at {when}")
+            result.auto_resolved.append(alarm.id)
+        elif action is rules.ActivityAction.RECORD:
+            alarm.activity_seen_at = resident.last_activity_at
+            alarms.note(session, alarm, now, action="activity", actor="shouwang", detail=f"movement at {when}")
+            result.activity_noted.append(alarm.id)
+    return len(rows)
+
+
+def _devices_offline(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    query = (
+        select(Device)
+        .where(Device.online.is_(True), Device.offline_due_at.isnot(None), Device.offline_due_at <= now)
+        .order_by(Device.offline_due_at)
+        .limit(CLAIM_BATCH)
+    )
+    devices = list(session.scalars(claim(query, session.get_bind().dialect)))
+    for device in devices:
+        due = rules.device_offline_due_at(last_seen=device.last_seen_at, availability=device.availability,
+                                          availability_at=device.availability_at, limits=policy.device_limits)
+        if due is None or due > now:
+            device.offline_due_at = due
+            continue
+        device.online = False
+        if device.availability == "offline" and device.availability_at is not None:
+            reason = f"device {device.external_id} reported offline at {_local(device.availability_at, policy)}"
+        else:
+            seen = _local(device.last_seen_at, policy) if device.last_seen_at else "never"
+            reason = f"device {device.external_id} silent since {seen}"
+        alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=reason,
+                                     resident_id=device.resident_id, device_id=device.id)
+        if alarm_id is not None:
+            result.devices_offline.append(alarm_id)
+    return len(devices)
+
+
+def _devices_back(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    query = select(Device).where(Device.online.is_(False)).limit(CLAIM_BATCH)
+    devices = list(session.scalars(claim(query, session.get_bind().dialect)))
+    for device in devices:
+        if not rules.device_is_back(last_seen=device.last_seen_at, availability=device.availability, now=now,
+                                    limits=policy.device_limits):
+            continue
+        device.online = True
+        device.offline_due_at = rules.device_offline_due_at(
+            last_seen=device.last_seen_at, availability=device.availability,
+            availability_at=device.availability_at, limits=policy.device_limits)
+        alarm = alarms.find_open(session, AlarmKind.DEVICE_OFFLINE, device_id=device.id)
+        if alarm is not None:
+            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.DEVICE_BACK,
+                           note=f"heard from at {_local(device.last_seen_at or now, policy)}")
+            result.devices_back.append(alarm.id)
+    return len(devices)
+
+
+def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    threshold = policy.device_limits.low_battery_percent
+    candidates = session.scalars(select(Device).where(Device.battery < threshold)).all()
+    for device in candidates:
+        if alarms.find_open(session, AlarmKind.LOW_BATTERY, device_id=device.id) is None:
+            alarm_id = alarms.open_alarm(
+                session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
+                reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
+            if alarm_id is not None:
+                result.battery_alarms.append(alarm_id)
+    open_low = session.execute(
+        select(Alarm, Device).join(Device, Alarm.device_id == Device.id)
+        .where(Alarm.kind == AlarmKind.LOW_BATTERY, Alarm.state != AlarmState.RESOLVED)
+    ).all()
+    for alarm, device in open_low:
+        if rules.battery_recovered(device.battery, policy.device_limits):
+            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.BATTERY_OK,
+                           note=f"battery at {device.battery} %")
+    return len(candidates)
+
+
+def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealth,
+                  result: TickResult) -> None:
+    key = f"broker:{ingest.name}"
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        alarm = alarms.find_open(session, AlarmKind.SYSTEM, system_key=key)
+        if rules.broker_blind(ingest.disconnected_since, now, policy.broker_down_after):
+            if alarm is None:
+                assert ingest.disconnected_since is not None
+                since = _local(ingest.disconnected_since, policy)
+                alarm_id = alarms.open_alarm(
+                    session, AlarmKind.SYSTEM, now, system_key=key,
+                    reason=f"the watch is blind: consumer {ingest.name} lost the MQTT broker at {since}")
+                if alarm_id is not None:
+                    log.error("system alarm: broker unreachable", extra={"alarm": alarm_id, "since": since})
+                    result.system_raised.append(alarm_id)
+        elif ingest.connected and alarm is not None:
+            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.SYSTEM_RECOVERED,
+                           note="consumer reconnected to the broker")
+            result.system_resolved.append(alarm.id)
+
+
+def heartbeat(session: Session, name: str, now: datetime, detail: dict[str, Any] | None = None) -> None:
+    row = session.get(WatchStatus, name)
+    if row is None:
+        session.add(WatchStatus(name=name, updated_at=now, detail=detail or {}))
+    else:
+        row.updated_at = now
+        row.detail = detail or {}
+
+
+def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 10000) -> int:
+    """Delete raw events and quarantined messages older than the retention, in chunks."""
+    cutoff = now - retention
+    removed = 0
+    for model in (Event, QuarantinedMessage):
+        while True:
+            with Session(engine) as session, session.begin():
+                ids = select(model.id).where(model.received_at < cutoff).limit(chunk).scalar_subquery()
+                count = session.execute(delete(model).where(model.id.in_(ids))).rowcount
+            removed += count
+            if count < chunk:
+                break
+    return removed
+
+
+def _local(instant: datetime, policy: WatchPolicy) -> str:
+    return instant.astimezone(policy.zone).strftime("%Y-%m-%d %H:%M")
+
+
+def resident_limits(session: Session, resident: Resident, default: rules.Limits) -> rules.Limits:
+    grid = None
+    if resident.micro_grid_id is not None:
+        grid = session.scalars(select(Grid).join(MicroGrid, MicroGrid.grid_id == Grid.id)
+                               .where(MicroGrid.id == resident.micro_grid_id)).first()
+    return rules.effective_limits(default, grid.inactivity_window_s if grid else None,
+                                  grid.early_warning_s if grid else None, resident.inactivity_window_s,
+                                  resident.early_warning_s)
+
+
+def acknowledge_alarm(session: Session, alarm_id: int, now: datetime, *, by: str) -> Alarm | None:
+    alarm = session.get(Alarm, alarm_id, with_for_update=True)
+    if alarm is not None:
+        alarms.acknowledge(session, alarm, now, by=by)
+    return alarm
+
+
+def resolve_alarm(session: Session, alarm_id: int, now: datetime, policy: WatchPolicy, *, by: str,
+                  outcome: Outcome, note: str | None = None) -> Alarm | None:
+    alarm = session.get(Alarm, alarm_id, with_for_update=True)
+    if alarm is None:
+        return None
+    window_s = None
+    if alarm.resident_id is not None:
+        resident = session.get(Resident, alarm.resident_id)
+        if resident is not None:
+            window_s = resident_limits(session, resident, policy.limits).window.total_seconds()
+    alarms.resolve(session, alarm, now, by=by, outcome=outcome, note=note, window_s=window_s)
+    return alarm

@@ -1,0 +1,74 @@
+"""Read models for the API: residents with their current state, alarms with their history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts import rules
+from alerts.models import Alarm, AlarmState, Device, Grid, MicroGrid, Resident
+
+
+def resident_rows(session: Session, now: datetime, default: rules.Limits,
+                  resident_id: int | None = None) -> list[dict[str, Any]]:
+    query = (select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
+             .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
+             .outerjoin(Grid, MicroGrid.grid_id == Grid.id).order_by(Resident.id))
+    if resident_id is not None:
+        query = query.where(Resident.id == resident_id)
+    rows = session.execute(query).all()
+    ids = [r.id for r, _, _ in rows]
+    open_kinds: dict[int, set[str]] = defaultdict(set)
+    for rid, kind in session.execute(select(Alarm.resident_id, Alarm.kind).where(
+            Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(ids))):
+        open_kinds[rid].add(kind)
+    devices: dict[int, list[Device]] = defaultdict(list)
+    for device in session.scalars(select(Device).where(Device.resident_id.in_(ids))):
+        assert device.resident_id is not None
+        devices[device.resident_id].append(device)
+    result = []
+    for resident, g_win, g_warn in rows:
+        limits = rules.effective_limits(default, g_win, g_warn, resident.inactivity_window_s,
+                                        resident.early_warning_s)
+        status = rules.resident_status(
+            now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
+            away_until=resident.away_until, away_until_activity=resident.away_until_activity,
+            open_alarm_kinds=frozenset(open_kinds[resident.id]),
+            devices_online=[d.online for d in devices[resident.id]],
+        )
+        result.append({
+            "id": resident.id, "name": resident.name, "address": resident.address,
+            "latitude": resident.latitude, "longitude": resident.longitude, "phone": resident.phone,
+            "micro_grid_id": resident.micro_grid_id, "status": status.value,
+            "last_activity_at": resident.last_activity_at, "due_at": resident.due_at,
+            "window_hours": limits.window.total_seconds() / 3600,
+            "away_until": resident.away_until, "away_until_activity": resident.away_until_activity,
+            "consent_at": resident.consent_at,
+            "devices": [device_row(d) for d in devices[resident.id]],
+        })
+    return result
+
+
+def device_row(device: Device) -> dict[str, Any]:
+    return {"id": device.id, "external_id": device.external_id, "kind": device.kind, "online": device.online,
+            "battery": device.battery, "last_seen_at": device.last_seen_at, "availability": device.availability}
+
+
+def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": alarm.id, "code": alarm.code, "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
+        "resident_id": alarm.resident_id, "device_id": alarm.device_id, "system_key": alarm.system_key,
+        "reason": alarm.reason, "devices_offline": alarm.devices_offline, "opened_at": alarm.opened_at,
+        "last_activity_at": alarm.last_activity_at, "activity_seen_at": alarm.activity_seen_at,
+        "acknowledged_at": alarm.acknowledged_at, "acknowledged_by": alarm.acknowledged_by,
+        "resolved_at": alarm.resolved_at, "resolved_by": alarm.resolved_by, "outcome": alarm.outcome,
+        "note": alarm.note, "auto_resolved": alarm.auto_resolved,
+    }
+    if with_history:
+        row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}
+                              for t in alarm.transitions]
+    return row

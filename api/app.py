@@ -1,0 +1,21 @@
+"""The FastAPI application. ``create_app`` takes everything it needs; nothing is global."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.deps import AppContext
+from api.routes import alarms, health, quarantine, residents
+
+
+def create_app(context: AppContext) -> FastAPI:
+    app = FastAPI(
+        title="Shouwang 守望",
+        version="0.1.0",
+        description="Keeps watch over elderly people who live alone: residents, their state, alarms, "
+        "and the quarantine of refused sensor messages.",
+    )
+    app.state.context = context
+    for module in (health, residents, alarms, quarantine):
+        app.include_router(module.router)
+    return app

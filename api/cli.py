@@ -1,0 +1,243 @@
+"""The ``shouwang`` command: the one composition root. Nothing imports this module.
+
+    shouwang demo                 embedded broker + SQLite + simulated homes + API, on a fast clock
+    shouwang serve                ingest + rules + API on the configured broker and database
+    shouwang db upgrade           apply the database migrations
+    shouwang load FILE            load a community (grids, workers, residents, devices) from TOML
+    shouwang clock show|set|advance   the manual clock shared through the database
+    shouwang simulate             publish virtual homes to a broker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from alerts.clock import FastClock, ManualClock
+from alerts.community import CommunityFileError, load_community
+from alerts.db import make_engine, upgrade
+from api.runtime import Runtime, watch_policy
+from config.clocks import SystemClock
+from config.logging import setup_logging
+from config.settings import Settings, SettingsError, load_settings, parse_duration
+from sensors.embedded_broker import EmbeddedBroker, free_port
+from simulator.homes import make_community, timeline
+from simulator.publisher import Publisher
+
+log = logging.getLogger("shouwang")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"shouwang: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(settings, args) or 0)
+    except (CommunityFileError, OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+        print(f"shouwang: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shouwang", description="Shouwang 守望: watches over elders living alone.")
+    parser.add_argument("--config", help="TOML settings file (else SHOUWANG_CONFIG; env SHOUWANG_* overrides)")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run ingest, rules and the API on the configured broker/database")
+    serve.add_argument("--process", default=os.environ.get("HOSTNAME", "main"), help="name of this process")
+    serve.add_argument("--client-id", help="MQTT client id (default: mqtt.client_id)")
+    serve.add_argument("--no-api", action="store_true", help="run ingest and rules without the HTTP API")
+    serve.set_defaults(handler=_serve)
+
+    demo = commands.add_parser("demo", help="everything embedded: broker, SQLite, simulated homes, API")
+    demo.add_argument("--homes", type=int, default=12, help="number of simulated homes (default 12)")
+    demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
+    demo.add_argument("--port", type=int, default=0, help="HTTP port (default: 8000, or a free one)")
+    demo.add_argument("--data", default="data/demo", help="folder for the demo's SQLite database")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(handler=_demo)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply migrations up to the newest").set_defaults(handler=_db_upgrade)
+
+    load = commands.add_parser("load", help="load a community from a TOML file")
+    load.add_argument("file")
+    load.set_defaults(handler=_load)
+
+    clock = commands.add_parser("clock", help="show or move the manual clock (clock.mode = manual)")
+    clock.add_argument("action", choices=["show", "set", "advance"])
+    clock.add_argument("value", nargs="?", help="ISO instant for set; duration (90s, 10m, 14h) for advance")
+    clock.set_defaults(handler=_clock)
+
+    simulate = commands.add_parser("simulate", help="publish simulated homes to the configured broker")
+    simulate.add_argument("--homes", type=int, default=12)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--format", choices=["native", "zigbee2mqtt"], default="native")
+    simulate.add_argument("--print-community", action="store_true",
+                          help="print the community as TOML-ready data for 'shouwang load' and exit")
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
+    if args.client_id:
+        settings.mqtt.client_id = args.client_id
+    runtime = Runtime(settings, process=args.process)
+    runtime.start()
+    log.info("serving", extra={"broker": settings.mqtt.url, "database": _safe_url(settings.database.url),
+                               "api": f"http://{settings.api.host}:{settings.api.port}"})
+    try:
+        if args.no_api:
+            _wait_for_signal()
+        else:
+            runtime.serve_http(settings.api.host, settings.api.port)
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    database = data / "shouwang.db"
+    for leftover in data.glob("shouwang.db*"):
+        leftover.unlink()
+    broker = EmbeddedBroker()
+    broker.start()
+    start = datetime.now(UTC).replace(microsecond=0)
+    settings = settings.model_copy(update={
+        "database": settings.database.model_copy(update={"url": f"sqlite:///{database}"}),
+        "mqtt": settings.mqtt.model_copy(update={"url": broker.url, "protocol": "3.1.1", "share_group": "",
+                                                 "client_id": "shouwang-demo"}),
+        "clock": settings.clock.model_copy(update={"mode": "fast", "start": start, "speed": args.speed}),
+    })
+    upgrade(settings.database.url)
+    clock = FastClock(start, args.speed)
+    community = make_community(args.homes, seed=args.seed)
+    fallen = community.homes[0]
+    fallen.falls_at = start  # silent from the start: its window runs out first
+    engine = make_engine(settings.database.url)
+    with Session(engine) as session, session.begin():
+        load_community(session, community.as_data(), clock.now(), watch_policy(settings).limits, actor="demo")
+    engine.dispose()
+
+    runtime = Runtime(settings, process="demo", clock=clock)
+    runtime.start()
+    publisher = Publisher(broker.host, broker.port)
+    publisher.connect()
+    sim = threading.Thread(target=publisher.run, args=(timeline(community.homes, start, settings.tz), clock),
+                           name="simulator", daemon=True)
+    sim.start()
+    port = args.port or (8000 if _port_free(8000) else free_port())
+    window_real = clock.real_seconds(settings.rules.inactivity_window)
+    print(f"\nShouwang demo: {args.homes} simulated homes, time runs {args.speed:g}x "
+          f"(14 h of silence takes {window_real:.0f} s).\n"
+          f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
+          f"{window_real + 5:.0f} s.\n"
+          f"  API:     http://127.0.0.1:{port}/docs\n"
+          f"  Alarms:  http://127.0.0.1:{port}/api/alarms\n"
+          f"  Residents: http://127.0.0.1:{port}/api/residents\n"
+          f"  Health:  http://127.0.0.1:{port}/healthz\n"
+          f"Press Ctrl+C to stop.\n", flush=True)
+    try:
+        runtime.serve_http("127.0.0.1", port)
+    finally:
+        publisher.close()
+        runtime.stop()
+        broker.stop()
+    return 0
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
+    print(f"database at {_safe_url(settings.database.url)} is at the newest migration")
+    return 0
+
+
+def _load(settings: Settings, args: argparse.Namespace) -> int:
+    data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    runtime_clock = Runtime(settings, ingest=False).clock
+    with Session(engine) as session, session.begin():
+        counts = load_community(session, data, runtime_clock.now(), watch_policy(settings).limits,
+                                actor=f"cli:{args.file}")
+    print("loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def _clock(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.clock.mode != "manual":
+        print("shouwang: the clock command needs clock.mode = 'manual'", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database.url)
+    clock = ManualClock(engine, settings.clock.start)
+    if args.action == "set":
+        clock.set(datetime.fromisoformat(args.value))
+    elif args.action == "advance":
+        clock.advance(parse_duration(args.value))
+    print(clock.now().isoformat())
+    return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    community = make_community(args.homes, seed=args.seed, fmt=args.format)
+    if args.print_community:
+        print(json.dumps(community.as_data(), ensure_ascii=False, indent=2))
+        return 0
+    clock = FastClock(settings.clock.start or datetime.now(UTC), settings.clock.speed) \
+        if settings.clock.mode == "fast" else None
+    publisher = Publisher(settings.mqtt.host, settings.mqtt.port, protocol=settings.mqtt.protocol)
+    publisher.connect()
+    start = clock.now() if clock else datetime.now(UTC)
+    thread = threading.Thread(target=publisher.run,
+                              args=(timeline(community.homes, start, settings.tz), clock or SystemClock()),
+                              daemon=True)
+    thread.start()
+    _wait_for_signal()
+    publisher.close()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

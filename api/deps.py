@@ -1,0 +1,42 @@
+"""What the routes depend on: the application context and a request-owned session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from alerts.clock import Clock
+from alerts.metrics import Metrics
+from alerts.service import WatchPolicy
+from config.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    policy: WatchPolicy
+    metrics: Metrics
+    ingest_status: Callable[[], dict[str, Any]] | None = None
+    last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+def get_session(context: Annotated[AppContext, Depends(get_context)]) -> Iterator[Session]:
+    """The request owns the session; it commits when the route returns without error."""
+    with Session(context.engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,91 @@
+"""Wires one Shouwang process together from settings: database, clock, consumer, rule tick, API.
+
+Used by the CLI (``serve``, ``demo``) and by tests that run a whole process in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+import uvicorn
+from fastapi import FastAPI
+
+from alerts import rules
+from alerts.clock import Clock, make_clock
+from alerts.db import make_engine
+from alerts.metrics import Metrics
+from alerts.recording import IngestPolicy
+from alerts.scheduler import Watch
+from alerts.service import WatchPolicy
+from api.app import create_app
+from api.deps import AppContext
+from config.settings import Settings
+from sensors.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+
+def watch_policy(settings: Settings) -> WatchPolicy:
+    r = settings.rules
+    return WatchPolicy(
+        limits=rules.Limits(window=r.inactivity_window, early_warning=r.early_warning),
+        device_limits=rules.DeviceLimits(offline_after=r.device_offline_after, offline_grace=r.offline_grace,
+                                         low_battery_percent=r.low_battery_percent),
+        broker_down_after=r.broker_down_alarm_after, event_retention=r.event_retention, zone=settings.tz,
+    )
+
+
+def ingest_policy(settings: Settings) -> IngestPolicy:
+    policy = watch_policy(settings)
+    return IngestPolicy(limits=policy.limits, device_limits=policy.device_limits,
+                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database.url, echo=settings.database.echo)
+        self.clock = clock or make_clock(settings.clock, self.engine)
+        self.metrics = Metrics()
+        self.policy = watch_policy(settings)
+        self.consumer = Consumer(settings.mqtt, self.engine, self.clock, ingest_policy(settings), settings.tz,
+                                 self.metrics) if ingest else None
+        self.watch = Watch(self.engine, self.clock, self.policy, self.metrics, settings.rules.tick,
+                           process=process, ingest=self.consumer.health if self.consumer else None)
+        self.app: FastAPI = create_app(AppContext(
+            settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
+            ingest_status=self.consumer.status if self.consumer else None,
+            last_tick=lambda: (self.watch.last_tick_real, self.watch.last_tick_at),
+        ))
+        self._server: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.consumer is not None:
+            self.consumer.start()
+        self.watch.start()
+
+    def serve_http(self, host: str, port: int, background: bool = False) -> None:
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        if background:
+            self._http_thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+            self._http_thread.start()
+        else:
+            self._server.run()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._http_thread is not None:
+                self._http_thread.join(timeout=5)
+        self.watch.stop()
+        if self.consumer is not None:
+            self.consumer.stop()
+        self.engine.dispose()
+
+    def tick_every(self) -> timedelta:
+        return self.settings.rules.tick

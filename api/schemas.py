@@ -1,0 +1,100 @@
+"""Request and response bodies of the API (the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from alerts.models import HUMAN_OUTCOMES, Outcome
+
+PersonOutcome = Outcome  # the values a person may choose are checked against HUMAN_OUTCOMES
+
+
+class DeviceOut(BaseModel):
+    id: int
+    external_id: str
+    kind: str
+    online: bool
+    battery: int | None
+    last_seen_at: datetime | None
+    availability: str | None
+
+
+class ResidentOut(BaseModel):
+    id: int
+    name: str
+    address: str
+    latitude: float | None
+    longitude: float | None
+    phone: str | None
+    micro_grid_id: int | None
+    status: str = Field(description="alarm > warning > away/offline > ok: the most urgent state that holds")
+    last_activity_at: datetime | None
+    due_at: datetime | None = Field(description="when the inactivity alarm is raised if nothing moves")
+    window_hours: float
+    away_until: datetime | None
+    away_until_activity: bool
+    consent_at: date | None
+    devices: list[DeviceOut]
+
+
+class TransitionOut(BaseModel):
+    at: datetime
+    action: str
+    actor: str
+    detail: str | None
+
+
+class AlarmOut(BaseModel):
+    id: int
+    code: str
+    kind: str
+    severity: str
+    state: str
+    resident_id: int | None
+    device_id: int | None
+    system_key: str | None
+    reason: str
+    devices_offline: bool
+    opened_at: datetime
+    last_activity_at: datetime | None
+    activity_seen_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    outcome: str | None
+    note: str | None
+    auto_resolved: bool
+    transitions: list[TransitionOut] | None = None
+
+
+class AcknowledgeIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200, description="who acknowledges (name or worker id)")
+
+
+class ResolveIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200)
+    outcome: Outcome = Field(description="one of: " + ", ".join(sorted(HUMAN_OUTCOMES)))
+    note: str | None = Field(None, max_length=2000)
+
+
+class QuarantineOut(BaseModel):
+    id: int
+    received_at: datetime
+    topic: str
+    reason: str
+    detail: str
+    payload_preview: str
+    payload_size: int
+    device_external_id: str | None
+
+
+class HealthOut(BaseModel):
+    status: str
+    now: datetime
+    broker: dict[str, object] | None
+    last_tick_age_seconds: float | None
+    database_ok: bool
+    open_system_alarms: int

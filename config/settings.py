@@ -1,0 +1,248 @@
+"""The one settings object of Shouwang.
+
+Read, in increasing priority, from the defaults below, a TOML file (``--config`` on the command line or
+``SHOUWANG_CONFIG``), and ``SHOUWANG_*`` environment variables (nested groups with ``__``, e.g.
+``SHOUWANG_MQTT__URL``). A secret may come from a file named by ``<VAR>_FILE``.
+Nothing is created at import time: call :func:`load_settings`.
+
+Durations accept seconds (``3600``) or a number with a unit: ``90s``, ``10m``, ``14h``, ``90d``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message says which and how to fix it."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Turn ``3600``, ``"90s"``, ``"10m"``, ``"14h"``, ``"90d"`` or a timedelta into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    raise ValueError(f"{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///data/shouwang.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_dialect(cls, url: str) -> str:
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        if not (url.startswith("sqlite") or url.startswith("postgresql+psycopg://")):
+            raise ValueError(
+                "database url must be sqlite:///path/to/file.db or postgresql://user@host:port/dbname"
+            )
+        return url
+
+
+class FormatRoute(BaseModel):
+    """Which adapter parses messages on topics matching ``topic`` (an MQTT filter, + and # allowed)."""
+
+    topic: str
+    format: Literal["native", "zigbee2mqtt"]
+    # Zigbee2MQTT only: the bridge's cache_state setting (SPEC section 2). With the default (true) only a
+    # change from not occupied counts as an observation.
+    cache_state: bool = True
+
+
+class MqttSettings(BaseModel):
+    url: str = "mqtt://127.0.0.1:1883"
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str = "shouwang-ingest"
+    username: str | None = None
+    password: str | None = None
+    # $share/<group>/... so several processes split the stream; empty for brokers without shared subs.
+    share_group: str = "shouwang"
+    keepalive: int = Field(30, ge=5, le=3600)
+    session_expiry: Duration = timedelta(days=7)
+    # How many unacknowledged messages we let the broker send (MQTT 5 Receive Maximum). Batching needs
+    # room: the broker's own max_inflight_messages must be at least this (see docs/deployment.md).
+    receive_maximum: int = Field(2000, ge=1, le=65535)
+    batch_size: int = Field(1000, ge=1, le=50000)
+    batch_wait: Duration = timedelta(milliseconds=50)
+    max_payload_bytes: int = Field(16384, ge=256)
+    redelivery_window: Duration = timedelta(days=1)
+    routes: list[FormatRoute] = Field(
+        default_factory=lambda: [
+            FormatRoute(topic="shouwang/v1/events/#", format="native"),
+            FormatRoute(topic="zigbee2mqtt/#", format="zigbee2mqtt"),
+        ]
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str) -> str:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+            raise ValueError("mqtt url must look like mqtt://host:port, e.g. mqtt://127.0.0.1:1883")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or 1883
+
+
+class ClockSettings(BaseModel):
+    """``system`` in production; ``fast`` runs simulated time from ``start`` at ``speed`` times real time
+    (every process with the same two values reads the same time); ``manual`` reads the time stored in
+    the database, moved by ``shouwang clock`` or a test."""
+
+    mode: Literal["system", "fast", "manual"] = "system"
+    start: datetime | None = None
+    speed: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fast_needs_start(self) -> ClockSettings:
+        if self.start is not None and self.start.tzinfo is None:
+            raise ValueError("clock.start needs a time zone, e.g. 2026-11-23T08:00:00+08:00")
+        if self.mode == "fast" and self.start is None:
+            raise ValueError("clock.mode = 'fast' needs clock.start (an ISO time with zone) and clock.speed")
+        return self
+
+
+class RuleSettings(BaseModel):
+    inactivity_window: Duration = timedelta(hours=14)
+    early_warning: Duration = timedelta(hours=10)
+    device_offline_after: Duration = timedelta(hours=2)
+    offline_grace: Duration = timedelta(minutes=10)
+    clock_skew: Duration = timedelta(minutes=5)
+    low_battery_percent: int = Field(15, ge=1, le=99)
+    event_retention: Duration = timedelta(days=90)
+    broker_down_alarm_after: Duration = timedelta(seconds=60)
+    tick: Duration = timedelta(seconds=1)
+
+    @model_validator(mode="after")
+    def _warning_before_alarm(self) -> RuleSettings:
+        if self.early_warning >= self.inactivity_window:
+            raise ValueError("rules.early_warning must be shorter than rules.inactivity_window")
+        if self.tick <= timedelta(0):
+            raise ValueError("rules.tick must be positive")
+        return self
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHOUWANG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    timezone: str = "Asia/Shanghai"
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai") from exc
+        return name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats init values (which carry the TOML file), as operators expect.
+        return (env_settings, init_settings)
+
+
+def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
+    """``SHOUWANG_X_FILE=/run/secrets/x`` sets ``SHOUWANG_X`` from the file's content."""
+    resolved = dict(environ)
+    for key, path in environ.items():
+        if key.startswith("SHOUWANG_") and key.endswith("_FILE"):
+            try:
+                resolved[key.removesuffix("_FILE")] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"{key} names {path!r}, which cannot be read: {exc}") from exc
+    return resolved
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise :class:`SettingsError` with a message saying what to fix."""
+    path = config_file or os.environ.get("SHOUWANG_CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        try:
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"config file {path!r} cannot be read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path!r} is not valid TOML: {exc}") from exc
+    values.update(overrides)
+    for key, value in _secrets_from_files(dict(os.environ)).items():
+        if key.startswith("SHOUWANG_") and key not in os.environ:
+            os.environ[key] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, path)) from exc
+
+
+def _explain(exc: ValidationError, path: str | Path | None) -> str:
+    lines = [f"invalid settings{f' in {path}' if path else ''}:"]
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        env = "SHOUWANG_" + "__".join(str(p).upper() for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (a typo?)"
+        lines.append(f"  {where} (env {env}): {message}")
+    return "\n".join(lines)
+
+
+def utcnow() -> datetime:
+    """The machine's time in UTC; only the system clock may call it."""
+    return datetime.now(UTC)

@@ -1,0 +1,89 @@
+"""From a received MQTT message to what the core records: an observation, a quarantined message, or
+a deliberate skip. Pure: the consumer calls it, tests call it directly."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from alerts.observations import Observation, Quarantined
+from config.settings import FormatRoute
+from sensors.formats import native, zigbee2mqtt
+from sensors.payloads import Ignored, ParseResult, Reading, Rejection
+from sensors.topics import base_of, route_for
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """An MQTT delivery, free of paho types."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    dup: bool = False
+    mid: int = 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+
+
+Converted = Observation | Quarantined | Skipped
+
+
+def delivery_key(topic: str, mid: int, payload: bytes) -> str:
+    """Identifies one MQTT delivery: a redelivery (DUP) repeats topic, packet id and payload."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(topic.encode("utf-8", "replace"))
+    digest.update(b"\x00" + mid.to_bytes(4, "big") + b"\x00")
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+def convert(raw: RawMessage, routes: Sequence[FormatRoute], zone: tzinfo, max_payload: int) -> Converted:
+    key = delivery_key(raw.topic, raw.mid, raw.payload)
+
+    def reject(reason: str, detail: str, device: str | None = None) -> Quarantined:
+        return Quarantined(raw.topic, raw.payload, reason, detail, key, device, raw.dup)
+
+    if len(raw.payload) > max_payload:
+        return reject("oversized", f"payload of {len(raw.payload)} bytes exceeds the limit of {max_payload}")
+    route = route_for(raw.topic, routes)
+    if route is None:
+        return reject("unknown_topic", f"no format is configured for topic {raw.topic!r}")
+    try:
+        raw.payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject("binary", f"payload is not UTF-8 text (byte {exc.start})")
+    parsed = _parse(raw, route, zone)
+    if isinstance(parsed, Ignored):
+        return Skipped(parsed.reason)
+    if isinstance(parsed, Rejection):
+        return reject(parsed.reason, parsed.detail, parsed.device)
+    if raw.retain:
+        # a retained message is the broker replaying old state: never an observation
+        return Skipped("retained")
+    return _observation(parsed, raw, key)
+
+
+def _parse(raw: RawMessage, route: FormatRoute, zone: tzinfo) -> ParseResult:
+    try:
+        if route.format == "zigbee2mqtt":
+            return zigbee2mqtt.parse(raw.topic, raw.payload, zone, base=base_of(route.topic),
+                                     cache_state=route.cache_state)
+        return native.parse(raw.topic, raw.payload, zone, base=base_of(route.topic))
+    except Exception as exc:  # a parser bug must quarantine the message, not stop the consumer
+        return Rejection("parser_error", f"{type(exc).__name__}: {exc}")
+
+
+def _observation(reading: Reading, raw: RawMessage, key: str) -> Observation:
+    return Observation(
+        device=reading.device, kind=reading.kind, topic=raw.topic, delivery_key=key, redelivery=raw.dup,
+        retained=raw.retain, device_time=reading.device_time, occupied=reading.occupied,
+        change_only=reading.change_only, battery=reading.battery, availability=reading.availability,
+        event_uid=reading.event_uid, value=reading.value, payload=raw.payload,
+    )
