@@ -32,6 +32,7 @@ from config.clocks import SystemClock
 from config.logging import setup_logging
 from config.settings import Settings, SettingsError, load_settings, parse_duration
 from sensors.embedded_broker import EmbeddedBroker, free_port
+from sensors.payloads import native_schema_json
 from simulator.homes import make_community, timeline
 from simulator.publisher import Publisher
 
@@ -88,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     clock.add_argument("action", choices=["show", "set", "advance"])
     clock.add_argument("value", nargs="?", help="ISO instant for set; duration (90s, 10m, 14h) for advance")
     clock.set_defaults(handler=_clock)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the native MQTT payload")
+    schema.set_defaults(handler=_schema)
 
     simulate = commands.add_parser("simulate", help="publish simulated homes to the configured broker")
     simulate.add_argument("--homes", type=int, default=12)
@@ -217,6 +221,11 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     thread.start()
     _wait_for_signal()
     publisher.close()
+    return 0
+
+
+def _schema(_settings: Settings, _args: argparse.Namespace) -> int:
+    sys.stdout.write(native_schema_json())
     return 0
 
 

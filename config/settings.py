@@ -5,25 +5,27 @@ Read, in increasing priority, from the defaults below, a TOML file (``--config``
 ``SHOUWANG_MQTT__URL``). A secret may come from a file named by ``<VAR>_FILE``.
 Nothing is created at import time: call :func:`load_settings`.
 
-Durations accept seconds (``3600``) or a number with a unit: ``90s``, ``10m``, ``14h``, ``90d``.
+Durations accept seconds (``3600``) or a number with a unit: ``50ms``, ``90s``, ``10m``, ``14h``, ``90d``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 import zoneinfo
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*$")
 
 
 class SettingsError(Exception):
@@ -47,6 +49,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = "sqlite:///data/shouwang.db"
     echo: bool = False
 
@@ -65,6 +69,8 @@ class DatabaseSettings(BaseModel):
 
 
 class FormatRoute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     """Which adapter parses messages on topics matching ``topic`` (an MQTT filter, + and # allowed)."""
 
     topic: str
@@ -75,6 +81,8 @@ class FormatRoute(BaseModel):
 
 
 class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = "mqtt://127.0.0.1:1883"
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str = "shouwang-ingest"
@@ -116,6 +124,8 @@ class MqttSettings(BaseModel):
 
 
 class ClockSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     """``system`` in production; ``fast`` runs simulated time from ``start`` at ``speed`` times real time
     (every process with the same two values reads the same time); ``manual`` reads the time stored in
     the database, moved by ``shouwang clock`` or a test."""
@@ -134,6 +144,8 @@ class ClockSettings(BaseModel):
 
 
 class RuleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     inactivity_window: Duration = timedelta(hours=14)
     early_warning: Duration = timedelta(hours=10)
     device_offline_after: Duration = timedelta(hours=2)
@@ -154,13 +166,15 @@ class RuleSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SHOUWANG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        extra="forbid", validate_default=True
     )
 
     timezone: str = "Asia/Shanghai"
@@ -194,24 +208,53 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats init values (which carry the TOML file), as operators expect.
-        return (env_settings, init_settings)
+        # load_settings merges file and environment itself (with *_FILE secrets) and passes the result
+        return (init_settings,)
 
 
-def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
-    """``SHOUWANG_X_FILE=/run/secrets/x`` sets ``SHOUWANG_X`` from the file's content."""
-    resolved = dict(environ)
-    for key, path in environ.items():
-        if key.startswith("SHOUWANG_") and key.endswith("_FILE"):
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SHOUWANG_A__B=v`` -> ``{"a": {"b": "v"}}``; ``SHOUWANG_A__B_FILE=/path`` reads v from the file.
+    A value that looks like JSON (``[...]`` or ``{...}``) is decoded, for lists such as mqtt.routes."""
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith("SHOUWANG_") or key == "SHOUWANG_CONFIG":
+            continue
+        name = key.removeprefix("SHOUWANG_")
+        value: Any = raw
+        if name.endswith("_FILE"):
+            name = name.removesuffix("_FILE")
             try:
-                resolved[key.removesuffix("_FILE")] = Path(path).read_text().strip()
+                value = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise SettingsError(f"{key} names {path!r}, which cannot be read: {exc}") from exc
-    return resolved
+                raise SettingsError(f"{key} names {raw!r}, which cannot be read: {exc}") from exc
+        elif raw.strip()[:1] in ("[", "{"):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{key} looks like JSON but is not valid: {exc}") from exc
+        path = [part.lower() for part in name.split("__")]
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise SettingsError(f"{key} conflicts with another SHOUWANG_ variable")
+        target[path[-1]] = value
+    return values
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise :class:`SettingsError` with a message saying what to fix."""
+    """Build the settings from defaults < TOML file < environment < ``overrides``, or raise
+    :class:`SettingsError` with a message saying what to fix."""
     path = config_file or os.environ.get("SHOUWANG_CONFIG")
     values: dict[str, Any] = {}
     if path:
@@ -221,10 +264,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise SettingsError(f"config file {path!r} cannot be read: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path!r} is not valid TOML: {exc}") from exc
-    values.update(overrides)
-    for key, value in _secrets_from_files(dict(os.environ)).items():
-        if key.startswith("SHOUWANG_") and key not in os.environ:
-            os.environ[key] = value
+    values = _merge(_merge(values, environment_values(os.environ)), overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ This module is pure and is shared by the service (parsing) and the simulator (re
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -111,6 +112,17 @@ def parse_timestamp(value: str | int | float, zone: tzinfo) -> datetime:
             raise BadTimestamp(f"timestamp {value[:60]!r} is not a date and time")
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+def native_schema_json() -> str:
+    """The JSON Schema of the native payload, as published in ``docs/native-payload.schema.json``."""
+    schema = NativePayload.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = (
+        f"Shouwang's native MQTT payload, published at QoS 1 on {NATIVE_PREFIX}/<device id>. "
+        "Unknown fields are refused (the message is quarantined with the reason)."
+    )
+    return json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
 def native_topic(device: str) -> str:

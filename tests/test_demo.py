@@ -1,0 +1,41 @@
+"""The README's demo command: embedded broker, SQLite, simulated homes; an alarm for the silent home
+appears in the API. Run faster than the default (6000x) so the 14 h window passes in ~8 s."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2 as httpx
+
+from tests.helpers import free_port, wait_for
+
+
+def test_the_demo_raises_an_alarm_for_the_silent_home(tmp_path: Path) -> None:
+    port = free_port()
+    log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115
+    demo = subprocess.Popen([sys.executable, "-m", "api.cli", "demo", "--homes", "6", "--speed", "6000",
+                             "--port", str(port), "--data", str(tmp_path / "data")], stdout=log, stderr=log)
+    try:
+        def alarms() -> list[dict[str, object]]:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/alarms", timeout=2).json()
+            except httpx.HTTPError:
+                return []
+
+        raised = wait_for(lambda: [a for a in alarms() if a["kind"] == "inactivity"], timeout=90,
+                          every=0.5, message="the demo's inactivity alarm")
+        residents = {r["id"]: r for r in httpx.get(f"http://127.0.0.1:{port}/api/residents").json()}
+        silent = residents[raised[0]["resident_id"]]
+        assert silent["last_activity_at"] is None and silent["status"] == "alarm"
+        assert any(r["last_activity_at"] for r in residents.values()), "the other homes report activity"
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["broker"]["connected"]
+    finally:
+        demo.terminate()
+        try:
+            demo.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+        log.close()
+        print((tmp_path / "demo.log").read_text(errors="replace")[-3000:])

@@ -1,0 +1,170 @@
+"""Native and Zigbee2MQTT formats: real payloads parsed to the right reading, rendered messages parsed
+back, bad ones rejected with a reason; and the ingest conversion (oversized, binary, retained)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from alerts.observations import Observation, Quarantined
+from config.settings import FormatRoute
+from sensors.formats import native, zigbee2mqtt
+from sensors.ingest import RawMessage, Skipped, convert, delivery_key
+from sensors.payloads import Ignored, Reading, Rejection, parse_timestamp
+from sensors.topics import base_of, matches, route_for, subscription
+
+ZONE = ZoneInfo("Asia/Shanghai")
+ROUTES = [FormatRoute(topic="shouwang/v1/events/#", format="native"),
+          FormatRoute(topic="zigbee2mqtt/#", format="zigbee2mqtt")]
+
+
+def z2m(topic: str, payload: bytes | str, cache_state: bool = True):
+    data = payload.encode() if isinstance(payload, str) else payload
+    return zigbee2mqtt.parse(topic, data, ZONE, cache_state=cache_state)
+
+
+# -- Zigbee2MQTT, payloads as its documentation shows them ---------------------------------------------
+def test_z2m_occupancy_true_is_motion_counted_as_a_change_by_default() -> None:
+    reading = z2m("zigbee2mqtt/living_room/pir", '{"occupancy":true,"battery":100,"linkquality":87}')
+    assert isinstance(reading, Reading)
+    assert (reading.device, reading.kind, reading.occupied, reading.change_only, reading.battery) == (
+        "living_room/pir", "motion", True, True, 100)
+
+
+def test_z2m_with_cache_state_off_every_occupancy_true_is_an_observation() -> None:
+    reading = z2m("zigbee2mqtt/pir", '{"occupancy":true}', cache_state=False)
+    assert isinstance(reading, Reading) and reading.kind == "motion" and not reading.change_only
+
+
+def test_z2m_occupancy_false_is_not_an_observation() -> None:
+    reading = z2m("zigbee2mqtt/pir", '{"occupancy":false,"battery":99}')
+    assert isinstance(reading, Reading) and reading.kind == "state" and reading.occupied is False
+
+
+def test_z2m_contact_true_means_closed() -> None:
+    closed = z2m("zigbee2mqtt/door", '{"contact":true,"battery":91}')
+    opened = z2m("zigbee2mqtt/door", '{"contact":false}')
+    assert isinstance(closed, Reading) and closed.kind == "door" and closed.occupied is True
+    assert isinstance(opened, Reading) and opened.value == "open" and opened.occupied is False
+
+
+def test_z2m_action_is_a_button_press_and_an_empty_action_is_not() -> None:
+    press = z2m("zigbee2mqtt/sos", '{"action":"single","battery":80}')
+    reset = z2m("zigbee2mqtt/sos", '{"action":"","battery":80}')
+    assert isinstance(press, Reading) and press.kind == "button" and press.value == "single"
+    assert isinstance(reset, Reading) and reset.kind == "battery"
+
+
+@pytest.mark.parametrize("payload", ['{"state":"offline"}', "offline"])
+def test_z2m_availability_json_and_legacy_are_health(payload: str) -> None:
+    reading = z2m("zigbee2mqtt/pir/availability", payload)
+    assert isinstance(reading, Reading)
+    assert (reading.device, reading.kind, reading.availability) == ("pir", "availability", "offline")
+
+
+@pytest.mark.parametrize("topic", ["zigbee2mqtt/bridge/state", "zigbee2mqtt/bridge/devices",
+                                   "zigbee2mqtt/pir/set", "zigbee2mqtt/pir/get"])
+def test_z2m_bridge_and_command_topics_are_ignored(topic: str) -> None:
+    assert isinstance(z2m(topic, '{"state":"online"}'), Ignored)
+
+
+def test_z2m_last_seen_iso_and_epoch_are_device_time() -> None:
+    iso = z2m("zigbee2mqtt/pir", '{"occupancy":true,"last_seen":"2026-11-23T08:15:00+08:00"}')
+    epoch = z2m("zigbee2mqtt/pir", '{"occupancy":true,"last_seen":1795392900000}')
+    assert isinstance(iso, Reading) and iso.device_time == datetime(2026, 11, 23, 0, 15, tzinfo=UTC)
+    assert isinstance(epoch, Reading) and epoch.device_time == datetime.fromtimestamp(1795392900, UTC)
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    ("{not json", "malformed_json"),
+    ("[1,2]", "not_an_object"),
+    ('{"occupancy":"yes"}', "invalid_field"),
+    ('{"battery":"full"}', "invalid_field"),
+    ('{"battery":140}', "invalid_field"),
+    ('{"action":5}', "invalid_field"),
+    ('{"occupancy":true,"last_seen":"yesterday"}', "bad_timestamp"),
+])
+def test_z2m_wrong_payloads_are_rejected_with_a_reason(payload: str, reason: str) -> None:
+    result = z2m("zigbee2mqtt/pir", payload)
+    assert isinstance(result, Rejection) and result.reason == reason and result.detail
+
+
+def test_z2m_rendered_messages_parse_back_to_the_same_reading() -> None:
+    seen = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    topic, payload = zigbee2mqtt.render("hall/pir", occupancy=True, battery=77, last_seen=seen)
+    reading = zigbee2mqtt.parse(topic, payload, ZONE, cache_state=False)
+    assert reading == Reading(device="hall/pir", kind="motion", device_time=seen, occupied=True,
+                              change_only=False, battery=77, value="occupied")
+    topic, payload = zigbee2mqtt.render_availability("hall/pir", "online", legacy=True)
+    assert zigbee2mqtt.parse(topic, payload, ZONE) == Reading(device="hall/pir", kind="availability",
+                                                             availability="online", value="online")
+
+
+# -- native ---------------------------------------------------------------------------------------------
+def test_native_rendered_messages_parse_back() -> None:
+    ts = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    for kind, extra in [("motion", {}), ("door", {"state": "open"}), ("button", {}), ("meter", {"value": 12.5}),
+                        ("heartbeat", {}), ("battery", {"battery": 40}), ("availability", {"state": "offline"})]:
+        topic, payload = native.render("dev-1", kind, ts=ts, event_id="e1", **extra)  # type: ignore[arg-type]
+        reading = native.parse(topic, payload, ZONE)
+        assert isinstance(reading, Reading), (kind, reading)
+        assert (reading.device, reading.kind, reading.device_time, reading.event_uid) == ("dev-1", kind, ts, "e1")
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"{", "malformed_json"),
+    (b'"motion"', "not_an_object"),
+    (b'{"type":"dance"}', "invalid_field"),
+    (b'{"type":"motion","battery":"80"}', "invalid_field"),
+    (b'{"type":"motion","extra":1}', "invalid_field"),
+    (b'{"type":"door"}', "invalid_field"),
+    (b'{"type":"motion","ts":"32/13/2026"}', "bad_timestamp"),
+    (b'{"type":"motion","ts":true}', "invalid_field"),
+    (b'{"type":"motion","ts":1e300}', "bad_timestamp"),
+])
+def test_native_wrong_payloads_are_rejected(payload: bytes, reason: str) -> None:
+    result = native.parse("shouwang/v1/events/dev-1", payload, ZONE)
+    assert isinstance(result, Rejection) and result.reason == reason, result
+
+
+def test_native_topic_must_name_one_device() -> None:
+    result = native.parse("shouwang/v1/events/a/b", b'{"type":"motion"}', ZONE)
+    assert isinstance(result, Rejection) and result.reason == "unknown_topic"
+
+
+def test_a_zoneless_timestamp_is_read_in_the_configured_zone() -> None:
+    assert parse_timestamp("2026-11-23T08:00:00", ZONE) == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+
+
+# -- conversion of a delivery ---------------------------------------------------------------------------
+def test_oversized_binary_and_unrouted_messages_are_quarantined() -> None:
+    big = convert(RawMessage("shouwang/v1/events/d", b"x" * 20000), ROUTES, ZONE, 16384)
+    binary = convert(RawMessage("shouwang/v1/events/d", b"\xff\xfe\x00\x01"), ROUTES, ZONE, 16384)
+    unrouted = convert(RawMessage("elsewhere/d", b"{}"), ROUTES, ZONE, 16384)
+    assert [q.reason for q in (big, binary, unrouted) if isinstance(q, Quarantined)] == [
+        "oversized", "binary", "unknown_topic"]
+
+
+def test_a_retained_message_is_a_replay_not_an_observation() -> None:
+    result = convert(RawMessage("zigbee2mqtt/pir", b'{"occupancy":true}', retain=True), ROUTES, ZONE, 16384)
+    assert result == Skipped("retained")
+
+
+def test_a_redelivery_has_the_same_delivery_key_and_is_marked() -> None:
+    first = convert(RawMessage("shouwang/v1/events/d", b'{"type":"motion"}', mid=7), ROUTES, ZONE, 16384)
+    again = convert(RawMessage("shouwang/v1/events/d", b'{"type":"motion"}', mid=7, dup=True), ROUTES, ZONE, 16384)
+    assert isinstance(first, Observation) and isinstance(again, Observation)
+    assert first.delivery_key == again.delivery_key == delivery_key("shouwang/v1/events/d", 7, b'{"type":"motion"}')
+    assert again.redelivery and not first.redelivery
+
+
+# -- topics -------------------------------------------------------------------------------------------
+def test_topic_filters() -> None:
+    assert matches("zigbee2mqtt/#", "zigbee2mqtt/a/b")
+    assert matches("a/+/c", "a/b/c") and not matches("a/+/c", "a/b/d")
+    assert matches("a/#", "a") and not matches("a/b", "a/b/c")
+    assert route_for("zigbee2mqtt/x", ROUTES) == ROUTES[1]
+    assert base_of("shouwang/v1/events/#") == "shouwang/v1/events"
+    assert subscription("a/#", "g") == "$share/g/a/#" and subscription("a/#", "") == "a/#"
