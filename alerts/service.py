@@ -112,10 +112,13 @@ def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, 
         .limit(CLAIM_BATCH)
     )
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
+    already_open = set(session.scalars(select(Alarm.resident_id).where(
+        Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
+        Alarm.resident_id.in_([r.id for r, _, _ in rows]))))
     for resident, grid_window, grid_warning in rows:
         limits = rules.effective_limits(policy.limits, grid_window, grid_warning,
                                         resident.inactivity_window_s, resident.early_warning_s)
-        is_open = alarms.find_open(session, AlarmKind.INACTIVITY, resident_id=resident.id) is not None
+        is_open = resident.id in already_open
         decision = rules.decide_due(
             now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
             away_until=resident.away_until, away_until_activity=resident.away_until_activity,
@@ -230,14 +233,16 @@ def _devices_back(session: Session, now: datetime, policy: WatchPolicy, result: 
 
 def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
     threshold = policy.device_limits.low_battery_percent
-    candidates = session.scalars(select(Device).where(Device.battery < threshold)).all()
+    open_for_device = select(Alarm.id).where(Alarm.device_id == Device.id, Alarm.kind == AlarmKind.LOW_BATTERY,
+                                             Alarm.state != AlarmState.RESOLVED).exists()
+    candidates = session.scalars(select(Device).where(Device.battery < threshold, ~open_for_device)
+                                 .limit(CLAIM_BATCH)).all()
     for device in candidates:
-        if alarms.find_open(session, AlarmKind.LOW_BATTERY, device_id=device.id) is None:
-            alarm_id = alarms.open_alarm(
-                session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
-                reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
-            if alarm_id is not None:
-                result.battery_alarms.append(alarm_id)
+        alarm_id = alarms.open_alarm(
+            session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
+            reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
+        if alarm_id is not None:
+            result.battery_alarms.append(alarm_id)
     open_low = session.execute(
         select(Alarm, Device).join(Device, Alarm.device_id == Device.id)
         .where(Alarm.kind == AlarmKind.LOW_BATTERY, Alarm.state != AlarmState.RESOLVED)
