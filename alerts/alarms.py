@@ -6,6 +6,7 @@ Functions take the session and ``now`` and do not commit: the caller owns the tr
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from alerts.models import (
     AlarmKind,
     AlarmState,
     AlarmTransition,
+    EscalationPolicy,
     Outcome,
     Resident,
     Severity,
@@ -72,7 +74,25 @@ def open_alarm(
     alarm_id = session.execute(statement).scalar()
     if alarm_id is not None:
         session.add(AlarmTransition(alarm_id=alarm_id, at=now, action="opened", actor="shouwang", detail=reason))
+        # the escalation policy is copied in now: an edit never changes a running chain
+        session.execute(update(Alarm).where(Alarm.id == alarm_id).values(
+            policy=snapshot_policy(session, kind), next_action_at=now))
     return alarm_id
+
+
+POLICY_FOR_KIND = {
+    AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
+    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system",
+}
+
+
+def snapshot_policy(session: Session, kind: str) -> dict[str, Any] | None:
+    """The definition an alarm of ``kind`` copies when it opens (None if the database has none)."""
+    name = POLICY_FOR_KIND[AlarmKind(kind)]
+    cache: dict[str, Any] = session.info.setdefault("policy_cache", {})
+    if name not in cache:
+        cache[name] = session.scalar(select(EscalationPolicy.definition).where(EscalationPolicy.name == name))
+    return cache[name]
 
 
 def find_open(session: Session, kind: AlarmKind, *, resident_id: int | None = None,
@@ -89,6 +109,7 @@ def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, detai
     alarm.state = AlarmState.ACKNOWLEDGED
     alarm.acknowledged_at = now
     alarm.acknowledged_by = by
+    alarm.next_action_at = None  # a person has it: the chain stops
     session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="acknowledged", actor=by, detail=detail))
 
 
@@ -101,6 +122,7 @@ def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: 
         raise AlarmError(f"alarm {alarm.code} is already resolved")
     alarm.state = AlarmState.RESOLVED
     alarm.open_key = None
+    alarm.next_action_at = None
     alarm.resolved_at = now
     alarm.resolved_by = by
     alarm.outcome = outcome

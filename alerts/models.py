@@ -283,7 +283,15 @@ class Alarm(Base):
     """
 
     __tablename__ = "alarms"
-    __table_args__ = (Index("ix_alarms_state_opened", "state", "opened_at"),)
+    __table_args__ = (
+        Index("ix_alarms_state_opened", "state", "opened_at"),
+        Index(
+            "ix_alarms_next_action_at",
+            "next_action_at",
+            postgresql_where=text("next_action_at IS NOT NULL"),
+            sqlite_where=text("next_action_at IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     severity: Mapped[str] = mapped_column(String(10))
@@ -305,6 +313,15 @@ class Alarm(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))
     note: Mapped[str | None] = mapped_column(Text)
     auto_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # escalation: the policy copied in when the alarm opened, where the chain stands, when it acts next
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    step: Mapped[int] = mapped_column(Integer, default=-1, server_default="-1")
+    cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    step_started_at: Mapped[datetime | None] = mapped_column()
+    next_action_at: Mapped[datetime | None] = mapped_column()
+    escalation_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    family_handling_at: Mapped[datetime | None] = mapped_column()
+    family_handling_by: Mapped[str | None] = mapped_column(String(200))
     resident: Mapped[Resident | None] = relationship()
     device: Mapped[Device | None] = relationship()
     transitions: Mapped[list[AlarmTransition]] = relationship(
@@ -315,6 +332,68 @@ class Alarm(Base):
     def code(self) -> str:
         """The short code people quote in SMS replies, e.g. ``A37``."""
         return f"A{self.id}"
+
+
+class AttemptStatus(enum.StrEnum):
+    PENDING = "pending"  # committed, not yet accepted by the provider (a crash here is retried)
+    QUEUED = "queued"  # accepted by the provider
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"  # a call that ended; without a digit it acknowledges nothing (voicemail)
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SENT = "sent"  # an SMS handed on
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    SKIPPED = "skipped"  # never sent: capped, no number, ...
+
+
+class EscalationPolicy(Base):
+    """An escalation policy as data: ordered steps (see :mod:`alerts.escalation`). Seeded from
+    ``config/escalation.toml``; editable through the API. An alarm copies it when it opens."""
+
+    __tablename__ = "escalation_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class Attempt(Base):
+    """One call or SMS to one person for one alarm: who, channel, when, provider id, result.
+
+    The row is committed (``pending``) before the provider is called, so a crash in between leaves a
+    visible row that the auditor retries: a second call beats a missing one.
+    """
+
+    __tablename__ = "escalation_attempts"
+    __table_args__ = (Index("ix_attempts_status_claimed", "status", "claimed_at"),
+                      Index("ix_attempts_phone_created", "phone", "created_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)  # -1: a notice outside the chain (outcome, reply)
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    token: Mapped[int] = mapped_column(Integer, default=0)
+    target: Mapped[str] = mapped_column(String(40))  # resident / family / grid_worker / ...
+    person: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10))  # voice / sms
+    template: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    provider: Mapped[str | None] = mapped_column(String(30))
+    provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    digits: Mapped[str | None] = mapped_column(String(10))
+    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AlarmTransition(Base):

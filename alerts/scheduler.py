@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, select
@@ -27,7 +27,8 @@ class Watch:
 
     def __init__(self, engine: Engine, clock: Clock, policy: service.WatchPolicy, metrics: Metrics,
                  tick_every: timedelta, process: str = "main",
-                 ingest: Callable[[object], service.IngestHealth] | None = None) -> None:
+                 ingest: Callable[[datetime], service.IngestHealth] | None = None,
+                 escalate: Callable[[datetime], object] | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.policy = policy
@@ -35,8 +36,9 @@ class Watch:
         self.tick_every = tick_every
         self.process = process
         self.ingest = ingest
+        self.escalate = escalate
         self.last_tick_real: float | None = None
-        self.last_tick_at = None
+        self.last_tick_at: datetime | None = None
         self._scheduler = BackgroundScheduler(timezone="UTC")
 
     def start(self) -> None:
@@ -56,9 +58,14 @@ class Watch:
             now = self.clock.now()
             health = self.ingest(now) if self.ingest is not None else None
             result = service.tick(self.engine, now, self.policy, health, self.process)
-        except Exception:
+        except Exception:  # a failing tick is logged and retried next second
             log.exception("rule tick failed")
             return None
+        if self.escalate is not None:
+            try:
+                self.escalate(now)
+            except Exception:  # retried next tick; the auditor re-arms what was lost
+                log.exception("escalation run failed")
         self.last_tick_real = time.monotonic()
         self.last_tick_at = now
         self.metrics.tick_seconds.observe(time.perf_counter() - started)

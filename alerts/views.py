@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts import rules
-from alerts.models import Alarm, AlarmState, Device, Grid, MicroGrid, Resident
+from alerts.models import Alarm, AlarmState, Attempt, Device, Grid, MicroGrid, Resident
 
 
 def resident_rows(session: Session, now: datetime, default: rules.Limits,
@@ -67,8 +67,20 @@ def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
         "acknowledged_at": alarm.acknowledged_at, "acknowledged_by": alarm.acknowledged_by,
         "resolved_at": alarm.resolved_at, "resolved_by": alarm.resolved_by, "outcome": alarm.outcome,
         "note": alarm.note, "auto_resolved": alarm.auto_resolved,
+        "step": alarm.step + 1 if alarm.step >= 0 else None, "round": alarm.cycle + 1,
+        "responders_called_at": alarm.responders_called_at, "next_action_at": alarm.next_action_at,
+        "family_handling_at": alarm.family_handling_at, "family_handling_by": alarm.family_handling_by,
     }
     if with_history:
         row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}
                               for t in alarm.transitions]
     return row
+
+
+def attempt_row(attempt: Attempt) -> dict[str, Any]:
+    return {"id": attempt.id, "step": attempt.step + 1 if attempt.step >= 0 else None, "round": attempt.cycle + 1,
+            "target": attempt.target, "person": attempt.person, "phone": attempt.phone, "channel": attempt.channel,
+            "template": attempt.template, "status": attempt.status, "created_at": attempt.created_at,
+            "sent_at": attempt.sent_at, "ended_at": attempt.ended_at, "provider_id": attempt.provider_id,
+            "digits": attempt.digits, "skip_reason": attempt.skip_reason, "error": attempt.error,
+            "tries": attempt.tries}

@@ -11,8 +11,10 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from alerts.chain import ChainSettings
 from alerts.clock import Clock
 from alerts.metrics import Metrics
+from alerts.notifiers.base import Provider
 from alerts.service import WatchPolicy
 from config.settings import Settings
 
@@ -24,6 +26,8 @@ class AppContext:
     clock: Clock
     policy: WatchPolicy
     metrics: Metrics
+    provider: Provider
+    chain: ChainSettings
     ingest_status: Callable[[], dict[str, Any]] | None = None
     last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import chain, rules
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.metrics import Metrics
+from alerts.notifiers import make_provider
+from alerts.notifiers.base import Provider
+from alerts.notifiers.console import Script
 from alerts.recording import IngestPolicy
 from alerts.scheduler import Watch
 from alerts.service import WatchPolicy
@@ -37,6 +41,13 @@ def watch_policy(settings: Settings) -> WatchPolicy:
     )
 
 
+def chain_settings(settings: Settings) -> chain.ChainSettings:
+    n = settings.notify
+    return chain.ChainSettings(calls_per_hour=n.calls_per_hour, sms_per_hour=n.sms_per_hour,
+                               retry_after=n.retry_after, max_tries=n.max_tries, language=n.language,
+                               default_window=settings.rules.inactivity_window)
+
+
 def ingest_policy(settings: Settings) -> IngestPolicy:
     policy = watch_policy(settings)
     return IngestPolicy(limits=policy.limits, device_limits=policy.device_limits,
@@ -45,25 +56,38 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
 
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
         self.policy = watch_policy(settings)
+        self.chain = chain_settings(settings)
+        self.provider = provider or make_provider(settings.notify, self.clock.now, script)
         self.consumer = Consumer(settings.mqtt, self.engine, self.clock, ingest_policy(settings), settings.tz,
                                  self.metrics) if ingest else None
         self.watch = Watch(self.engine, self.clock, self.policy, self.metrics, settings.rules.tick,
-                           process=process, ingest=self.consumer.health if self.consumer else None)
+                           process=process, ingest=self.consumer.health if self.consumer else None,
+                           escalate=self.escalate)
         self.app: FastAPI = create_app(AppContext(
             settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
+            provider=self.provider, chain=self.chain,
             ingest_status=self.consumer.status if self.consumer else None,
             last_tick=lambda: (self.watch.last_tick_real, self.watch.last_tick_at),
         ))
         self._server: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
 
+    def escalate(self, now: datetime) -> chain.RunResult:
+        return chain.run(self.engine, now, self.provider, self.chain)
+
+    def seed(self) -> None:
+        """Insert the default escalation policies the database does not have yet."""
+        with Session(self.engine) as session, session.begin():
+            chain.seed_policies(session, chain.load_policy_file(self.settings.notify.policies_file), self.clock.now())
+
     def start(self) -> None:
+        self.seed()
         if self.consumer is not None:
             self.consumer.start()
         self.watch.start()

@@ -46,6 +46,26 @@ class TransitionOut(BaseModel):
     detail: str | None
 
 
+class AttemptOut(BaseModel):
+    id: int
+    step: int | None
+    round: int
+    target: str
+    person: str
+    phone: str | None
+    channel: str
+    template: str
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+    ended_at: datetime | None
+    provider_id: str | None
+    digits: str | None
+    skip_reason: str | None
+    error: str | None
+    tries: int
+
+
 class AlarmOut(BaseModel):
     id: int
     code: str
@@ -67,7 +87,14 @@ class AlarmOut(BaseModel):
     outcome: str | None
     note: str | None
     auto_resolved: bool
+    step: int | None = Field(None, description="escalation step reached (1-based)")
+    round: int = 1
+    responders_called_at: datetime | None = None
+    next_action_at: datetime | None = None
+    family_handling_at: datetime | None = None
+    family_handling_by: str | None = None
     transitions: list[TransitionOut] | None = None
+    attempts: list[AttemptOut] | None = None
 
 
 class AcknowledgeIn(BaseModel):

@@ -165,6 +165,42 @@ class RuleSettings(BaseModel):
         return self
 
 
+class NotifySettings(BaseModel):
+    """Calls and SMS. Without Twilio credentials the console provider logs them instead (the demo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["auto", "console", "twilio"] = "auto"  # auto: twilio when its credentials are set
+    language: Literal["zh", "en"] = "zh"
+    calls_per_hour: int = Field(6, ge=1, le=100)  # per person: a capped person is skipped, the chain goes on
+    sms_per_hour: int = Field(6, ge=1, le=100)
+    retry_after: Duration = timedelta(seconds=30)  # a call not handed to the provider by then is retried
+    max_tries: int = Field(5, ge=1, le=50)
+    policies_file: str | None = None  # default: config/escalation.toml shipped with Shouwang
+    public_base_url: str | None = None  # where the provider reaches our webhooks, e.g. https://sw.example.org
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None  # the Twilio number calls and SMS come from, E.164
+    twilio_api_base: str | None = None  # another host speaking Twilio's REST API (a test double, a proxy)
+    twilio_voice: str | None = None  # default Polly.Zhiyu (zh) / Polly.Joanna (en)
+
+    @property
+    def use_twilio(self) -> bool:
+        if self.provider == "console":
+            return False
+        return self.provider == "twilio" or bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> NotifySettings:
+        if self.use_twilio:
+            missing = [name for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from", "public_base_url")
+                       if not getattr(self, name)]
+            if missing:
+                raise ValueError("Twilio needs notify." + ", notify.".join(missing)
+                                 + " (or notify.provider = 'console' to log calls instead)")
+        return self
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -185,6 +221,7 @@ class Settings(BaseSettings):
     clock: ClockSettings = Field(default_factory=ClockSettings)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("timezone")
     @classmethod

@@ -18,7 +18,7 @@ from alerts.recording import IngestPolicy
 from alerts.service import WatchPolicy
 from config.settings import Settings, load_settings
 
-PG_URL = os.environ.get("SHOUWANG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 _pg_ready = False

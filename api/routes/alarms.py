@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from alerts import service
+from alerts import chain, service
 from alerts.alarms import AlarmError
-from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, AuditEntry
-from alerts.views import alarm_row
+from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, Attempt, AuditEntry
+from alerts.views import alarm_row, attempt_row
 from api.deps import ContextDep, SessionDep
 from api.schemas import AcknowledgeIn, AlarmOut, ResolveIn
 
@@ -37,7 +37,10 @@ def get_alarm(alarm_id: int, session: SessionDep) -> dict[str, object]:
                             .where(Alarm.id == alarm_id)).first()
     if alarm is None:
         raise HTTPException(404, f"no alarm {alarm_id}")
-    return alarm_row(alarm, with_history=True)
+    row = alarm_row(alarm, with_history=True)
+    row["attempts"] = [attempt_row(a) for a in session.scalars(
+        select(Attempt).where(Attempt.alarm_id == alarm_id).order_by(Attempt.id))]
+    return row
 
 
 @router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=NOT_FOUND)
@@ -64,6 +67,8 @@ def resolve(alarm_id: int, body: ResolveIn, context: ContextDep, session: Sessio
     try:
         alarm = service.resolve_alarm(session, alarm_id, now, context.policy, by=body.by, outcome=body.outcome,
                                       note=body.note)
+        if alarm is not None:
+            chain.queue_outcome_sms(session, alarm, now, context.chain)
     except AlarmError as exc:
         raise HTTPException(409, str(exc)) from exc
     if alarm is None:

@@ -1,0 +1,223 @@
+"""Escalation policies and the chain's state machine. Pure: (alarm, policy snapshot, attempts, now) ->
+what to do next. :mod:`alerts.chain` does the database and the provider calls.
+
+A policy is an ordered list of steps. A step names whom to contact and how (in parallel) and how long
+to wait. The step ends when a person acknowledges (the chain stops), when every attempt of the step has
+ended unanswered, or when its wait runs out, whichever is first; then the next step starts. After the
+last step the chain starts again from ``repeat_from``: a resident alarm's chain never stops on its own.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from config.settings import parse_duration
+
+TARGETS = ("resident", "family", "grid_worker", "micro_grid_worker", "supervisor")
+CHANNELS = ("voice", "sms")
+# who can acknowledge for the community: their keypress, reply or tap stops the chain
+RESPONDERS = frozenset({"grid_worker", "micro_grid_worker", "supervisor"})
+VOICE_ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+SMS_ENDED = frozenset({"sent", "delivered", "undelivered", "failed"})
+
+
+class PolicyError(ValueError):
+    """A policy definition that cannot work; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Whom a step contacts and how. ``family`` takes the contact of priority ``rank`` (1 = first)."""
+
+    target: str
+    channels: tuple[str, ...]
+    rank: int = 1
+
+    def label(self) -> str:
+        return f"family:{self.rank}" if self.target == "family" else self.target
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    contacts: tuple[Contact, ...]
+    wait: timedelta
+    check_call: bool = False  # the resident's "press 1 if you are fine": skipped for panic alarms
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    steps: tuple[Step, ...]
+    repeat_from: int | None = None  # 0-based step to start again from after the last; None: stop
+    family_ack_stops: bool = False  # a family member's keypress stops the community's steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "repeat_from": None if self.repeat_from is None else self.repeat_from + 1,
+            "family_ack_stops": self.family_ack_stops,
+            "steps": [
+                {"name": s.name, "wait": f"{int(s.wait.total_seconds())}s", "check_call": s.check_call,
+                 "contacts": [{"target": c.target, "channels": list(c.channels),
+                               **({"rank": c.rank} if c.target == "family" else {})} for c in s.contacts]}
+                for s in self.steps
+            ],
+        }
+
+
+def policy_from_dict(data: Mapping[str, Any]) -> Policy:
+    """Read a policy (as stored, or from ``config/escalation.toml``); ``repeat_from`` is 1-based there."""
+    try:
+        steps = tuple(_step(item, i) for i, item in enumerate(data["steps"]))
+        name = str(data["name"])
+    except KeyError as exc:
+        raise PolicyError(f"policy needs {exc.args[0]!r}") from exc
+    if not steps:
+        raise PolicyError(f"policy {name!r} has no steps")
+    repeat = data.get("repeat_from")
+    if repeat is not None and not 1 <= int(repeat) <= len(steps):
+        raise PolicyError(f"policy {name!r}: repeat_from must be a step number 1..{len(steps)}")
+    return Policy(name=name, steps=steps, repeat_from=None if repeat is None else int(repeat) - 1,
+                  family_ack_stops=bool(data.get("family_ack_stops", False)))
+
+
+def _step(item: Mapping[str, Any], index: int) -> Step:
+    contacts = []
+    for raw in item.get("contacts", []):
+        target = raw.get("target")
+        if target not in TARGETS:
+            raise PolicyError(f"step {index + 1}: target must be one of {', '.join(TARGETS)}; got {target!r}")
+        channels = tuple(raw.get("channels", ["voice"]))
+        if not channels or any(c not in CHANNELS for c in channels):
+            raise PolicyError(f"step {index + 1}: channels must be voice and/or sms; got {list(channels)}")
+        contacts.append(Contact(target=target, channels=channels, rank=int(raw.get("rank", 1))))
+    if not contacts:
+        raise PolicyError(f"step {index + 1} contacts nobody")
+    try:
+        wait = parse_duration(item.get("wait", "5m"))
+    except ValueError as exc:
+        raise PolicyError(f"step {index + 1}: {exc}") from exc
+    if wait <= timedelta(0):
+        raise PolicyError(f"step {index + 1}: wait must be positive")
+    return Step(name=str(item.get("name", f"step {index + 1}")), contacts=tuple(contacts), wait=wait,
+                check_call=bool(item.get("check_call", False)))
+
+
+# -- the chain ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttemptView:
+    """What the engine needs to know of one attempt of the current step."""
+
+    channel: str
+    status: str
+
+    @property
+    def ended(self) -> bool:
+        if self.status == "skipped":
+            return True
+        return self.status in (VOICE_ENDED if self.channel == "voice" else SMS_ENDED)
+
+
+@dataclass(frozen=True)
+class ChainState:
+    kind: str  # alarm kind
+    open: bool  # not acknowledged, not resolved
+    step: int  # -1 before the first step
+    cycle: int
+    step_started_at: datetime | None
+    family_handling: bool = False
+
+
+class Action(enum.Enum):
+    START = "start"  # start ``step`` (of ``cycle``) now
+    WAIT = "wait"  # nothing to do until ``until``
+    STOP = "stop"  # the chain is over (acknowledged, resolved, or a policy without repeat)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    step: int = -1
+    cycle: int = 0
+    until: datetime | None = None
+    contacts: tuple[Contact, ...] = field(default_factory=tuple)
+    reason: str = ""
+
+
+def first_step(policy: Policy, kind: str) -> int:
+    """Panic alarms skip the check call: someone pressed the button, asking is a waste of minutes."""
+    if kind == "panic":
+        for index, step in enumerate(policy.steps):
+            if not step.check_call:
+                return index
+    return 0
+
+
+def following(policy: Policy, step: int, cycle: int) -> tuple[int, int] | None:
+    if step + 1 < len(policy.steps):
+        return step + 1, cycle
+    if policy.repeat_from is None:
+        return None
+    return policy.repeat_from, cycle + 1
+
+
+def decide(state: ChainState, policy: Policy, attempts: Iterable[AttemptView], now: datetime) -> Decision:
+    """The next action of the chain at ``now``, given the attempts of its current step."""
+    if not state.open:
+        return Decision(Action.STOP, reason="acknowledged or resolved")
+    if state.family_handling and policy.family_ack_stops:
+        return Decision(Action.STOP, reason="family handling")
+    if state.step < 0:
+        start = first_step(policy, state.kind)
+        return _start(policy, start, 0, now, "alarm opened")
+    assert state.step_started_at is not None
+    current = policy.steps[state.step]
+    deadline = state.step_started_at + current.wait
+    views = list(attempts)
+    all_ended = bool(views) and all(a.ended for a in views)
+    if now < deadline and not all_ended:
+        return Decision(Action.WAIT, step=state.step, cycle=state.cycle, until=deadline)
+    nxt = following(policy, state.step, state.cycle)
+    if nxt is None:
+        return Decision(Action.STOP, reason="last step done; the policy does not repeat")
+    why = "every attempt ended unanswered" if all_ended and now < deadline else "the wait ran out"
+    return _start(policy, nxt[0], nxt[1], now, why)
+
+
+def _start(policy: Policy, step: int, cycle: int, now: datetime, reason: str) -> Decision:
+    chosen = policy.steps[step]
+    return Decision(Action.START, step=step, cycle=cycle, until=now + chosen.wait, contacts=chosen.contacts,
+                    reason=reason)
+
+
+def calls_responders(policy: Policy, step: int) -> bool:
+    """A step that contacts anyone but the resident: from then on the alarm is red and new activity no
+    longer resolves it on its own."""
+    return any(c.target != "resident" for c in policy.steps[step].contacts)
+
+
+def cap_reason(sent_last_hour: int, channel: str, cap: int) -> str | None:
+    """The per-person cap: a capped person is skipped with this reason (the chain goes on)."""
+    if sent_last_hour >= cap:
+        noun = "calls" if channel == "voice" else "SMS"
+        return f"capped: {sent_last_hour} {noun} in the last hour (limit {cap})"
+    return None
+
+
+def classify_keypress(target: str, digits: str | None) -> str | None:
+    """What a keypress on a call means: ``confirmed_fine`` (the resident), ``acknowledged`` (a worker
+    or the supervisor), ``family_handling`` (a family member); None when it is not a 1."""
+    if (digits or "").strip() != "1":
+        return None
+    if target == "resident":
+        return "confirmed_fine"
+    if target in RESPONDERS:
+        return "acknowledged"
+    if target == "family":
+        return "family_handling"
+    return None

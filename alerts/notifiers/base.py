@@ -1,0 +1,99 @@
+"""The one narrow interface to a phone provider, and the events its callbacks turn into.
+
+Nothing outside a provider module knows which provider it is: place a call that reads a message and
+asks for one digit, send an SMS, and turn the provider's webhook requests into :data:`ProviderEvent`.
+A message is a template id plus parameters (:class:`alerts.messages.Message`), because domestic
+Chinese providers only send pre-registered templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from alerts.messages import Message
+
+
+class NotifyError(Exception):
+    """A call or SMS that the provider refused. ``permanent`` ones (an invalid number) are recorded and
+    never retried; transient ones (a timeout, 5xx, rate limit) are retried with backoff."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class SignatureError(Exception):
+    """A webhook request whose signature does not verify: answered with 403, nothing changes."""
+
+
+@dataclass(frozen=True)
+class CallStatus:
+    attempt_id: int | None
+    provider_id: str | None
+    status: str  # queued, ringing, in-progress, completed, busy, no-answer, failed, canceled
+
+
+@dataclass(frozen=True)
+class Keypress:
+    attempt_id: int | None
+    provider_id: str | None
+    digits: str
+
+
+@dataclass(frozen=True)
+class SmsStatus:
+    attempt_id: int | None
+    provider_id: str | None
+    status: str  # queued, sent, delivered, undelivered, failed
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    sender: str
+    body: str
+    provider_id: str | None = None
+
+
+ProviderEvent = CallStatus | Keypress | SmsStatus | InboundSms
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP callback, as the web layer received it."""
+
+    kind: str  # the route's last segment: status, gather, sms, sms-status
+    url: str  # the full public URL the provider called (what it signed)
+    params: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    body: str
+    media_type: str
+
+
+class Provider(Protocol):
+    name: str
+
+    def call(self, attempt_id: int, to: str, message: Message) -> str:
+        """Place a call that reads ``message`` and gathers one digit; returns the provider's call id."""
+        ...
+
+    def sms(self, attempt_id: int, to: str, message: Message) -> str:
+        """Send an SMS; returns the provider's message id."""
+        ...
+
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
+        """Verify (raise :class:`SignatureError`) and parse a webhook request."""
+        ...
+
+    def reply(self, request: WebhookRequest, message: Message | None) -> WebhookReply:
+        """The HTTP answer to a webhook request, saying ``message`` if there is one."""
+        ...
+
+    def poll(self, now: datetime) -> list[ProviderEvent]:
+        """Events that arrive without a webhook (the console provider's simulated people)."""
+        ...
