@@ -90,13 +90,13 @@ def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettin
     events = provider.poll(now)
     if events:
         handle_events(engine, events, now, settings)
+    _audit(engine, now, result)
     for _ in range(50):
         created, claimed = _advance_due(engine, now, settings, result)
         _send(engine, created, now, provider, result)
         if claimed < CLAIM_BATCH:
             break
     _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result)
-    _audit(engine, now, result)
     return result
 
 

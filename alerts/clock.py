@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.models import ManualClockRow
@@ -24,9 +24,10 @@ class ManualClock:
         self.initial = (initial or datetime(2026, 1, 1, tzinfo=UTC)).astimezone(UTC)
 
     def now(self) -> datetime:
-        with Session(self.engine) as session:
-            row = session.get(ManualClockRow, 1)
-            return row.now if row is not None else self.initial
+        # a lock-free read: it may be called while the same thread holds a write transaction
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            value = connection.execute(select(ManualClockRow.now).where(ManualClockRow.id == 1)).scalar()
+        return value if value is not None else self.initial
 
     def set(self, instant: datetime) -> datetime:
         with Session(self.engine) as session, session.begin():

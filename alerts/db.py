@@ -78,6 +78,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     # One writer at a time, taken at BEGIN: two processes never both read-then-write the same rows.
+    # A connection asked for AUTOCOMMIT (a plain read, such as the manual clock's) takes no lock.
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -143,7 +143,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     fallen.falls_at = start  # silent from the start: its window runs out first
     engine = make_engine(settings.database.url)
     with Session(engine) as session, session.begin():
-        load_community(session, community.as_data(), clock.now(), watch_policy(settings).limits, actor="demo")
+        policy = watch_policy(settings)
+        load_community(session, community.as_data(), clock.now(), policy.limits, actor="demo",
+                       offline_after=policy.device_limits.offline_after)
     engine.dispose()
 
     runtime = Runtime(settings, process="demo", clock=clock)
@@ -185,8 +187,9 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database.url)
     runtime_clock = Runtime(settings, ingest=False).clock
     with Session(engine) as session, session.begin():
-        counts = load_community(session, data, runtime_clock.now(), watch_policy(settings).limits,
-                                actor=f"cli:{args.file}")
+        policy = watch_policy(settings)
+        counts = load_community(session, data, runtime_clock.now(), policy.limits, actor=f"cli:{args.file}",
+                                offline_after=policy.device_limits.offline_after)
     print("loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from alerts.clock import ManualClock
 from alerts.community import load_community
-from alerts.models import Alarm, Event, QuarantinedMessage, Resident
+from alerts.models import Event, QuarantinedMessage, Resident
 from api.runtime import Runtime
 from config.settings import Settings
-from sensors.formats import native, zigbee2mqtt
+from sensors.formats import native
 from tests.conftest import T0
 from tests.helpers import TestPublisher, wait_for
 
@@ -30,7 +30,8 @@ def community(base: str) -> dict[str, object]:
         "residents": [
             {"ref": "r1", "name": "王秀英", "micro_grid": "G1/B1",
              "devices": [{"id": f"{base}-pir", "kind": "motion"}, {"id": f"{base}-btn", "kind": "button"}]},
-            {"ref": "r2", "name": "李桂兰", "micro_grid": "G1/B1", "devices": [{"id": f"{base}-zpir", "kind": "motion"}]},
+            {"ref": "r2", "name": "李桂兰", "micro_grid": "G1/B1",
+             "devices": [{"id": f"{base}-zpir", "kind": "motion"}]},
         ],
     }
 

@@ -37,6 +37,7 @@ def list_policies(session: SessionDep) -> list[PolicyOut]:
                                                              422: {"description": "the policy cannot work"}})
 def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: SessionDep) -> PolicyOut:
     """Replace a policy; new alarms copy it, open alarms keep theirs."""
+    now = context.clock.now()
     row = session.scalars(select(EscalationPolicy).where(EscalationPolicy.name == name)).first()
     if row is None:
         raise HTTPException(404, f"no policy {name!r}")
@@ -44,7 +45,6 @@ def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: Sess
         policy = policy_from_dict({**body.definition, "name": name})
     except PolicyError as exc:
         raise HTTPException(422, str(exc)) from exc
-    now = context.clock.now()
     row.definition, row.updated_at, row.updated_by = policy.to_dict(), now, body.by
     session.add(AuditEntry(at=now, actor=body.by, action="policy.replace", target=f"policy:{name}",
                            detail=policy.to_dict()))
