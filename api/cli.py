@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from alerts.clock import FastClock, ManualClock
 from alerts.community import CommunityFileError, load_community
 from alerts.db import make_engine, upgrade
+from alerts.notifiers.console import Behaviour, Script
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock
 from config.logging import setup_logging
@@ -148,7 +149,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
                        offline_after=policy.device_limits.offline_after)
     engine.dispose()
 
-    runtime = Runtime(settings, process="demo", clock=clock)
+    grid_worker = next(w["phone"] for w in community.as_data()["workers"] if w["role"] == "grid_worker")
+    runtime = Runtime(settings, process="demo", clock=clock, script=_demo_people(grid_worker))
     runtime.start()
     publisher = Publisher(broker.host, broker.port)
     publisher.connect()
@@ -160,7 +162,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     print(f"\nShouwang demo: {args.homes} simulated homes, time runs {args.speed:g}x "
           f"(14 h of silence takes {window_real:.0f} s).\n"
           f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
-          f"{window_real + 5:.0f} s.\n"
+          f"{window_real + 5:.0f} s, a check call nobody answers, then the grid worker and family called;\n"
+          f"  the grid worker presses 1 two simulated minutes later. Calls and SMS are printed here (console).\n"
           f"  API:     http://127.0.0.1:{port}/docs\n"
           f"  Alarms:  http://127.0.0.1:{port}/api/alarms\n"
           f"  Residents: http://127.0.0.1:{port}/api/residents\n"
@@ -173,6 +176,18 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         runtime.stop()
         broker.stop()
     return 0
+
+
+def _demo_people(grid_worker: str) -> Script:
+    """The demo's simulated people: residents and family do not pick up; the grid worker answers the
+    escalation call after two (simulated) minutes and presses 1."""
+
+    def behaviour(phone: str) -> Behaviour | None:
+        if phone == grid_worker:
+            return Behaviour("answer", digits="1", after=timedelta(minutes=2))
+        return Behaviour("no-answer", after=timedelta(seconds=40))
+
+    return behaviour
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:

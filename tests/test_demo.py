@@ -1,5 +1,6 @@
 """The README's demo command: embedded broker, SQLite, simulated homes; an alarm for the silent home
-appears in the API. Run faster than the default (6000x) so the 14 h window passes in ~8 s."""
+appears in the API and its escalation runs through with simulated answers. Run faster than the
+default (6000x) so the 14 h window passes in ~8 s."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def test_the_demo_raises_an_alarm_for_the_silent_home(tmp_path: Path) -> None:
         assert silent["last_activity_at"] is None and silent["status"] == "alarm"
         assert any(r["last_activity_at"] for r in residents.values()), "the other homes report activity"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["broker"]["connected"]
+        # the chain runs through with the demo's simulated people: nobody answers the check call, the
+        # grid worker is called (with family in parallel) and presses 1
+        alarm_id = raised[0]["id"]
+        detail = wait_for(lambda: (d := httpx.get(f"http://127.0.0.1:{port}/api/alarms/{alarm_id}").json())
+                          ["state"] == "acknowledged" and d, timeout=60, every=0.5, message="acknowledged")
+        targets = {(a["target"], a["channel"]) for a in detail["attempts"]}
+        assert {("resident", "voice"), ("grid_worker", "voice"), ("grid_worker", "sms"), ("family", "voice")} <= targets
+        assert "网格员" in detail["acknowledged_by"]
     finally:
         demo.terminate()
         try:
