@@ -4,6 +4,7 @@ the manual clock, moved by the test, with the tick and the chain run at chosen i
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -428,3 +429,29 @@ def test_devices_and_residents_are_untouched_by_a_chain(env: Env) -> None:
     with Session(env.engine) as session:
         assert session.scalar(select(Resident.due_at)) is None
         assert session.scalars(select(Device)).first() is not None
+
+
+def test_two_processes_running_the_chain_at_once_never_start_a_step_twice(env: Env) -> None:
+    raise_inactivity(env)
+    env.fake.play()
+    other = Runtime(env.settings, ingest=False)
+    errors: list[BaseException] = []
+
+    def run(runtime: Runtime) -> None:
+        try:
+            for _ in range(5):
+                runtime.escalate(T0 + 14 * H + M)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (env.runtime, other, env.runtime, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    other.stop()
+    assert errors == []
+    assert env.alarm().step == 1
+    assert [c.to for c in env.fake.calls].count(GRID) == 1
+    assert [m.to for m in env.fake.messages].count(GRID) == 1
+    assert len([a for a in env.attempts() if a.step == 1]) == 3
