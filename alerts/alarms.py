@@ -113,6 +113,23 @@ def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, detai
     session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="acknowledged", actor=by, detail=detail))
 
 
+def accept(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
+    """A worker taps "I'm going": an acknowledgement that says who is on the way."""
+    acknowledge(session, alarm, now, by=by, detail="accepted: on the way")
+    if alarm.accepted_at is None:
+        alarm.accepted_at = now
+
+
+def arrive(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
+    """On site (the 45-minute service level is measured to here). Arriving acknowledges too."""
+    if alarm.state == AlarmState.RESOLVED:
+        raise AlarmError(f"alarm {alarm.code} is already resolved")
+    acknowledge(session, alarm, now, by=by, detail="arrived")
+    if alarm.arrived_at is None:
+        alarm.arrived_at, alarm.arrived_by = now, by
+        session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="arrived", actor=by, detail=None))
+
+
 def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: Outcome,
             note: str | None = None, window_s: float | None = None) -> None:
     """Close the alarm with an outcome. A person's resolution of a resident alarm restarts the

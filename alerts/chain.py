@@ -27,6 +27,7 @@ from alerts import alarms as alarm_ops
 from alerts import escalation as esc
 from alerts.alarms import snapshot_policy
 from alerts.db import claim
+from alerts.links import sign_link
 from alerts.messages import OUTCOME_WORDS, Language, Message
 from alerts.models import (
     Alarm,
@@ -60,6 +61,9 @@ class ChainSettings:
     max_tries: int = 5
     language: Language = "zh"
     default_window: timedelta = timedelta(hours=14)  # to restart a resident's window on "confirmed fine"
+    link_secret: str = ""  # signs the phone-page link in a worker's SMS (empty: no link)
+    link_base: str = ""
+    link_ttl: timedelta = timedelta(hours=24)
 
 
 @dataclass
@@ -153,6 +157,13 @@ class Person:
     target: str
     name: str
     phone: str | None
+    worker_id: int | None = None
+
+
+def phone_link(settings: ChainSettings, worker_id: int, alarm_id: int, now: datetime) -> str:
+    """The signed, expiring link to the alarm on the phone page, for one worker."""
+    token = sign_link(settings.link_secret, worker_id, alarm_id, now + settings.link_ttl)
+    return f"{settings.link_base}/m/a/{alarm_id}?t={token}"
 
 
 def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Contact], now: datetime,
@@ -165,9 +176,12 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
             people = [Person(contact.target, contact.label(), None)]
         for person in people:
             for channel in contact.channels:
+                own = dict(params)
+                if channel == "sms" and person.worker_id is not None and settings.link_secret:
+                    own["link"] = phone_link(settings, person.worker_id, alarm.id, now)
                 attempt = Attempt(alarm_id=alarm.id, step=step, cycle=alarm.cycle, token=alarm.escalation_token,
                                   target=person.target, person=person.name, phone=person.phone, channel=channel,
-                                  template=template_for(alarm.kind, person.target, channel), params=params,
+                                  template=template_for(alarm.kind, person.target, channel), params=own,
                                   created_at=now, claimed_at=now, status=AttemptStatus.PENDING)
                 reason = _skip_reason(session, person, channel, now, settings)
                 if reason:
@@ -244,7 +258,7 @@ def resolve_targets(session: Session, alarm: Alarm, contact: esc.Contact) -> lis
         grid = session.get(Grid, micro.grid_id)
         community_id = grid.community_id if grid else None
         query = query.where(or_(Worker.community_id == community_id, Worker.community_id.is_(None)))
-    return [Person(contact.target, w.name, w.phone) for w in session.scalars(query.order_by(Worker.id))]
+    return [Person(contact.target, w.name, w.phone, w.id) for w in session.scalars(query.order_by(Worker.id))]
 
 
 # -- sending: outside any transaction ---------------------------------------------------------------------
@@ -534,3 +548,35 @@ def load_policy_file(path: str | Path | None = None) -> list[dict[str, Any]]:
     for definition in policies:
         esc.policy_from_dict(definition)
     return policies
+
+
+# -- one-click responses from the centre -------------------------------------------------------------------
+def dispatch_now(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
+    """Skip ahead to the first step that calls responders (the grid worker), starting now."""
+    if alarm.state != AlarmState.OPEN or alarm.policy is None:
+        return
+    policy = esc.policy_from_dict(alarm.policy)
+    first = next((i for i in range(len(policy.steps)) if esc.calls_responders(policy, i)), None)
+    if first is None:
+        return
+    # make the chain believe the step before the first responder step has just run out
+    alarm.step = first - 1 if first > 0 else len(policy.steps) - 1
+    alarm.step_started_at = now - policy.steps[alarm.step].wait
+    alarm.next_action_at = now
+    alarm_ops.note(session, alarm, now, action="dispatch", actor=by, detail="dispatch the grid worker now")
+
+
+def call_family_now(session: Session, alarm: Alarm, now: datetime, *, by: str, settings: ChainSettings) -> int:
+    """Call every family contact of the alarm's resident now, outside the chain's steps."""
+    if alarm.resident_id is None:
+        return 0
+    params = alarm_params(session, alarm, now, settings.language)
+    count = 0
+    for contact in session.scalars(select(Contact).where(Contact.resident_id == alarm.resident_id)
+                                   .order_by(Contact.priority, Contact.id)):
+        session.add(Attempt(alarm_id=alarm.id, step=-1, cycle=alarm.cycle, token=0, target="family",
+                            person=contact.name, phone=contact.phone, channel="voice", template="alarm_call",
+                            params=params, created_at=now, claimed_at=None, status=AttemptStatus.PENDING))
+        count += 1
+    alarm_ops.note(session, alarm, now, action="call_family", actor=by, detail=f"calling {count} family contact(s)")
+    return count

@@ -6,18 +6,34 @@ SQLite (embedded, the default) and PostgreSQL (production, several processes) di
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, Select, Table, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    column,
+    create_engine,
+    event,
+    insert,
+    table,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -97,6 +113,142 @@ def insert_ignoring_conflicts(table: Table, dialect: Dialect, index_elements: li
             index_elements=index_elements, index_where=index_where
         )
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements, index_where=index_where)
+
+
+def one_of(col: Any, values: Sequence[Any] | set[Any], dialect: Dialect, name: str) -> ColumnElement[bool]:
+    """``col IN (...)``. PostgreSQL: ``col = ANY(:name)`` with one array parameter, so a statement over
+    a thousand values is compiled once and sent as one parameter."""
+    if dialect.name == "postgresql":
+        return col == any_(bindparam(name, list(values), type_=postgresql.ARRAY(col.type)))
+    return col.in_(values)
+
+
+# -- batch writes ---------------------------------------------------------------------------------------
+# PostgreSQL writes a batch of rows with COPY (into the table, or into a temporary staging table of the
+# connection followed by one INSERT ... SELECT or UPDATE ... FROM); SQLite keeps one executemany
+# statement per batch (one writer at a time, in-process).
+
+
+def _sql(session: Session, statement: str) -> Any:
+    """Run driver SQL in the session's transaction, errors wrapped as for any SQLAlchemy statement."""
+    return session.connection().exec_driver_sql(statement)
+
+
+def _copy(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """``COPY table (columns) FROM STDIN`` on the session's psycopg connection, inside its transaction.
+
+    A driver error is raised as the matching SQLAlchemy exception (``OperationalError`` for a lost
+    connection or a deadlock, ...), as any other statement's, so callers' retries see it.
+    """
+    dialect = session.get_bind().dialect
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    driver = session.connection().connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
+def _check_aware(rows: Sequence[Sequence[Any]]) -> None:
+    # what UTCDateTime refuses on the way in, COPY refuses too
+    for row in rows:
+        for value in row:
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} given to the database; use an aware UTC instant")
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples in the order of ``columns``). PostgreSQL: one COPY."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        _check_aware(rows)
+        _copy(session, table.name, columns, rows)
+        return
+    session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def insert_rows_ignoring_conflicts(session: Session, table: Table, columns: Sequence[str],
+                                   rows: Sequence[Sequence[Any]], index_elements: list[str], index_where: Any,
+                                   returning: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: returns ``returning`` of the rows inserted.
+
+    PostgreSQL: the rows are COPied into a temporary staging table (emptied at commit, and by the
+    statement itself), then moved with one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        statement = insert_ignoring_conflicts(table, dialect, index_elements, index_where).returning(
+            *(table.c[name] for name in returning))
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+        return [tuple(r) for r in session.execute(statement, params).all()]
+    _check_aware(rows)
+    stage = f"shouwang_stage_{table.name}"
+    where = index_where.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    names = ", ".join(columns)
+    _stage(session, stage, {name: table.c[name].type.compile(dialect=dialect) for name in columns})
+    _copy(session, stage, columns, rows)
+    result = _sql(session,
+        f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM staged "
+        f"ON CONFLICT ({', '.join(index_elements)}) WHERE {where} DO NOTHING "
+        f"RETURNING {', '.join(returning)}"
+    )
+    return [tuple(r) for r in result.all()]
+
+
+def _stage(session: Session, name: str, columns: Mapping[str, str]) -> None:
+    """A temporary table of this connection (created on first use), emptied at every commit."""
+    types = ", ".join(f"{key} {type_}" for key, type_ in columns.items())
+    _sql(session, f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({types}) ON COMMIT DELETE ROWS")
+
+
+class BatchParameters:
+    """The parameters of one batch statement: ``ref(name)`` stands for a value of the current row.
+
+    SQLite: bind parameters, the statement runs once per row (executemany). PostgreSQL: the rows are
+    COPied into a temporary staging table, ``ref(name)`` is its column and the statement runs once
+    (``UPDATE ... FROM`` the staging table).
+    """
+
+    def __init__(self, dialect: Dialect, name: str, columns: Mapping[str, TypeEngine[Any]]) -> None:
+        self.dialect = dialect
+        self.bulk = dialect.name == "postgresql"
+        self.columns = dict(columns)
+        self.stage_name = f"shouwang_stage_{name}"
+        self.stage = table(self.stage_name, *(column(key, type_) for key, type_ in self.columns.items()))
+
+    def ref(self, name: str) -> Any:
+        if self.bulk:
+            return self.stage.c[name]
+        return bindparam(name, type_=self.columns[name])
+
+    def execute(self, session: Session, statement: Update, rows: list[dict[str, Any]], target: Table,
+                key: str) -> None:
+        """Run ``statement`` for ``rows``. PostgreSQL first locks the target rows (``target``'s primary
+        key equals the ``key`` parameter) in key order, so two processes updating overlapping sets of
+        rows never deadlock. The lock is ``FOR NO KEY UPDATE``, the one an UPDATE of non-key columns
+        takes: it does not conflict with the ``KEY SHARE`` locks that foreign-key checks (an event
+        inserted for a device) take, in whatever order, on the same rows."""
+        if not rows:
+            return
+        if not self.bulk:
+            session.connection().execute(statement, rows)
+            return
+        names = list(self.columns)
+        values = [tuple(row[name] for name in names) for row in rows]
+        _check_aware(values)
+        pk = next(iter(target.primary_key.columns)).name
+        _stage(session, self.stage_name, {n: t.compile(dialect=self.dialect) for n, t in self.columns.items()})
+        _copy(session, self.stage_name, names, values)
+        _sql(session, f"SELECT count(*) FROM (SELECT 1 FROM {target.name} WHERE {pk} IN "
+                      f"(SELECT {key} FROM {self.stage_name}) ORDER BY {pk} FOR NO KEY UPDATE) AS locked")
+        session.connection().execute(statement)
+        _sql(session, f"DELETE FROM {self.stage_name}")
 
 
 def claim(query: Select[Any], dialect: Dialect, of: Any = None) -> Select[Any]:

@@ -240,6 +240,44 @@ class Worker(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id", ondelete="SET NULL"))
     micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(200))  # argon2; set by an admin
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class UserRole(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    SCREEN = "screen"
+
+
+class User(Base):
+    """A centre account: admin, operator, or a screen (read-only). Workers sign in with phone + PIN."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class ApiToken(Base):
+    """A session or a long-lived screen token. Only its SHA-256 is stored; it expires."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Event(Base):
@@ -322,6 +360,9 @@ class Alarm(Base):
     escalation_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     family_handling_at: Mapped[datetime | None] = mapped_column()
     family_handling_by: Mapped[str | None] = mapped_column(String(200))
+    accepted_at: Mapped[datetime | None] = mapped_column()  # a worker tapped "I'm going"
+    arrived_at: Mapped[datetime | None] = mapped_column()  # on site: the 45-minute service level
+    arrived_by: Mapped[str | None] = mapped_column(String(200))
     resident: Mapped[Resident | None] = relationship()
     device: Mapped[Device | None] = relationship()
     transitions: Mapped[list[AlarmTransition]] = relationship(

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import rules
 from alerts.alarms import open_alarm
-from alerts.db import insert_ignoring_conflicts
+from alerts.db import BatchParameters, UTCDateTime, insert_rows, insert_rows_ignoring_conflicts, one_of
 from alerts.models import (
     AlarmKind,
     Device,
@@ -34,6 +34,10 @@ from alerts.models import (
 from alerts.observations import Observation, Quarantined
 
 QUARANTINE_PAYLOAD_LIMIT = 4096
+
+# the columns of an event row, in the order _events builds them
+EVENT_COLUMNS = ("device_id", "resident_id", "kind", "is_activity", "occurred_at", "received_at", "device_time",
+                 "clock_skew", "value", "event_uid", "delivery_key", "topic")
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def _load_devices(session: Session, external_ids: set[str], default: rules.Limit
         .outerjoin(Resident, Device.resident_id == Resident.id)
         .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
         .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
-        .where(Device.external_id.in_(external_ids))
+        .where(one_of(Device.external_id, sorted(external_ids), session.get_bind().dialect, "external_ids"))
     )
     found = {}
     for ext, dev_id, kind, resident_id, occupied, r_win, r_warn, g_win, g_warn in session.execute(query):
@@ -171,14 +175,13 @@ def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchRe
     plain = [r for r in rows if r["event_uid"] is None]
     with_uid = [r for r in rows if r["event_uid"] is not None]
     inserted = list(plain)
-    if plain:
-        session.execute(insert(Event), plain)
+    insert_rows(session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in plain])
     if with_uid:
-        dialect = session.get_bind().dialect
-        statement = insert_ignoring_conflicts(
-            Event.__table__, dialect, ["device_id", "event_uid"], Event.event_uid.isnot(None)
-        ).returning(Event.device_id, Event.event_uid)
-        new = {(d, u) for d, u in session.execute(statement, with_uid).all()}
+        new = set(insert_rows_ignoring_conflicts(
+            session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
+            index_elements=["device_id", "event_uid"], index_where=Event.event_uid.isnot(None),
+            returning=["device_id", "event_uid"],
+        ))
         for row in with_uid:
             if (row["device_id"], row["event_uid"]) in new:
                 inserted.append(row)
@@ -188,6 +191,10 @@ def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchRe
         result.kinds[row["kind"]] += 1
         result.activity += row["is_activity"]
     return inserted
+
+
+def _as_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in EVENT_COLUMNS)
 
 
 def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits: rules.DeviceLimits) -> None:
@@ -200,26 +207,29 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
                                           availability_at=u.availability_at, limits=limits)
         params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due, "b_occupied": u.occupied,
                        "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at})
-    newer = or_(Device.last_seen_at.is_(None), Device.last_seen_at < bindparam("b_seen"))
+    b = BatchParameters(session.get_bind().dialect, "device_batch", {
+        "b_id": Integer(), "b_seen": UTCDateTime(), "b_due": UTCDateTime(), "b_occupied": Boolean(),
+        "b_battery": Integer(), "b_avail": String(), "b_avail_at": UTCDateTime(),
+    })
+    newer = or_(Device.last_seen_at.is_(None), Device.last_seen_at < b.ref("b_seen"))
     statement = (
         update(Device)
-        .where(Device.id == bindparam("b_id"))
+        .where(Device.id == b.ref("b_id"))
         .values(
-            last_seen_at=case((newer, bindparam("b_seen")), else_=Device.last_seen_at),
+            last_seen_at=case((newer, b.ref("b_seen")), else_=Device.last_seen_at),
             offline_due_at=case(
-                (bindparam("b_avail", type_=Device.availability.type).isnot(None), bindparam("b_due")),
-                (newer, bindparam("b_due")),
+                (b.ref("b_avail").isnot(None), b.ref("b_due")),
+                (newer, b.ref("b_due")),
                 else_=Device.offline_due_at,
             ),
-            occupied=func.coalesce(bindparam("b_occupied", type_=Boolean), Device.occupied),
-            battery=func.coalesce(bindparam("b_battery", type_=Integer), Device.battery),
-            availability=func.coalesce(bindparam("b_avail", type_=String), Device.availability),
-            availability_at=func.coalesce(bindparam("b_avail_at", type_=Device.availability_at.type),
-                                          Device.availability_at),
+            occupied=func.coalesce(b.ref("b_occupied"), Device.occupied),
+            battery=func.coalesce(b.ref("b_battery"), Device.battery),
+            availability=func.coalesce(b.ref("b_avail"), Device.availability),
+            availability_at=func.coalesce(b.ref("b_avail_at"), Device.availability_at),
         )
         .execution_options(synchronize_session=False)
     )
-    session.connection().execute(statement, params)
+    b.execute(session, statement, params, Device.__table__, "b_id")
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
@@ -259,22 +269,24 @@ def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, floa
         {"b_id": rid, "b_ts": ts, "b_due": ts + timedelta(seconds=window)}
         for rid, (ts, window) in sorted(latest.items())
     ]
+    b = BatchParameters(session.get_bind().dialect, "resident_batch",
+                        {"b_id": Integer(), "b_ts": UTCDateTime(), "b_due": UTCDateTime()})
     statement = (
         update(Resident)
-        .where(Resident.id == bindparam("b_id"))
-        .where(or_(Resident.last_activity_at.is_(None), Resident.last_activity_at < bindparam("b_ts")))
+        .where(Resident.id == b.ref("b_id"))
+        .where(or_(Resident.last_activity_at.is_(None), Resident.last_activity_at < b.ref("b_ts")))
         .values(
-            last_activity_at=bindparam("b_ts"),
+            last_activity_at=b.ref("b_ts"),
             due_at=case(
-                (Resident.watch_from.isnot(None) & (Resident.watch_from >= bindparam("b_ts")), Resident.due_at),
-                else_=bindparam("b_due"),
+                (Resident.watch_from.isnot(None) & (Resident.watch_from >= b.ref("b_ts")), Resident.due_at),
+                else_=b.ref("b_due"),
             ),
             away_until_activity=False,
             away_until=None,
         )
         .execution_options(synchronize_session=False)
     )
-    session.connection().execute(statement, params)
+    b.execute(session, statement, params, Resident.__table__, "b_id")
 
 
 def _quarantine(session: Session, held: list[Quarantined], now: datetime, result: BatchResult) -> None:

@@ -6,20 +6,22 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from alerts import rules
 from alerts.models import Alarm, AlarmState, Attempt, Device, Grid, MicroGrid, Resident
 
 
-def resident_rows(session: Session, now: datetime, default: rules.Limits,
-                  resident_id: int | None = None) -> list[dict[str, Any]]:
+def resident_rows(session: Session, now: datetime, default: rules.Limits, resident_id: int | None = None,
+                  scope: ColumnElement[bool] | None = None) -> list[dict[str, Any]]:
     query = (select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
              .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
              .outerjoin(Grid, MicroGrid.grid_id == Grid.id).order_by(Resident.id))
     if resident_id is not None:
         query = query.where(Resident.id == resident_id)
+    if scope is not None:
+        query = query.where(scope)
     rows = session.execute(query).all()
     ids = [r.id for r, _, _ in rows]
     open_kinds: dict[int, set[str]] = defaultdict(set)
@@ -70,6 +72,8 @@ def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
         "step": alarm.step + 1 if alarm.step >= 0 else None, "round": alarm.cycle + 1,
         "responders_called_at": alarm.responders_called_at, "next_action_at": alarm.next_action_at,
         "family_handling_at": alarm.family_handling_at, "family_handling_by": alarm.family_handling_by,
+        "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at, "arrived_by": alarm.arrived_by,
+        "resident_name": alarm.resident.name if alarm.resident is not None else None,
     }
     if with_history:
         row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}

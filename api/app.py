@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import AppContext
-from api.routes import alarms, health, policies, quarantine, residents, webhooks
+from api.routes import alarms, auth, health, policies, quarantine, residents, webhooks
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -16,6 +16,6 @@ def create_app(context: AppContext) -> FastAPI:
         "and the quarantine of refused sensor messages.",
     )
     app.state.context = context
-    for module in (health, residents, alarms, quarantine, policies, webhooks):
+    for module in (health, auth, residents, alarms, quarantine, policies, webhooks):
         app.include_router(module.router)
     return app

@@ -28,6 +28,7 @@ from alerts.clock import FastClock, ManualClock
 from alerts.community import CommunityFileError, load_community
 from alerts.db import make_engine, upgrade
 from alerts.notifiers.console import Behaviour, Script
+from api import accounts
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock
 from config.logging import setup_logging
@@ -91,6 +92,23 @@ def _parser() -> argparse.ArgumentParser:
     clock.add_argument("value", nargs="?", help="ISO instant for set; duration (90s, 10m, 14h) for advance")
     clock.set_defaults(handler=_clock)
 
+    user = commands.add_parser("user", help="centre accounts: shouwang user add NAME --role admin|operator|screen")
+    user.add_argument("action", choices=["add"])
+    user.add_argument("username")
+    user.add_argument("--role", choices=["admin", "operator", "screen"], required=True)
+    user.add_argument("--name", default="")
+    user.add_argument("--password", help="default: read from the SHOUWANG_NEW_PASSWORD environment variable")
+    user.set_defaults(handler=_user)
+
+    pin = commands.add_parser("pin", help="set a worker's PIN for the phone page: shouwang pin PHONE PIN")
+    pin.add_argument("phone")
+    pin.add_argument("pin")
+    pin.set_defaults(handler=_pin)
+
+    token = commands.add_parser("screen-token", help="print a long-lived read-only token for a wall screen")
+    token.add_argument("--label", default="wall screen")
+    token.set_defaults(handler=_screen_token)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the native MQTT payload")
     schema.set_defaults(handler=_schema)
 
@@ -151,6 +169,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
     grid_worker = next(w["phone"] for w in community.as_data()["workers"] if w["role"] == "grid_worker")
     runtime = Runtime(settings, process="demo", clock=clock, script=_demo_people(grid_worker))
+    with Session(runtime.engine) as session, session.begin():
+        screen = accounts.screen_token(session, clock.now(), timedelta(days=365), "demo screen")
+        admin = accounts.token_for(session, clock.now(), "admin", username="demo-admin", ttl=timedelta(days=365))
+        accounts.set_pin(session, grid_worker, DEMO_PIN)
+    (data / "tokens.json").write_text(json.dumps({"screen": screen, "admin": admin, "worker_phone": grid_worker,
+                                                  "worker_pin": DEMO_PIN}))
     runtime.start()
     publisher = Publisher(broker.host, broker.port)
     publisher.connect()
@@ -164,10 +188,10 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
           f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
           f"{window_real + 5:.0f} s, a check call nobody answers, then the grid worker and family called;\n"
           f"  the grid worker presses 1 two simulated minutes later. Calls and SMS are printed here (console).\n"
-          f"  API:     http://127.0.0.1:{port}/docs\n"
-          f"  Alarms:  http://127.0.0.1:{port}/api/alarms\n"
-          f"  Residents: http://127.0.0.1:{port}/api/residents\n"
-          f"  Health:  http://127.0.0.1:{port}/healthz\n"
+          f"  Map screen:  http://127.0.0.1:{port}/screen?token={screen}\n"
+          f"  Phone page:  http://127.0.0.1:{port}/m/  (grid worker {grid_worker}, PIN {DEMO_PIN})\n"
+          f"  API:         http://127.0.0.1:{port}/docs  (admin token in {data / 'tokens.json'})\n"
+          f"  Health:      http://127.0.0.1:{port}/healthz\n"
           f"Press Ctrl+C to stop.\n", flush=True)
     try:
         runtime.serve_http("127.0.0.1", port)
@@ -176,6 +200,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         runtime.stop()
         broker.stop()
     return 0
+
+
+DEMO_PIN = "1234"
 
 
 def _demo_people(grid_worker: str) -> Script:
@@ -239,6 +266,41 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     thread.start()
     _wait_for_signal()
     publisher.close()
+    return 0
+
+
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    password = args.password or os.environ.get("SHOUWANG_NEW_PASSWORD")
+    if not password or len(password) < 8:
+        print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
+              file=sys.stderr)
+        return 2
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    with Session(engine) as session, session.begin():
+        accounts.add_user(session, args.username, args.role, password, Runtime(settings, ingest=False).clock.now(),
+                          name=args.name)
+    print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def _pin(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database.url)
+    with Session(engine) as session, session.begin():
+        if not accounts.set_pin(session, args.phone, args.pin):
+            print(f"shouwang: no worker with phone {args.phone}", file=sys.stderr)
+            return 1
+    print(f"PIN set for {args.phone}")
+    return 0
+
+
+def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    now = Runtime(settings, ingest=False).clock.now()
+    with Session(engine) as session, session.begin():
+        token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
+    print(token)
     return 0
 
 

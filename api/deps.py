@@ -28,6 +28,7 @@ class AppContext:
     metrics: Metrics
     provider: Provider
     chain: ChainSettings
+    secret_key: str = ""
     ingest_status: Callable[[], dict[str, Any]] | None = None
     last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
 

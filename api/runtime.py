@@ -6,6 +6,7 @@ Used by the CLI (``serve``, ``demo``) and by tests that run a whole process in-p
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from datetime import datetime, timedelta
 
@@ -41,11 +42,13 @@ def watch_policy(settings: Settings) -> WatchPolicy:
     )
 
 
-def chain_settings(settings: Settings) -> chain.ChainSettings:
+def chain_settings(settings: Settings, secret_key: str = "") -> chain.ChainSettings:
     n = settings.notify
+    link_base = settings.api.public_url or n.public_base_url or f"http://{settings.api.host}:{settings.api.port}"
     return chain.ChainSettings(calls_per_hour=n.calls_per_hour, sms_per_hour=n.sms_per_hour,
                                retry_after=n.retry_after, max_tries=n.max_tries, language=n.language,
-                               default_window=settings.rules.inactivity_window)
+                               default_window=settings.rules.inactivity_window, link_secret=secret_key,
+                               link_base=link_base.rstrip("/"), link_ttl=timedelta(hours=settings.api.link_hours))
 
 
 def ingest_policy(settings: Settings) -> IngestPolicy:
@@ -62,7 +65,11 @@ class Runtime:
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
         self.policy = watch_policy(settings)
-        self.chain = chain_settings(settings)
+        self.secret_key = settings.api.secret_key or secrets.token_urlsafe(32)
+        if settings.api.secret_key is None:
+            log.warning("api.secret_key is not set: SMS links will not survive a restart (set "
+                        "SHOUWANG_API__SECRET_KEY_FILE)")
+        self.chain = chain_settings(settings, self.secret_key)
         self.provider = provider or make_provider(settings.notify, self.clock.now, script)
         self.consumer = Consumer(settings.mqtt, self.engine, self.clock, ingest_policy(settings), settings.tz,
                                  self.metrics) if ingest else None
@@ -71,7 +78,7 @@ class Runtime:
                            escalate=self.escalate)
         self.app: FastAPI = create_app(AppContext(
             settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
-            provider=self.provider, chain=self.chain,
+            provider=self.provider, chain=self.chain, secret_key=self.secret_key,
             ingest_status=self.consumer.status if self.consumer else None,
             last_tick=lambda: (self.watch.last_tick_real, self.watch.last_tick_at),
         ))

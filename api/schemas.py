@@ -39,6 +39,23 @@ class ResidentOut(BaseModel):
     devices: list[DeviceOut]
 
 
+class PersonOut(BaseModel):
+    name: str
+    phone: str
+    relation: str | None = None
+    priority: int | None = None
+    role: str | None = None
+
+
+class ResidentCardOut(ResidentOut):
+    birth_year: int | None
+    age: int | None
+    grid: str | None
+    micro_grid: str | None
+    contacts: list[PersonOut]
+    workers: list[PersonOut]
+
+
 class TransitionOut(BaseModel):
     at: datetime
     action: str
@@ -93,16 +110,19 @@ class AlarmOut(BaseModel):
     next_action_at: datetime | None = None
     family_handling_at: datetime | None = None
     family_handling_by: str | None = None
+    accepted_at: datetime | None = None
+    arrived_at: datetime | None = None
+    arrived_by: str | None = None
+    resident_name: str | None = None
     transitions: list[TransitionOut] | None = None
     attempts: list[AttemptOut] | None = None
 
 
-class AcknowledgeIn(BaseModel):
-    by: str = Field(min_length=1, max_length=200, description="who acknowledges (name or worker id)")
+class NoteIn(BaseModel):
+    note: str | None = Field(None, max_length=2000)
 
 
 class ResolveIn(BaseModel):
-    by: str = Field(min_length=1, max_length=200)
     outcome: Outcome = Field(description="one of: " + ", ".join(sorted(HUMAN_OUTCOMES)))
     note: str | None = Field(None, max_length=2000)
 

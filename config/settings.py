@@ -71,13 +71,50 @@ class DatabaseSettings(BaseModel):
 class FormatRoute(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    """Which adapter parses messages on topics matching ``topic`` (an MQTT filter, + and # allowed)."""
+    """Which adapter parses messages on topics matching ``topic`` (an MQTT filter, + and # allowed), with
+    the options of that adapter (docs/formats.md describes each format and its options)."""
 
     topic: str
-    format: Literal["native", "zigbee2mqtt"]
+    format: Literal[
+        "native", "zigbee2mqtt", "tasmota", "shelly_gen1", "shelly_gen2", "esphome", "homeassistant", "homie"
+    ]
     # Zigbee2MQTT only: the bridge's cache_state setting (SPEC section 2). With the default (true) only a
     # change from not occupied counts as an observation.
     cache_state: bool = True
+    # Tasmota, Shelly (inputs), ESPHome, Home Assistant, Homie: what the sensor's two states report.
+    device_kind: Literal["motion", "door", "button"] = "motion"
+    # Door sensors: which state means closed ("on": ON/true/1, "off": OFF/false/0). Default: "off" for
+    # ESPHome and Home Assistant (their binary_sensor device class door: on = open); Tasmota, Shelly Gen1
+    # inputs, Shelly Gen2 inputs and Homie have no convention and need it set.
+    closed_when: Literal["on", "off"] | None = None
+    # Which sensor of a device is the activity sensor: Tasmota SENSOR/RESULT key (default "Switch1"),
+    # Shelly Gen1 input level topic (e.g. "input/0"; default none), ESPHome binary_sensor object id and Homie
+    # "<node>/<property>" (default: every binary sensor / boolean property).
+    sensor: str | None = None
+    # State topics (Tasmota SENSOR, Shelly Gen1, ESPHome, Home Assistant, Homie) repeat their state, so
+    # "on" counts only as a change from "off"; true makes every "on" an observation (sensors that never
+    # send "off", like Home Assistant's own force_update / off_delay setups).
+    force_update: bool = False
+    # Home Assistant (and Tasmota StateText): the exact payloads of the states and of availability.
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    payload_available: str = "online"
+    payload_not_available: str = "offline"
+    # ESPHome and Homie: every message of a node / device is the one Shouwang device (one sensor per node).
+    node_is_device: bool = False
+
+    @model_validator(mode="after")
+    def _options_make_sense(self) -> FormatRoute:
+        payloads = [self.payload_on, self.payload_off, self.payload_available, self.payload_not_available]
+        if len(set(payloads)) != len(payloads) or not all(payloads):
+            raise ValueError("payload_on, payload_off, payload_available and payload_not_available must be "
+                             "four different, non-empty payloads")
+        needs_closed_when = ("tasmota", "shelly_gen1", "shelly_gen2", "homie")
+        if (self.device_kind == "door" and self.closed_when is None and self.format in needs_closed_when
+                and not (self.format == "shelly_gen1" and self.sensor is None)):
+            raise ValueError(f"a {self.format} door route must say which state means the door is closed: "
+                             "closed_when = 'on' or 'off' (it depends on the contact and its wiring)")
+        return self
 
 
 class MqttSettings(BaseModel):
@@ -201,11 +238,49 @@ class NotifySettings(BaseModel):
         return self
 
 
+class MapSettings(BaseModel):
+    """The screen's base map: a tile URL template with its datum, an offline image of the neighbourhood
+    with its corner coordinates (WGS-84), or none (markers on a plain background)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["none", "tiles", "image"] = "none"
+    tile_url: str | None = None  # e.g. http://tiles.local/{z}/{x}/{y}.png
+    tile_datum: Literal["wgs84", "gcj02"] = "wgs84"  # Amap tiles are GCJ-02: markers are shifted onto them
+    tile_attribution: str = ""
+    image_url: str | None = None  # served by you, e.g. /static/site/neighbourhood.png
+    image_south_west: tuple[float, float] | None = None  # (latitude, longitude)
+    image_north_east: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> MapSettings:
+        if self.kind == "tiles" and not self.tile_url:
+            raise ValueError("map.kind = 'tiles' needs map.tile_url")
+        if self.kind == "image" and not (self.image_url and self.image_south_west and self.image_north_east):
+            raise ValueError("map.kind = 'image' needs map.image_url, map.image_south_west, map.image_north_east")
+        return self
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # signs the links in escalation SMS; set it (SHOUWANG_API__SECRET_KEY_FILE) so links survive restarts
+    secret_key: str | None = None
+    public_url: str | None = None  # how phones reach the /m/ page, for the SMS link; default notify.public_base_url
+    session_hours: float = Field(12, gt=0)
+    screen_token_days: float = Field(365, gt=0)
+    link_hours: float = Field(24, gt=0)
+    language: Literal["zh", "en"] = "zh"  # labels of the screen and the phone page
+    map: MapSettings = Field(default_factory=MapSettings)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _real_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 16 or value.lower() in ("changeme", "secret", "change-me-please")):
+            raise ValueError("api.secret_key must be a real secret of at least 16 characters")
+        return value
 
 
 class Settings(BaseSettings):

@@ -10,7 +10,7 @@ from datetime import tzinfo
 
 from alerts.observations import Observation, Quarantined
 from config.settings import FormatRoute
-from sensors.formats import native, zigbee2mqtt
+from sensors.formats import esphome, homeassistant, homie, native, shelly_gen1, shelly_gen2, tasmota, zigbee2mqtt
 from sensors.payloads import Ignored, ParseResult, Reading, Rejection
 from sensors.topics import base_of, route_for
 
@@ -71,11 +71,35 @@ def convert(raw: RawMessage, routes: Sequence[FormatRoute], zone: tzinfo, max_pa
 
 
 def _parse(raw: RawMessage, route: FormatRoute, zone: tzinfo) -> ParseResult:
+    base = base_of(route.topic)
+    kind, closed_when, force = route.device_kind, route.closed_when, route.force_update
     try:
         if route.format == "zigbee2mqtt":
-            return zigbee2mqtt.parse(raw.topic, raw.payload, zone, base=base_of(route.topic),
-                                     cache_state=route.cache_state)
-        return native.parse(raw.topic, raw.payload, zone, base=base_of(route.topic))
+            return zigbee2mqtt.parse(raw.topic, raw.payload, zone, base=base, cache_state=route.cache_state)
+        if route.format == "tasmota":
+            return tasmota.parse(raw.topic, raw.payload, zone, base=base, sensor=route.sensor, device_kind=kind,
+                                 closed_when=closed_when, force_update=force, payload_on=route.payload_on,
+                                 payload_off=route.payload_off)
+        if route.format == "shelly_gen1":
+            return shelly_gen1.parse(raw.topic, raw.payload, zone, base=base, sensor=route.sensor,
+                                     device_kind=kind, closed_when=closed_when, force_update=force)
+        if route.format == "shelly_gen2":
+            return shelly_gen2.parse(raw.topic, raw.payload, zone, base=base, device_kind=kind,
+                                     closed_when=closed_when)
+        if route.format == "esphome":
+            return esphome.parse(raw.topic, raw.payload, zone, base=base, sensor=route.sensor, device_kind=kind,
+                                 closed_when=closed_when or "off", force_update=force,
+                                 node_is_device=route.node_is_device)
+        if route.format == "homeassistant":
+            return homeassistant.parse(raw.topic, raw.payload, zone, topic_filter=route.topic, device_kind=kind,
+                                       closed_when=closed_when or "off", force_update=force,
+                                       payload_on=route.payload_on, payload_off=route.payload_off,
+                                       payload_available=route.payload_available,
+                                       payload_not_available=route.payload_not_available)
+        if route.format == "homie":
+            return homie.parse(raw.topic, raw.payload, zone, base=base, sensor=route.sensor, device_kind=kind,
+                               closed_when=closed_when, force_update=force, node_is_device=route.node_is_device)
+        return native.parse(raw.topic, raw.payload, zone, base=base)
     except Exception as exc:  # a parser bug must quarantine the message, not stop the consumer
         return Rejection("parser_error", f"{type(exc).__name__}: {exc}")
 

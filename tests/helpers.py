@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -56,7 +57,10 @@ class PrivateMosquitto:
         data = workdir / "mosquitto-data"
         data.mkdir(parents=True, exist_ok=True)
         base = (ROOT / "config" / "mosquitto.conf").read_text()
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\n")
+        # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write the persistence file
+        # into the test's folder; `user` keeps it as whoever runs the tests (ignored when not root).
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n")
 
     @property
     def url(self) -> str:

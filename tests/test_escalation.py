@@ -21,6 +21,7 @@ from alerts.community import load_community
 from alerts.models import Alarm, AlarmKind, Attempt, AttemptStatus, Device, EscalationPolicy, Resident
 from alerts.observations import Observation
 from alerts.recording import record_batch
+from api import accounts
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings
 from tests.conftest import T0
@@ -71,6 +72,8 @@ class Env:
         self.runtime.serve_http("127.0.0.1", port, background=True)
         wait_for(lambda: self._up(), message="the API serving")
         self.engine = self.runtime.engine
+        with Session(self.engine) as session, session.begin():
+            self.token = accounts.token_for(session, T0, "admin", ttl=timedelta(days=30))
 
     def _up(self) -> bool:
         try:
@@ -112,7 +115,8 @@ class Env:
         return [("voice", c.to) for c in self.fake.calls] + [("sms", m.to) for m in self.fake.messages]
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.app_url}{path}", timeout=10, **kw)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, f"{self.app_url}{path}", timeout=10, headers=headers, **kw)
 
     def close(self) -> None:
         self.runtime.stop()

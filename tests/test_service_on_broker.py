@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from alerts.clock import ManualClock
 from alerts.community import load_community
 from alerts.models import Event, QuarantinedMessage, Resident
+from api import accounts
 from api.runtime import Runtime
 from config.settings import Settings
 from sensors.formats import native
@@ -49,7 +50,9 @@ class Service:
         assert self.runtime.consumer is not None
         self.consumer = self.runtime.consumer
         wait_for(lambda: self.consumer.status()["caught_up"], message="consumer connected and caught up")
-        self.api = TestClient(self.runtime.app)
+        with Session(self.runtime.engine) as session, session.begin():
+            token = accounts.token_for(session, T0, "operator", ttl=timedelta(days=30))
+        self.api = TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
         self.publisher = TestPublisher(client_id=f"{base}-pub")
 
     def native(self, kind: str, **fields: object) -> None:

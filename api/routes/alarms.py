@@ -1,29 +1,37 @@
-"""Alarms: list, look at one, acknowledge, resolve with an outcome."""
+"""Alarms: list, look at one, and act on it: accept ("I'm going"), arrived, acknowledge, resolve with an
+outcome; from the centre, dispatch the grid worker now or call the family now. Every change is audited."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
+from alerts import alarms as alarm_ops
 from alerts import chain, service
 from alerts.alarms import AlarmError
 from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, Attempt, AuditEntry
 from alerts.views import alarm_row, attempt_row
+from api.auth import Actor, CentreStaff, CurrentPrincipal, Principal, alarm_scope, visible_alarm
 from api.deps import ContextDep, SessionDep
-from api.schemas import AcknowledgeIn, AlarmOut, ResolveIn
+from api.schemas import AlarmOut, ResolveIn
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
-NOT_FOUND = {404: {"description": "no such alarm"}, 409: {"description": "the alarm's state forbids it"}}
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such alarm (or not yours to see)"},
+                                           403: {"description": "read-only role"},
+                                           409: {"description": "the alarm's state forbids it"}}
 
 
 @router.get("", response_model=list[AlarmOut])
-def list_alarms(session: SessionDep, state: Literal["open", "resolved", "all"] = "open",
-                limit: int = 200) -> list[dict[str, object]]:
-    """Alarms, newest first. ``open`` means not resolved (open or acknowledged)."""
-    query = select(Alarm).order_by(Alarm.id.desc()).limit(min(max(limit, 1), 1000))
+def list_alarms(session: SessionDep, principal: CurrentPrincipal,
+                state: Literal["open", "resolved", "all"] = "open", limit: int = 200) -> list[dict[str, Any]]:
+    """Alarms this principal may see, newest first. ``open`` means not resolved (open or acknowledged)."""
+    query = (select(Alarm).options(selectinload(Alarm.resident)).where(alarm_scope(principal))
+             .order_by(Alarm.id.desc()).limit(min(max(limit, 1), 1000)))
     if state == "open":
         query = query.where(Alarm.state != AlarmState.RESOLVED)
     elif state == "resolved":
@@ -31,48 +39,80 @@ def list_alarms(session: SessionDep, state: Literal["open", "resolved", "all"] =
     return [alarm_row(a) for a in session.scalars(query)]
 
 
-@router.get("/{alarm_id}", response_model=AlarmOut, responses=NOT_FOUND)
-def get_alarm(alarm_id: int, session: SessionDep) -> dict[str, object]:
-    alarm = session.scalars(select(Alarm).options(selectinload(Alarm.transitions))
-                            .where(Alarm.id == alarm_id)).first()
-    if alarm is None:
-        raise HTTPException(404, f"no alarm {alarm_id}")
+@router.get("/{alarm_id}", response_model=AlarmOut, responses=ERRORS)
+def get_alarm(alarm_id: int, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One alarm with its history and every call and SMS of its escalation."""
+    alarm = visible_alarm(session, principal, alarm_id)
     row = alarm_row(alarm, with_history=True)
     row["attempts"] = [attempt_row(a) for a in session.scalars(
         select(Attempt).where(Attempt.alarm_id == alarm_id).order_by(Attempt.id))]
     return row
 
 
-@router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=NOT_FOUND)
-def acknowledge(alarm_id: int, body: AcknowledgeIn, context: ContextDep, session: SessionDep) -> dict[str, object]:
-    """Someone is on it: the alarm turns from open to acknowledged and records who."""
+def _act(session: Session, principal: Principal, context: Any, alarm_id: int, action: str,
+         change: Callable[[Alarm, datetime], None], detail: dict[str, Any] | None = None) -> dict[str, Any]:
     now = context.clock.now()
+    alarm = visible_alarm(session, principal, alarm_id)
+    session.refresh(alarm, with_for_update=True)
     try:
-        alarm = service.acknowledge_alarm(session, alarm_id, now, by=body.by)
+        change(alarm, now)
     except AlarmError as exc:
         raise HTTPException(409, str(exc)) from exc
-    if alarm is None:
-        raise HTTPException(404, f"no alarm {alarm_id}")
-    session.add(AuditEntry(at=now, actor=body.by, action="alarm.acknowledge", target=f"alarm:{alarm_id}",
-                           detail={}))
+    session.add(AuditEntry(at=now, actor=principal.label, action=f"alarm.{action}", target=f"alarm:{alarm_id}",
+                           detail=detail or {}))
     return alarm_row(alarm)
 
 
-@router.post("/{alarm_id}/resolve", response_model=AlarmOut, responses=NOT_FOUND)
-def resolve(alarm_id: int, body: ResolveIn, context: ContextDep, session: SessionDep) -> dict[str, object]:
-    """Close the alarm with an outcome. An outcome that found the resident restarts their window."""
+@router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=ERRORS)
+def acknowledge(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
+    """Someone is on it: the alarm turns from open to acknowledged, records who, and the chain stops."""
+    return _act(session, principal, context, alarm_id, "acknowledge",
+                lambda alarm, now: alarm_ops.acknowledge(session, alarm, now, by=principal.label))
+
+
+@router.post("/{alarm_id}/accept", response_model=AlarmOut, responses=ERRORS)
+def accept(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
+    """A worker's "I'm going": acknowledges the alarm and stops the chain."""
+    return _act(session, principal, context, alarm_id, "accept",
+                lambda alarm, now: alarm_ops.accept(session, alarm, now, by=principal.label))
+
+
+@router.post("/{alarm_id}/arrived", response_model=AlarmOut, responses=ERRORS)
+def arrived(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
+    """On site at the resident's door."""
+    return _act(session, principal, context, alarm_id, "arrived",
+                lambda alarm, now: alarm_ops.arrive(session, alarm, now, by=principal.label))
+
+
+@router.post("/{alarm_id}/resolve", response_model=AlarmOut, responses=ERRORS)
+def resolve(alarm_id: int, body: ResolveIn, context: ContextDep, session: SessionDep,
+            principal: Actor) -> dict[str, Any]:
+    """Close the alarm with an outcome; the family gets an SMS with it. An outcome that found the
+    resident restarts their window."""
     if body.outcome not in HUMAN_OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {sorted(HUMAN_OUTCOMES)}")
-    now = context.clock.now()
-    try:
-        alarm = service.resolve_alarm(session, alarm_id, now, context.policy, by=body.by, outcome=body.outcome,
-                                      note=body.note)
-        if alarm is not None:
-            chain.queue_outcome_sms(session, alarm, now, context.chain)
-    except AlarmError as exc:
-        raise HTTPException(409, str(exc)) from exc
-    if alarm is None:
-        raise HTTPException(404, f"no alarm {alarm_id}")
-    session.add(AuditEntry(at=now, actor=body.by, action="alarm.resolve", target=f"alarm:{alarm_id}",
-                           detail={"outcome": body.outcome.value, "note": body.note}))
-    return alarm_row(alarm)
+
+    def change(alarm: Alarm, now: datetime) -> None:
+        service.resolve_alarm(session, alarm.id, now, context.policy, by=principal.label, outcome=body.outcome,
+                              note=body.note)
+        chain.queue_outcome_sms(session, alarm, now, context.chain)
+
+    return _act(session, principal, context, alarm_id, "resolve", change,
+                {"outcome": body.outcome.value, "note": body.note})
+
+
+@router.post("/{alarm_id}/dispatch", response_model=AlarmOut, responses=ERRORS)
+def dispatch(alarm_id: int, context: ContextDep, session: SessionDep, principal: CentreStaff) -> dict[str, Any]:
+    """One click from the centre: call the grid worker now (skip to the first responder step)."""
+    return _act(session, principal, context, alarm_id, "dispatch",
+                lambda alarm, now: chain.dispatch_now(session, alarm, now, by=principal.label))
+
+
+@router.post("/{alarm_id}/call-family", response_model=AlarmOut, responses=ERRORS)
+def call_family(alarm_id: int, context: ContextDep, session: SessionDep, principal: CentreStaff) -> dict[str, Any]:
+    """One click from the centre: call the family contacts now."""
+
+    def change(alarm: Alarm, now: datetime) -> None:
+        chain.call_family_now(session, alarm, now, by=principal.label, settings=context.chain)
+
+    return _act(session, principal, context, alarm_id, "call_family", change)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from alerts.escalation import PolicyError, policy_from_dict
 from alerts.models import AuditEntry, EscalationPolicy
+from api.auth import Admin, CentreStaff
 from api.deps import ContextDep, SessionDep
 
 router = APIRouter(prefix="/api/policies", tags=["policies"])
@@ -22,20 +23,19 @@ class PolicyOut(BaseModel):
 
 
 class PolicyIn(BaseModel):
-    by: str = Field(min_length=1, max_length=200)
     definition: dict[str, Any] = Field(description="steps: [{name, wait, check_call, contacts: [{target, channels, "
                                        "rank}]}], repeat_from (1-based), family_ack_stops")
 
 
 @router.get("", response_model=list[PolicyOut])
-def list_policies(session: SessionDep) -> list[PolicyOut]:
+def list_policies(session: SessionDep, _staff: CentreStaff) -> list[PolicyOut]:
     return [PolicyOut(name=p.name, definition=p.definition, updated_by=p.updated_by)
             for p in session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name))]
 
 
 @router.put("/{name}", response_model=PolicyOut, responses={404: {"description": "no such policy"},
                                                              422: {"description": "the policy cannot work"}})
-def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: SessionDep) -> PolicyOut:
+def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: SessionDep, admin: Admin) -> PolicyOut:
     """Replace a policy; new alarms copy it, open alarms keep theirs."""
     now = context.clock.now()
     row = session.scalars(select(EscalationPolicy).where(EscalationPolicy.name == name)).first()
@@ -45,7 +45,7 @@ def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: Sess
         policy = policy_from_dict({**body.definition, "name": name})
     except PolicyError as exc:
         raise HTTPException(422, str(exc)) from exc
-    row.definition, row.updated_at, row.updated_by = policy.to_dict(), now, body.by
-    session.add(AuditEntry(at=now, actor=body.by, action="policy.replace", target=f"policy:{name}",
+    row.definition, row.updated_at, row.updated_by = policy.to_dict(), now, admin.label
+    session.add(AuditEntry(at=now, actor=admin.label, action="policy.replace", target=f"policy:{name}",
                            detail=policy.to_dict()))
     return PolicyOut(name=row.name, definition=row.definition, updated_by=row.updated_by)

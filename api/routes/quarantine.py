@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from alerts.models import QuarantinedMessage
+from api.auth import CentreStaff
 from api.deps import SessionDep
 from api.schemas import QuarantineOut
 
@@ -13,7 +14,8 @@ router = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
 
 
 @router.get("", response_model=list[QuarantineOut])
-def list_quarantine(session: SessionDep, reason: str | None = None, limit: int = 200) -> list[QuarantineOut]:
+def list_quarantine(session: SessionDep, _staff: CentreStaff, reason: str | None = None,
+                    limit: int = 200) -> list[QuarantineOut]:
     """Newest first; filter by ``reason`` (malformed_json, invalid_field, oversized, binary,
     unknown_device, unknown_topic, bad_timestamp, not_an_object, ...)."""
     query = select(QuarantinedMessage).order_by(QuarantinedMessage.id.desc()).limit(min(max(limit, 1), 1000))
