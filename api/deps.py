@@ -44,4 +44,5 @@ def get_session(context: Annotated[AppContext, Depends(get_context)]) -> Iterato
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a 200 means it is stored
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

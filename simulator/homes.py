@@ -99,10 +99,15 @@ def make_community(homes: int, *, seed: int = 1, center: tuple[float, float] = (
     return community
 
 
+def _stream(home: VirtualHome, start: datetime, zone: tzinfo) -> Iterator[tuple[datetime, str, int, VirtualHome]]:
+    # a function of its own: a generator expression in a comprehension would late-bind `home`
+    for n, instant in enumerate(home.movements(start, zone)):
+        yield instant, home.ref, n, home
+
+
 def timeline(homes: list[VirtualHome], start: datetime, zone: tzinfo) -> Iterator[tuple[datetime, str, bytes]]:
     """Every home's messages from ``start`` on, merged in time order: (instant, topic, payload)."""
-    streams = [((instant, home.ref, n, home) for n, instant in enumerate(home.movements(start, zone)))
-               for home in homes]
+    streams = [_stream(home, start, zone) for home in homes]
     for instant, _ref, n, home in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         topic, payload = home.render(instant, n)
         yield instant, topic, payload

@@ -35,7 +35,8 @@ def test_the_demo_raises_an_alarm_for_the_silent_home(tmp_path: Path) -> None:
         residents = {r["id"]: r for r in httpx.get(f"http://127.0.0.1:{port}/api/residents", headers=headers).json()}
         silent = residents[raised[0]["resident_id"]]
         assert silent["last_activity_at"] is None and silent["status"] == "alarm"
-        assert any(r["last_activity_at"] for r in residents.values()), "the other homes report activity"
+        active = [r for r in residents.values() if r["last_activity_at"]]
+        assert len(active) >= 4, "the other homes (all but the silent one) report activity"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["broker"]["connected"]
         # the chain runs through with the demo's simulated people: nobody answers the check call, the
         # grid worker is called (with family in parallel) and presses 1

@@ -1,0 +1,294 @@
+"""Bulk import of residents from CSV: all or nothing, idempotent, any of the three datums.
+
+The format (documented with an example in ``docs/admin.md``; ``config/residents.example.csv``):
+UTF-8 with or without a byte-order mark, a header row, one resident per line. Columns, in any order;
+only ``ref`` and ``name`` are required, the others may be left out or empty:
+
+``ref`` (a stable id: importing again updates the resident with that ref), ``name``, ``birth_year``,
+``address``, ``latitude``, ``longitude`` (in the datum of the import), ``phone``, ``grid``,
+``micro_grid`` (both or neither; created if new), ``consent`` (YYYY-MM-DD, the date of consent to
+monitoring), ``window_hours`` (an override of the inactivity window), ``device_ids`` (separated by
+``;``, each ``id`` or ``id:kind`` with kind motion, door, button or meter; motion by default),
+``contact_name``, ``contact_phone``, ``contact2_name``, ``contact2_phone``.
+
+Every line is checked before anything is written; a file with any bad line imports nothing and the
+error lists each line number with its reason. The writing reuses
+:func:`alerts.community.load_community`, so a resident's ref, a device's id, a grid's and a
+micro-grid's names and a contact's phone number are the keys: importing the same file twice changes
+nothing. The file is the truth for a resident's own fields (a column left out or empty clears that
+field, e.g. ``phone``), except ``grid``/``micro_grid``, which only move a resident when given;
+contacts and devices are added, never removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts import geo, rules
+from alerts.admin import refresh_due
+from alerts.community import CommunityFileError, load_community
+from alerts.models import Community, Device, DeviceKind, Grid, Resident
+
+COLUMNS = ("ref", "name", "birth_year", "address", "latitude", "longitude", "phone", "grid", "micro_grid",
+           "consent", "window_hours", "device_ids", "contact_name", "contact_phone", "contact2_name",
+           "contact2_phone")
+REQUIRED = ("ref", "name")
+MAX_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class CsvImportError(ValueError):
+    """The file was not imported; ``errors`` says why, line by line."""
+
+    def __init__(self, errors: list[LineError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors[:10]) + (" ..." if len(errors) > 10 else ""))
+
+
+@dataclass
+class ImportResult:
+    lines: int = 0
+    created: int = 0
+    updated: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8, with or without a BOM (Excel writes one)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvImportError([LineError(1, f"not UTF-8 ({exc.reason} at byte {exc.start}); save as CSV UTF-8")]) \
+            from None
+
+
+def parse(text: str, datum: geo.Datum) -> list[tuple[int, dict[str, Any]]]:
+    """The residents of a CSV text as ``(line number, item for load_community)``, coordinates in WGS-84.
+    Raises :class:`CsvImportError` with every bad line."""
+    text = text.removeprefix("\ufeff")
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="_extra")
+    header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+    errors = _header_errors(header)
+    if errors:
+        raise CsvImportError(errors)
+    reader.fieldnames = header
+    items: list[tuple[int, dict[str, Any]]] = []
+    refs: dict[str, int] = {}
+    device_lines: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if row.get("_extra"):
+            errors.append(LineError(line, f"{len(header) + len(row['_extra'])} fields, the header has {len(header)}"))
+            continue
+        values = {k: (v or "").strip() for k, v in row.items() if k != "_extra"}
+        if not any(values.values()):
+            continue
+        try:
+            item = _item(values, datum)
+        except ValueError as exc:
+            errors.append(LineError(line, str(exc)))
+            continue
+        if item["ref"] in refs:
+            errors.append(LineError(line, f"ref {item['ref']!r} is also on line {refs[item['ref']]}"))
+            continue
+        refs[item["ref"]] = line
+        for dev in item["devices"]:
+            if dev["id"] in device_lines:
+                errors.append(LineError(line, f"device {dev['id']!r} is also on line {device_lines[dev['id']]}"))
+            device_lines[dev["id"]] = line
+        items.append((line, item))
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise CsvImportError(errors)
+    if not items:
+        raise CsvImportError([LineError(1, "no residents in the file")])
+    return items
+
+
+def import_residents(session: Session, data: bytes | str, datum: geo.Datum | str, now: datetime,
+                     default: rules.Limits, *, community: str | None = None, actor: str = "csv import",
+                     offline_after: timedelta = timedelta(hours=2)) -> ImportResult:
+    """Check the whole file, then create or update its residents (and the grids, micro-grids,
+    devices and contacts it names) in ``community`` (a name; the only community there is when
+    omitted; created when new). Does not commit; raises :class:`CsvImportError` before writing
+    anything if any line is bad."""
+    text = decode(data) if isinstance(data, bytes) else data
+    items = parse(text, geo.Datum.parse(str(datum)))
+    target = _community(session, community)
+    errors = _conflicts(session, items)
+    if errors:
+        raise CsvImportError(errors)
+    refs = [item["ref"] for _, item in items]
+    existing = set(session.scalars(select(Resident.external_ref).where(Resident.external_ref.in_(refs))))
+    payload = {
+        "community": {"name": target.name, "latitude": target.latitude, "longitude": target.longitude},
+        "grids": _grids(session, target, [item for _, item in items]),
+        "residents": [item for _, item in items],
+    }
+    try:
+        counts = load_community(session, payload, now, default, actor=actor, offline_after=offline_after)
+    except CommunityFileError as exc:  # the checks above should have caught it
+        raise CsvImportError([LineError(1, str(exc))]) from exc
+    for resident in session.scalars(select(Resident).where(Resident.external_ref.in_(refs))):
+        refresh_due(session, resident, default)  # the grid's window, or a changed one, sets the deadline
+    return ImportResult(lines=len(items), created=len(items) - len(existing), updated=len(existing), counts=counts)
+
+
+def _header_errors(header: list[str]) -> list[LineError]:
+    if not header:
+        return [LineError(1, "empty file: the first line must be the header")]
+    errors = []
+    unknown = [h for h in header if h not in COLUMNS]
+    if unknown:
+        errors.append(LineError(1, f"unknown columns {', '.join(map(repr, unknown))}; the columns are "
+                                   f"{', '.join(COLUMNS)}"))
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        errors.append(LineError(1, f"missing columns {', '.join(missing)}"))
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        errors.append(LineError(1, f"repeated columns {', '.join(repeated)}"))
+    return errors
+
+
+def _item(values: dict[str, str], datum: geo.Datum) -> dict[str, Any]:
+    ref, name = values.get("ref", ""), values.get("name", "")
+    if not ref:
+        raise ValueError("ref is empty (a stable id for the resident)")
+    if not name:
+        raise ValueError("name is empty")
+    item: dict[str, Any] = {"ref": ref, "name": name, "address": values.get("address", ""),
+                            "phone": _phone(values.get("phone", "")) or None}
+    if values.get("birth_year"):
+        item["birth_year"] = _number(values["birth_year"], "birth_year", int, 1880, 2100)
+    lat, lon = values.get("latitude", ""), values.get("longitude", "")
+    if bool(lat) != bool(lon):
+        raise ValueError("give both latitude and longitude, or neither")
+    if lat:
+        point = (_number(lat, "latitude", float, -90, 90), _number(lon, "longitude", float, -180, 180))
+        item["latitude"], item["longitude"] = geo.to_wgs84(*point, datum)
+    grid, micro = values.get("grid", ""), values.get("micro_grid", "")
+    if bool(grid) != bool(micro):
+        raise ValueError("give both grid and micro_grid, or neither")
+    if "/" in grid or "/" in micro:
+        raise ValueError("grid and micro-grid names cannot contain '/'")
+    if grid:
+        item["micro_grid"] = f"{grid}/{micro}"
+    if values.get("consent"):
+        try:
+            item["consent"] = date.fromisoformat(values["consent"])
+        except ValueError:
+            raise ValueError(f"consent {values['consent']!r} is not a date (YYYY-MM-DD)") from None
+    if values.get("window_hours"):
+        item["window_hours"] = _number(values["window_hours"], "window_hours", float, 0.1, 24 * 14)
+    item["devices"] = _devices(values.get("device_ids", ""))
+    item["contacts"] = [c for c in (_contact(values, "contact"), _contact(values, "contact2")) if c]
+    for position, contact in enumerate(item["contacts"], start=1):
+        contact["priority"] = position
+    return item
+
+
+def _devices(value: str) -> list[dict[str, str]]:
+    devices = []
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        device_id, _, kind = part.partition(":")
+        kind = kind.strip().lower() or DeviceKind.MOTION.value
+        if kind not in {k.value for k in DeviceKind}:
+            raise ValueError(f"device {device_id!r}: unknown kind {kind!r} (motion, door, button or meter)")
+        if not device_id.strip():
+            raise ValueError(f"device id missing in {part!r}")
+        devices.append({"id": device_id.strip(), "kind": kind})
+    return devices
+
+
+def _contact(values: dict[str, str], prefix: str) -> dict[str, Any] | None:
+    name, phone = values.get(f"{prefix}_name", ""), _phone(values.get(f"{prefix}_phone", ""))
+    if bool(name) != bool(phone):
+        raise ValueError(f"give both {prefix}_name and {prefix}_phone, or neither")
+    return {"name": name, "phone": phone} if name else None
+
+
+def _number(value: str, name: str, kind: type[int] | type[float], low: float, high: float) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} {value} is out of range ({low:g} to {high:g})")
+    return number
+
+
+def _phone(value: str) -> str:
+    return value.replace(" ", "").replace("-", "")
+
+
+def _community(session: Session, name: str | None) -> Community:
+    if name:
+        found = session.scalars(select(Community).where(Community.name == name)).first()
+        if found is None:
+            found = Community(name=name)
+            session.add(found)
+            session.flush()
+        return found
+    communities = session.scalars(select(Community).limit(2)).all()
+    if len(communities) != 1:
+        raise CsvImportError([LineError(1, "name the community to import into (there is " +
+                                        ("none yet)" if not communities else "more than one)"))])
+    return communities[0]
+
+
+def _conflicts(session: Session, items: list[tuple[int, dict[str, Any]]]) -> list[LineError]:
+    """A device of the file that already belongs to another resident is an error, not a silent move."""
+    owner_of = {dev["id"]: (line, item["ref"]) for line, item in items for dev in item["devices"]}
+    if not owner_of:
+        return []
+    rows = session.execute(
+        select(Device.external_id, Resident.external_ref, Resident.id)
+        .join(Resident, Device.resident_id == Resident.id)
+        .where(Device.external_id.in_(list(owner_of)))
+    ).all()
+    errors = []
+    for external_id, ref, resident_id in rows:
+        line, wanted = owner_of[external_id]
+        if ref != wanted:
+            errors.append(LineError(line, f"device {external_id!r} belongs to resident "
+                                          f"{ref or f'#{resident_id}'!r}; unlink it there first"))
+    return sorted(errors, key=lambda e: e.line)
+
+
+def _grids(session: Session, community: Community, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The grids the file names, with the overrides they already have (load_community sets them)."""
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        if "micro_grid" in item:
+            grid, micro = item["micro_grid"].split("/", 1)
+            wanted.setdefault(grid, set()).add(micro)
+    stored = {g.name: g for g in session.scalars(select(Grid).where(Grid.community_id == community.id,
+                                                                   Grid.name.in_(list(wanted))))}
+    grids = []
+    for name, micros in sorted(wanted.items()):
+        grid = stored.get(name)
+        grids.append({
+            "name": name, "micro_grids": [{"name": m} for m in sorted(micros)],
+            "window_hours": grid.inactivity_window_s / 3600 if grid and grid.inactivity_window_s else None,
+            "early_warning_hours": grid.early_warning_s / 3600 if grid and grid.early_warning_s else None,
+        })
+    return grids

@@ -1,0 +1,129 @@
+/* Shared by the map screen and the phone page: sign-in token, API calls, labels, datum conversion. */
+"use strict";
+
+const SW = (() => {
+  const params = new URLSearchParams(location.search);
+  if (params.get("token")) {
+    localStorage.setItem("sw_token", params.get("token"));
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
+  const LABELS = {
+    zh: {
+      title: "守望 · 社区居家养老服务中心", open_alarms: "未处理告警", live: "实时", reconnecting: "重新连接中…",
+      sound_on: "🔔 声音开", sound_off: "🔕 点击开启声音", residents: "监护老人", active_today: "今日有活动",
+      open: "未处理", devices_offline: "设备离线", month: "本月告警", median_ack: "确认中位数",
+      ack60: "60秒内确认", onsite45: "45分钟到场", system: "系统告警：监护失明", step: "第{n}步",
+      family_handling: "家属处理中", dispatch: "派网格员", call_family: "呼叫家属", close: "关闭",
+      inactivity: "长时间无活动", panic: "紧急按钮", device_offline: "设备离线", low_battery: "电量低",
+      system_kind: "系统", acknowledged: "已确认", opened: "待处理", age: "岁", address: "地址",
+      last_activity: "最后活动", devices: "设备", contacts: "家属", workers: "网格员", battery: "电量",
+      online: "在线", offline: "离线", away: "外出", sign_in: "登录", username: "用户名", password: "密码",
+      phone: "手机号", pin: "PIN码", my_alarms: "我的告警", accept: "我去处理", arrived: "已到达",
+      resolve: "结案", outcome: "结果", note: "备注", back: "返回", none: "暂无告警", call: "拨打",
+      map_amap: "高德地图", map_geo: "地图", movement: "有活动", phone_mark: "☎",
+      resident_fine: "老人平安", needed_help: "需要帮助", taken_to_hospital: "已送医",
+      away_with_family: "在家属处", device_fault: "设备故障", other: "其他", sign_out: "退出",
+    },
+    en: {
+      title: "Shouwang · Community care centre", open_alarms: "Open alarms", live: "live",
+      reconnecting: "reconnecting…", sound_on: "🔔 Sound on", sound_off: "🔕 Click for sound",
+      residents: "Residents", active_today: "Active today", open: "Open", devices_offline: "Devices offline",
+      month: "Alarms this month", median_ack: "Median to ack", ack60: "Ack ≤ 60 s", onsite45: "On site ≤ 45 min",
+      system: "System alarm: the watch is blind", step: "step {n}", family_handling: "family handling",
+      dispatch: "Dispatch grid worker", call_family: "Call family", close: "Close", inactivity: "No activity",
+      panic: "Panic button", device_offline: "Device offline", low_battery: "Low battery", system_kind: "System",
+      acknowledged: "acknowledged", opened: "open", age: "years", address: "Address",
+      last_activity: "Last activity", devices: "Devices", contacts: "Family", workers: "Workers",
+      battery: "battery", online: "online", offline: "offline", away: "away", sign_in: "Sign in",
+      username: "User name", password: "Password", phone: "Phone", pin: "PIN", my_alarms: "My alarms",
+      accept: "I'm going", arrived: "Arrived", resolve: "Resolve", outcome: "Outcome", note: "Note", back: "Back",
+      none: "No open alarms", call: "Call", map_amap: "Amap", map_geo: "Map", movement: "movement",
+      phone_mark: "☎", resident_fine: "Resident fine", needed_help: "Needed help",
+      taken_to_hospital: "Taken to hospital", away_with_family: "Away with family", device_fault: "Device fault",
+      other: "Other", sign_out: "Sign out",
+    },
+  };
+  let lang = "zh";
+  const t = (key, vars) => {
+    let text = (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) text = text.replace("{" + k + "}", v);
+    return text;
+  };
+  const token = () => localStorage.getItem("sw_token");
+  async function api(path, options = {}) {
+    const headers = Object.assign({"Content-Type": "application/json"}, options.headers || {});
+    if (token()) headers.Authorization = "Bearer " + token();
+    const response = await fetch(path, Object.assign({}, options, {headers}));
+    if (response.status === 401) throw new Error("unauthorized");
+    if (!response.ok) throw new Error((await response.text()) || response.statusText);
+    return response.status === 204 ? null : response.json();
+  }
+  function stream(onEvent, onStatus) {
+    let source = null;
+    const open = () => {
+      source = new EventSource("/api/stream?token=" + encodeURIComponent(token() || ""));
+      source.onopen = () => onStatus(true);
+      source.onerror = () => {
+        onStatus(false);
+        if (source.readyState === EventSource.CLOSED) setTimeout(open, 3000);
+      };
+      for (const kind of ["state", "transition", "hello", "clock"]) {
+        source.addEventListener(kind, (e) => onEvent(kind, JSON.parse(e.data)));
+      }
+    };
+    open();
+    return () => source && source.close();
+  }
+  // WGS-84 -> GCJ-02 (the public formula), for Amap links and GCJ-02 tiles.
+  function outOfChina(lat, lon) { return lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271; }
+  function tLat(x, y) {
+    let r = -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x));
+    r += (20 * Math.sin(6 * x * Math.PI) + 20 * Math.sin(2 * x * Math.PI)) * 2 / 3;
+    r += (20 * Math.sin(y * Math.PI) + 40 * Math.sin(y / 3 * Math.PI)) * 2 / 3;
+    return r + (160 * Math.sin(y / 12 * Math.PI) + 320 * Math.sin(y * Math.PI / 30)) * 2 / 3;
+  }
+  function tLon(x, y) {
+    let r = 300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x));
+    r += (20 * Math.sin(6 * x * Math.PI) + 20 * Math.sin(2 * x * Math.PI)) * 2 / 3;
+    r += (20 * Math.sin(x * Math.PI) + 40 * Math.sin(x / 3 * Math.PI)) * 2 / 3;
+    return r + (150 * Math.sin(x / 12 * Math.PI) + 300 * Math.sin(x / 30 * Math.PI)) * 2 / 3;
+  }
+  function toGcj02(lat, lon) {
+    if (outOfChina(lat, lon)) return [lat, lon];
+    const a = 6378245.0, ee = 0.00669342162296594323;
+    let dLat = tLat(lon - 105, lat - 35), dLon = tLon(lon - 105, lat - 35);
+    const radLat = lat / 180 * Math.PI;
+    let magic = Math.sin(radLat);
+    magic = 1 - ee * magic * magic;
+    const sqrtMagic = Math.sqrt(magic);
+    dLat = (dLat * 180) / ((a * (1 - ee)) / (magic * sqrtMagic) * Math.PI);
+    dLon = (dLon * 180) / (a / sqrtMagic * Math.cos(radLat) * Math.PI);
+    return [lat + dLat, lon + dLon];
+  }
+  function since(iso, now) {
+    if (!iso) return "—";
+    let s = Math.max(0, Math.floor((now - new Date(iso)) / 1000));
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    return (h ? h + ":" : "") + String(m).padStart(2, "0") + ":" + String(s).padStart(2, "0");
+  }
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+      '"': "&quot;", "'": "&#39;"}[c]));
+  }
+  function localTime(iso) { return iso ? new Date(iso).toLocaleString() : "—"; }
+  async function init() {
+    try {
+      const config = await (await fetch("/api/ui/config")).json();
+      lang = config.language || "zh";
+      document.documentElement.lang = lang;
+      document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+      return config;
+    } catch (e) { return {language: "zh", map: {kind: "none"}}; }
+  }
+  let offset = 0;  // the service's clock minus this browser's (the service may run simulated time)
+  const now = () => Date.now() + offset;
+  const setServerNow = (iso) => { offset = new Date(iso) - Date.now(); };
+  return {now, setServerNow, t, api, stream, toGcj02, since, esc, localTime, token, init,
+          setToken: (v) => localStorage.setItem("sw_token", v), clearToken: () => localStorage.removeItem("sw_token")};
+})();

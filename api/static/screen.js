@@ -1,0 +1,178 @@
+/* The community map screen: markers coloured by the most urgent state, open alarms with running
+   timers, KPIs, chime, system banner, resident card, one-click response. Live through SSE. */
+"use strict";
+
+(async () => {
+  const config = await SW.init();
+  const t = SW.t;
+  const map = L.map("map", {zoomControl: true, attributionControl: true});
+  const datum = config.map && config.map.kind === "tiles" ? config.map.tile_datum : "wgs84";
+  if (config.map && config.map.kind === "tiles" && config.map.tile_url) {
+    L.tileLayer(config.map.tile_url, {attribution: config.map.tile_attribution || "", maxZoom: 19}).addTo(map);
+  } else if (config.map && config.map.kind === "image") {
+    L.imageOverlay(config.map.image_url, [config.map.image_south_west, config.map.image_north_east]).addTo(map);
+  }
+  let layer = null;
+  const markers = new Map();
+  let state = null, role = null, fitted = false, soundOn = false, knownAlarms = null;
+  const chime = document.getElementById("chime");
+  const paintChime = () => { chime.textContent = soundOn ? t("sound_on") : t("sound_off"); };
+  chime.addEventListener("click", () => { soundOn = !soundOn; paintChime(); if (soundOn) beep(); });
+  paintChime();
+
+  function beep() {
+    try {
+      const ctx = new (window.AudioContext || window.webkitAudioContext)();
+      [0, 0.35].forEach((delay, i) => {
+        const osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.frequency.value = i ? 660 : 880; osc.connect(gain); gain.connect(ctx.destination);
+        gain.gain.setValueAtTime(0.3, ctx.currentTime + delay);
+        gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + delay + 0.3);
+        osc.start(ctx.currentTime + delay); osc.stop(ctx.currentTime + delay + 0.3);
+      });
+    } catch (e) { /* no audio device */ }
+  }
+
+  function position(m) {
+    return datum === "gcj02" ? SW.toGcj02(m.latitude, m.longitude) : [m.latitude, m.longitude];
+  }
+  function icon(m) {
+    const cls = ["marker", m.colour, m.flashing ? "flashing" : "", m.away ? "away" : ""].join(" ");
+    return L.divIcon({className: "", iconSize: [22, 22],
+      html: `<div class="${cls}" data-resident="${m.id}" data-colour="${m.colour}" title="${SW.esc(m.name)}">` +
+            `${m.phone ? t("phone_mark") : ""}</div>`});
+  }
+  function drawMarkers() {
+    const list = state.markers.filter((m) => m.latitude != null && m.longitude != null);
+    if (!layer) {
+      layer = list.length > 500 ? L.markerClusterGroup({disableClusteringAtZoom: 18}) : L.layerGroup();
+      layer.addTo(map);
+    }
+    const seen = new Set();
+    for (const m of list) {
+      seen.add(m.id);
+      const key = [m.colour, m.flashing, m.away, m.phone].join("|");
+      let entry = markers.get(m.id);
+      if (!entry) {
+        const marker = L.marker(position(m), {icon: icon(m), title: m.name});
+        marker.on("click", () => openCard(m.id));
+        layer.addLayer(marker);
+        entry = {marker, key};
+        markers.set(m.id, entry);
+      } else if (entry.key !== key) {
+        entry.marker.setIcon(icon(m));
+        entry.key = key;
+      }
+    }
+    for (const [id, entry] of markers) {
+      if (!seen.has(id)) { layer.removeLayer(entry.marker); markers.delete(id); }
+    }
+    if (!fitted && list.length) {
+      map.fitBounds(L.latLngBounds(list.map(position)).pad(0.15), {maxZoom: 17});
+      fitted = true;
+    }
+  }
+  function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
+  function alarmColour(a) {
+    if (a.kind === "system") return "grey";
+    if (a.state === "acknowledged") return "blue";
+    if (a.kind === "panic" || a.responders_called_at) return "red";
+    return "amber";
+  }
+  function drawAlarms() {
+    const list = document.getElementById("alarms");
+    const now = SW.now();
+    list.innerHTML = state.alarms.map((a) => {
+      const step = a.step ? t("step", {n: a.step}) : "";
+      const family = a.family_handling_at ? ` · ${t("family_handling")}` : "";
+      const moved = a.activity_seen_at ? ` · ${t("movement")} ${SW.localTime(a.activity_seen_at)}` : "";
+      const canAct = (role === "admin" || role === "operator") && a.state === "open" && a.resident_id;
+      const actions = canAct ? `<div class="actions"><button data-act="dispatch" data-id="${a.id}">${t("dispatch")}</button>` +
+        `<button data-act="call-family" data-id="${a.id}">${t("call_family")}</button></div>` : "";
+      return `<li class="${alarmColour(a)}" data-alarm="${a.id}" data-state="${a.state}" data-resident="${a.resident_id || ""}">` +
+        `<div class="top"><span>${SW.esc(a.code)} ${SW.esc(a.resident_name || "")} · ${kindLabel(a.kind)}</span>` +
+        `<span class="timer" data-since="${a.opened_at}">${SW.since(a.opened_at, now)}</span></div>` +
+        `<div class="meta">${a.state === "acknowledged" ? t("acknowledged") + " " + SW.esc(a.acknowledged_by || "") : t("opened")}` +
+        ` ${step}${family}${moved}</div><div class="meta">${SW.esc(a.reason)}</div>${actions}</li>`;
+    }).join("") || `<li class="grey">${t("none")}</li>`;
+  }
+  function drawKpis() {
+    const k = state.kpis;
+    const pct = (v) => v == null ? "—" : Math.round(v * 100) + "%";
+    const mins = (v) => v == null ? "—" : Math.round(v / 60) + "′";
+    const items = [["residents", k.residents], ["active_today", k.active_today], ["open", k.open_alarms],
+      ["devices_offline", k.devices_offline], ["month", k.alarms_this_month], ["median_ack", mins(k.median_ack_seconds)],
+      ["ack60", pct(k.ack_within_60s_share)], ["onsite45", pct(k.on_site_45min_share)]];
+    document.getElementById("kpis").innerHTML = items.map(([key, v]) =>
+      `<div data-kpi="${key}"><dt>${t(key)}</dt><dd>${v}</dd></div>`).join("");
+  }
+  function drawBanner() {
+    const banner = document.getElementById("banner");
+    banner.hidden = !state.system.length;
+    banner.textContent = state.system.length ? `${t("system")} — ${state.system.map((a) => a.reason).join("; ")}` : "";
+  }
+  function render(next) {
+    const ids = new Set(next.alarms.map((a) => a.id));
+    if (knownAlarms && soundOn && [...ids].some((id) => !knownAlarms.has(id))) beep();
+    knownAlarms = ids;
+    state = next;
+    drawMarkers(); drawAlarms(); drawKpis(); drawBanner();
+    document.body.dataset.ready = "1";
+  }
+  async function openCard(id) {
+    const card = document.getElementById("card");
+    try {
+      const r = await SW.api(`/api/residents/${id}`);
+      const devices = r.devices.map((d) => `<li>${SW.esc(d.external_id)} (${SW.esc(d.kind)}) · ` +
+        `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}</li>`).join("");
+      const contacts = r.contacts.map((c) => `<li>${SW.esc(c.name)} (${SW.esc(c.relation)}) ${SW.esc(c.phone)}</li>`).join("");
+      const workers = r.workers.map((w) => `<li>${SW.esc(w.name)} ${SW.esc(w.phone)}</li>`).join("");
+      card.innerHTML = `<h3>${SW.esc(r.name)} ${r.age ? "· " + r.age + t("age") : ""}</h3>` +
+        `<p>${t("address")}: ${SW.esc(r.address)}</p><p>${t("last_activity")}: ${SW.localTime(r.last_activity_at)}</p>` +
+        `<p>${SW.esc(r.grid || "")} / ${SW.esc(r.micro_grid || "")}</p>` +
+        `<h4>${t("devices")}</h4><ul>${devices}</ul><h4>${t("contacts")}</h4><ul>${contacts}</ul>` +
+        `<h4>${t("workers")}</h4><ul>${workers}</ul><button id="card-close">${t("close")}</button>`;
+      card.hidden = false;
+      document.getElementById("card-close").onclick = () => { card.hidden = true; };
+    } catch (e) { card.hidden = true; }
+  }
+  document.getElementById("alarms").addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-act]");
+    if (button) {
+      e.stopPropagation();
+      await SW.api(`/api/alarms/${button.dataset.id}/${button.dataset.act}`, {method: "POST"});
+      return;
+    }
+    const item = e.target.closest("li[data-resident]");
+    if (item && item.dataset.resident) openCard(item.dataset.resident);
+  });
+  setInterval(() => {
+    const now = SW.now();
+    document.querySelectorAll(".timer[data-since]").forEach((el) => { el.textContent = SW.since(el.dataset.since, now); });
+    document.getElementById("clock").textContent = new Date(now).toLocaleTimeString();
+  }, 1000);
+
+  function setConn(up) {
+    const conn = document.getElementById("conn");
+    conn.className = up ? "up" : "down";
+    conn.textContent = up ? t("live") : t("reconnecting");
+    document.body.dataset.live = up ? "1" : "0";
+  }
+  function start() {
+    SW.stream((kind, data) => {
+      if (kind === "hello") role = data.role;
+      if (kind === "clock") SW.setServerNow(data.now);
+      if (kind === "state") render(data);
+    }, setConn);
+  }
+  const login = document.getElementById("login");
+  login.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const out = await SW.api("/api/auth/login", {method: "POST", body: JSON.stringify(
+        {username: login.username.value, password: login.password.value})});
+      SW.setToken(out.token); login.hidden = true; start();
+    } catch (err) { document.getElementById("login-error").textContent = String(err.message || err); }
+  });
+  try { await SW.api("/api/auth/me"); start(); } catch (e) { login.hidden = false; }
+})();
