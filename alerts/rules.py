@@ -223,9 +223,14 @@ def is_observation(kind: str, occupied: bool | None, change_only: bool, previous
 
     Motion and door readings with ``change_only`` count only as a change of state (a Zigbee2MQTT
     bridge repeating its cached ``occupancy: true``; a contact sensor re-reporting its state); an
-    unknown previous state is not a change. Button and meter readings always count.
+    unknown previous state is not a change. Meter readings always count; buttons see below.
     """
-    if kind in ("button", "meter"):
+    if kind == "button":
+        # an event-style press always counts; a state-style one (change_only) unless the button was
+        # already reported pressed: a stuck or re-published "on" must not raise the panic again, and an
+        # unknown previous state counts, so a first press is never lost
+        return not change_only or previous is not True
+    if kind == "meter":
         return True
     if kind == "motion":
         # a native motion event carries no state (None): it is an observation by itself

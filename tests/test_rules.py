@@ -91,6 +91,9 @@ def test_which_readings_are_observations() -> None:
     assert not rules.is_observation("state", False, False, True)
     assert rules.is_observation("door", False, True, True) and not rules.is_observation("door", True, True, True)
     assert rules.is_observation("button", None, False, None)
+    assert rules.is_observation("button", True, True, None)  # a first state-style press counts
+    assert rules.is_observation("button", True, True, False)
+    assert not rules.is_observation("button", True, True, True)  # a stuck "on" repeated is not a new press
     assert not rules.is_observation("battery", None, False, None)
 
 

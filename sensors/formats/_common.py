@@ -39,10 +39,11 @@ def binary_reading(device: str, kind: DeviceKind, on: bool, *, closed_when: OnOf
         return Reading(device=device, kind="door", device_time=device_time, occupied=closed,
                        change_only=change_only, battery=battery, value="closed" if closed else "open")
     if on:
-        # change_only is kept for the record: alerts.rules counts every button reading as a press
-        return Reading(device=device, kind="button", device_time=device_time, change_only=change_only,
+        # a state-style button (change_only): a repeated "on" is not a new press (alerts.rules.is_observation)
+        return Reading(device=device, kind="button", device_time=device_time, occupied=True, change_only=change_only,
                        battery=battery, value="pressed")
-    return Reading(device=device, kind="state", device_time=device_time, battery=battery, value="released")
+    return Reading(device=device, kind="state", device_time=device_time, occupied=False, battery=battery,
+                   value="released")
 
 
 def load_object(payload: bytes, device: str | None) -> dict[str, Any] | Rejection:
