@@ -372,7 +372,7 @@ def _maybe_step_over(session: Session, alarm_id: int, now: datetime) -> None:
     attempts = session.scalars(select(Attempt).where(Attempt.alarm_id == alarm_id,
                                                      Attempt.token == alarm.escalation_token,
                                                      Attempt.step >= 0)).all()
-    if attempts and all(esc.AttemptView(a.channel, a.status).ended for a in attempts):
+    if esc.ended_unanswered([esc.AttemptView(a.channel, a.status) for a in attempts]):
         alarm.next_action_at = now
 
 

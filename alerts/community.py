@@ -122,10 +122,17 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
     resident.consent_at = consent if isinstance(consent, date) or consent is None else date.fromisoformat(consent)
     if "micro_grid" in item:
         resident.micro_grid_id = _micro(micro_grids, item["micro_grid"]).id
+    if item.get("away_until_activity"):
+        resident.away_until_activity, resident.due_at = True, None
+    elif item.get("away_until"):
+        until = item["away_until"]
+        resident.away_until = until if isinstance(until, datetime) else datetime.fromisoformat(until)
+        if resident.away_until.tzinfo is None:
+            raise CommunityFileError(f"resident {ref!r}: away_until needs a time zone")
     session.flush()
     if resident.due_at is None and resident.last_activity_at is None and not resident.away_until_activity:
         window = timedelta(seconds=resident.inactivity_window_s) if resident.inactivity_window_s else default.window
-        resident.due_at = (resident.watch_from or now) + window
+        resident.due_at = max(resident.watch_from or now, resident.away_until or now) + window
     for dev in item.get("devices", []):
         device = session.scalars(select(Device).where(Device.external_id == dev["id"])).first()
         if device is None:

@@ -149,6 +149,14 @@ class Decision:
     reason: str = ""
 
 
+def ended_unanswered(attempts: list[AttemptView]) -> bool:
+    """Every attempt of the step has ended without an acknowledgement, so the step may end before its
+    wait. Only a step that calls someone ends early: an SMS is answered at the reader's pace, so an
+    SMS-only step (a maintenance notice) runs its whole wait."""
+    calls = [a for a in attempts if a.channel == "voice"]
+    return bool(calls) and all(a.ended for a in attempts)
+
+
 def first_step(policy: Policy, kind: str) -> int:
     """Panic alarms skip the check call: someone pressed the button, asking is a waste of minutes."""
     if kind == "panic":
@@ -178,8 +186,7 @@ def decide(state: ChainState, policy: Policy, attempts: Iterable[AttemptView], n
     assert state.step_started_at is not None
     current = policy.steps[state.step]
     deadline = state.step_started_at + current.wait
-    views = list(attempts)
-    all_ended = bool(views) and all(a.ended for a in views)
+    all_ended = ended_unanswered(list(attempts))
     if now < deadline and not all_ended:
         return Decision(Action.WAIT, step=state.step, cycle=state.cycle, until=deadline)
     nxt = following(policy, state.step, state.cycle)

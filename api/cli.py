@@ -32,11 +32,14 @@ from api import accounts
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock
 from config.logging import setup_logging
-from config.settings import Settings, SettingsError, load_settings, parse_duration
+from config.settings import FormatRoute, Settings, SettingsError, load_settings, parse_duration
 from sensors.embedded_broker import EmbeddedBroker, free_port
 from sensors.payloads import native_schema_json
-from simulator.homes import make_community, timeline
-from simulator.publisher import Publisher
+from simulator.devices import FORMATS
+from simulator.homes import Community, to_toml
+from simulator.load import load_messages
+from simulator.publisher import Publisher, is_loopback
+from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_scenarios
 
 log = logging.getLogger("shouwang")
 
@@ -72,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="everything embedded: broker, SQLite, simulated homes, API")
-    demo.add_argument("--homes", type=int, default=12, help="number of simulated homes (default 12)")
+    demo.add_argument("--homes", type=int, default=122, help="number of simulated homes (default 122)")
+    demo.add_argument("--scenario", default="demo",
+                      help="scenario file or shipped name (default: demo, a fall, a dead sensor and a panic press)")
     demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
     demo.add_argument("--port", type=int, default=0, help="HTTP port (default: 8000, or a free one)")
     demo.add_argument("--data", default="data/demo", help="folder for the demo's SQLite database")
@@ -112,12 +117,42 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of the native MQTT payload")
     schema.set_defaults(handler=_schema)
 
-    simulate = commands.add_parser("simulate", help="publish simulated homes to the configured broker")
-    simulate.add_argument("--homes", type=int, default=12)
-    simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--format", choices=["native", "zigbee2mqtt"], default="native")
+    simulate = commands.add_parser(
+        "simulate", help="publish virtual homes (daily rhythms, scripted incidents) to the configured broker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Virtual homes around a centre point, each a resident with a daily rhythm, publishing over "
+                    "MQTT (QoS 1)\nto the broker of the settings (mqtt.url) in any of the device formats. Time "
+                    "follows the settings' clock:\nwith clock.mode = 'fast' the simulator and the service read "
+                    "the same simulated time.",
+        epilog="modes:\n"
+               "  shouwang simulate --print-community > community.toml   then: shouwang load community.toml\n"
+               "  shouwang simulate --print-routes                        the [[mqtt.routes]] the service needs\n"
+               "  shouwang simulate --scenario demo                       follow the clock, publish as time passes\n"
+               "  shouwang simulate --scenario incidents --until 15h      publish 15 simulated hours now, then exit\n"
+               "  shouwang simulate --until 2h --dry-run                  print those messages instead\n"
+               "  shouwang simulate --load 2000 --count 100000 --duration 60   benchmark load (127.0.0.1 only)\n"
+               f"shipped scenarios: {', '.join(shipped_scenarios())}; the scenario format: docs/simulator.md")
+    simulate.add_argument("--scenario", help="scenario TOML file, or the name of a shipped one (default: 122 "
+                          "homes, no incidents)")
+    simulate.add_argument("--homes", type=int, help="number of homes (default: the scenario's, else 122)")
+    simulate.add_argument("--seed", type=int, help="random seed of names, rhythms and devices (default: the "
+                          "scenario's, else 1); the same seed gives the same messages")
+    simulate.add_argument("--format", choices=list(FORMATS),
+                          help="one format for every home (default: the scenario's mix, else native)")
+    simulate.add_argument("--prefix", default="", help="put before every topic, e.g. 'site1/' (default none)")
+    simulate.add_argument("--start", help="start of the timeline, an ISO instant with zone (default: the clock's now)")
+    simulate.add_argument("--until", help="publish (or print) the timeline up to start + this duration as fast "
+                          "as possible, then exit (e.g. 90m, 14h30m, 2d)")
+    simulate.add_argument("--dry-run", action="store_true", help="print the messages instead of publishing")
     simulate.add_argument("--print-community", action="store_true",
-                          help="print the community as TOML-ready data for 'shouwang load' and exit")
+                          help="print the community as TOML for 'shouwang load' and exit")
+    simulate.add_argument("--print-routes", action="store_true",
+                          help="print the mqtt.routes the service needs for these homes (TOML) and exit")
+    simulate.add_argument("--load", type=float, metavar="RATE",
+                          help="load mode: RATE motion messages a second from every motion sensor in turn, to a "
+                          "broker on 127.0.0.1 only; bounded by --count and/or --duration")
+    simulate.add_argument("--count", type=int, metavar="N", help="load mode: stop after N messages")
+    simulate.add_argument("--duration", type=float, metavar="S", help="load mode: stop after S seconds")
     simulate.set_defaults(handler=_simulate)
     return parser
 
@@ -149,17 +184,19 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     broker = EmbeddedBroker()
     broker.start()
     start = datetime.now(UTC).replace(microsecond=0)
+    simulation = load_scenario(args.scenario).build(start, settings.tz, homes=args.homes, seed=args.seed)
+    community = simulation.community
     settings = settings.model_copy(update={
         "database": settings.database.model_copy(update={"url": f"sqlite:///{database}"}),
         "mqtt": settings.mqtt.model_copy(update={"url": broker.url, "protocol": "3.1.1", "share_group": "",
-                                                 "client_id": "shouwang-demo"}),
+                                                 "client_id": "shouwang-demo",
+                                                 "routes": [FormatRoute(**r) for r in simulation.routes()]}),
         "clock": settings.clock.model_copy(update={"mode": "fast", "start": start, "speed": args.speed}),
     })
     upgrade(settings.database.url)
     clock = FastClock(start, args.speed)
-    community = make_community(args.homes, seed=args.seed)
-    fallen = community.homes[0]
-    fallen.falls_at = start  # silent from the start: its window runs out first
+    falls = [i for i in simulation.incidents if i.kind == "fall"]
+    fallen = community.home(falls[0].home if falls and falls[0].home else 1)  # silent: its window runs out first
     engine = make_engine(settings.database.url)
     with Session(engine) as session, session.begin():
         policy = watch_policy(settings)
@@ -178,8 +215,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     runtime.start()
     publisher = Publisher(broker.host, broker.port)
     publisher.connect()
-    sim = threading.Thread(target=publisher.run, args=(timeline(community.homes, start, settings.tz), clock),
-                           name="simulator", daemon=True)
+    sim = threading.Thread(target=publisher.run, args=(simulation.timeline(), clock), name="simulator", daemon=True)
     sim.start()
     port = args.port or (8000 if _port_free(8000) else free_port())
     window_real = clock.real_seconds(settings.rules.inactivity_window)
@@ -251,21 +287,78 @@ def _clock(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    community = make_community(args.homes, seed=args.seed, fmt=args.format)
+    scenario = load_scenario(args.scenario) if args.scenario else Scenario()
+    clock = _simulation_clock(settings)
+    start = datetime.fromisoformat(args.start) if args.start else clock.now()
+    if start.tzinfo is None:
+        print("shouwang: --start needs a time zone, e.g. 2026-11-23T16:00:00+08:00", file=sys.stderr)
+        return 2
+    simulation = scenario.build(start, settings.tz, prefix=args.prefix, homes=args.homes, seed=args.seed,
+                                fmt=args.format)
     if args.print_community:
-        print(json.dumps(community.as_data(), ensure_ascii=False, indent=2))
+        sys.stdout.write(to_toml(simulation.community.as_data()))
         return 0
-    clock = FastClock(settings.clock.start or datetime.now(UTC), settings.clock.speed) \
-        if settings.clock.mode == "fast" else None
-    publisher = Publisher(settings.mqtt.host, settings.mqtt.port, protocol=settings.mqtt.protocol)
+    if args.print_routes:
+        sys.stdout.write(to_toml({"routes": simulation.routes()}).replace("[[routes]]", "[[mqtt.routes]]"))
+        return 0
+    if args.load is not None:
+        return _simulate_load(settings, args, simulation.community)
+    until = start + parse_offset(args.until, "--until") if args.until else None
+    timeline = simulation.timeline(until=until)
+    if args.dry_run:
+        if until is None:
+            print("shouwang: --dry-run prints a bounded timeline: give --until", file=sys.stderr)
+            return 2
+        for message in timeline:
+            flags = "".join(f for f, on in ((" retain", message.retain), (" activity", message.activity)) if on)
+            print(f"{message.at.isoformat()} {message.topic} {message.payload[:200]!r}{flags}")
+        return 0
+    publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-simulator-{os.getpid()}",
+                          protocol=settings.mqtt.protocol)
     publisher.connect()
-    start = clock.now() if clock else datetime.now(UTC)
-    thread = threading.Thread(target=publisher.run,
-                              args=(timeline(community.homes, start, settings.tz), clock or SystemClock()),
-                              daemon=True)
-    thread.start()
-    _wait_for_signal()
-    publisher.close()
+    try:
+        if until is not None:
+            sent = publisher.publish_until(timeline, until)
+            print(f"published {sent} messages of {len(simulation.community.homes)} homes "
+                  f"from {start.isoformat()} to {until.isoformat()}")
+            return 0
+        log.info("simulating", extra={"homes": len(simulation.community.homes), "scenario": scenario.name,
+                                      "broker": settings.mqtt.url, "start": start.isoformat()})
+        thread = threading.Thread(target=publisher.run, args=(timeline, clock), name="simulator", daemon=True)
+        thread.start()
+        _wait_for_signal()
+    finally:
+        publisher.close(clear_retained=until is None)
+    return 0
+
+
+def _simulation_clock(settings: Settings) -> FastClock | ManualClock | SystemClock:
+    """The clock the service reads too, so both agree on the simulated time."""
+    if settings.clock.mode == "fast":
+        return FastClock(settings.clock.start or datetime.now(UTC), settings.clock.speed)
+    if settings.clock.mode == "manual":
+        return ManualClock(make_engine(settings.database.url), settings.clock.start)
+    return SystemClock()
+
+
+def _simulate_load(settings: Settings, args: argparse.Namespace, community: Community) -> int:
+    if not is_loopback(settings.mqtt.host):
+        print(f"shouwang: load mode publishes only to a broker on this machine (127.0.0.1), not "
+              f"{settings.mqtt.host}", file=sys.stderr)
+        return 2
+    if args.count is None and args.duration is None:
+        print("shouwang: load mode needs a bound: --count N and/or --duration S", file=sys.stderr)
+        return 2
+    publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-load-{os.getpid()}",
+                          protocol=settings.mqtt.protocol)
+    publisher.connect()
+    try:
+        sent, seconds = publisher.publish_at_rate(load_messages(community, settings.tz, SystemClock().now),
+                                                  args.load, count=args.count, duration=args.duration)
+    finally:
+        publisher.close()
+    print(f"published {sent} messages in {seconds:.1f} s ({sent / max(seconds, 1e-9):.0f}/s, "
+          f"asked {args.load:g}/s) from {len(community.homes)} homes")
     return 0
 
 

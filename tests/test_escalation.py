@@ -316,7 +316,9 @@ def test_maintenance_alarms_send_one_sms_to_the_grid_worker_and_a_daily_reminder
     assert env.fake.calls == []  # never a call
     assert [m.to for m in env.fake.messages] == [GRID]  # one SMS, to the grid worker, never the family
     assert "设备提醒" in env.fake.messages[0].body
-    env.at(3 * H)
+    for minutes in (1, 5, 30, 120):  # delivered SMS must not restart the chain: one notice, then daily
+        env.fake.play()
+        env.at(H + minutes * M)
     assert len(env.fake.messages) == 1
     env.at(25 * H)
     assert [m.to for m in env.fake.messages] == [GRID, GRID]  # the daily reminder

@@ -57,6 +57,14 @@ def test_a_step_ends_at_once_when_every_attempt_ended_unanswered(policy: esc.Pol
     assert esc.decide(state(1), policy, half, T + M).action is esc.Action.WAIT
 
 
+def test_an_sms_only_step_runs_its_whole_wait() -> None:
+    maintenance = esc.policy_from_dict(next(p for p in load_policy_file() if p["name"] == "maintenance"))
+    delivered = [esc.AttemptView("sms", "delivered")]
+    assert esc.decide(state(0, kind="device_offline"), maintenance, delivered, T + M).action is esc.Action.WAIT
+    again = esc.decide(state(0, kind="device_offline"), maintenance, delivered, T + 24 * 60 * M)
+    assert (again.action, again.step, again.cycle) == (esc.Action.START, 0, 1)
+
+
 def test_after_the_last_step_the_chain_repeats_from_step_2(policy: esc.Policy) -> None:
     decision = esc.decide(state(3), policy, [], T + 5 * M)
     assert (decision.step, decision.cycle) == (1, 1)
