@@ -74,7 +74,7 @@
   }
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
-    if (a.kind === "system") return "grey";
+    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery") return "grey";
     if (a.state === "acknowledged") return "blue";
     if (a.kind === "panic" || a.responders_called_at) return "red";
     return "amber";
