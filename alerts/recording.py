@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from alerts import rules
 from alerts.alarms import open_alarm
-from alerts.db import BatchParameters, UTCDateTime, insert_rows, insert_rows_ignoring_conflicts, one_of
+from alerts.db import (
+    BatchParameters,
+    UTCDateTime,
+    insert_rows,
+    insert_rows_ignoring_conflicts,
+    is_postgres,
+    one_of,
+)
 from alerts.models import (
     AlarmKind,
     Device,
@@ -34,6 +41,10 @@ from alerts.models import (
 from alerts.observations import Observation, Quarantined
 
 QUARANTINE_PAYLOAD_LIMIT = 4096
+LOGGED_PER_BATCH = 20  # quarantined messages logged one by one per batch (all are counted and stored)
+# how far before the deadline a device's report would set a stored offline deadline may stay (see
+# _update_devices); at most a tenth of the offline limit
+OFFLINE_DUE_SLACK = timedelta(seconds=60)
 
 # the columns of an event row, in the order _events builds them
 EVENT_COLUMNS = ("device_id", "resident_id", "kind", "is_activity", "occurred_at", "received_at", "device_time",
@@ -57,6 +68,8 @@ class BatchResult:
     kinds: Counter[str] = field(default_factory=Counter)
     clock_skew: int = 0
     panic_alarms: list[int] = field(default_factory=list)
+    # (topic, reason, detail) of quarantined messages, for the log (the first few of a batch)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +141,11 @@ def _load_devices(session: Session, external_ids: set[str], default: rules.Limit
         .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
         .where(one_of(Device.external_id, sorted(external_ids), session.get_bind().dialect, "external_ids"))
     )
+    if is_postgres(session.get_bind().dialect):
+        # The lock _update_devices takes anyway, taken here (in id order, as there): a device deleted
+        # meanwhile is not found, and one found cannot be deleted before this commits, so no event is
+        # stored for a device that is gone (events have no foreign key to devices).
+        query = query.order_by(Device.id).with_for_update(key_share=True, of=Device)
     found = {}
     for ext, dev_id, kind, resident_id, occupied, r_win, r_warn, g_win, g_warn in session.execute(query):
         limits = rules.effective_limits(default, g_win, g_warn, r_win, r_warn)
@@ -197,29 +215,51 @@ def _as_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[name] for name in EVENT_COLUMNS)
 
 
+def _offline_due_slack(limits: rules.DeviceLimits) -> timedelta:
+    return min(OFFLINE_DUE_SLACK, limits.offline_after / 10)
+
+
 def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits: rules.DeviceLimits) -> None:
+    """Last seen only moves forward. The offline deadline follows it, except that a deadline already
+    stored within ``OFFLINE_DUE_SLACK`` before the new one is kept: ``offline_due_at`` is indexed, so
+    rewriting it on every report makes every device UPDATE a non-HOT one (a new entry in each index of
+    ``devices``). A deadline kept that way is early, never late: the tick re-derives the deadline from
+    ``last_seen_at`` before declaring a device offline (``service._devices_offline``) and reschedules it.
+    A row that nothing in the batch changes is not updated at all."""
     if not updates:
         return
+    slack = _offline_due_slack(limits)
     params = []
     for device_id in sorted(updates):  # a fixed order: two consumers never deadlock on devices
         u = updates[device_id]
         due = rules.device_offline_due_at(last_seen=u.last_seen, availability=u.availability,
                                           availability_at=u.availability_at, limits=limits)
-        params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due, "b_occupied": u.occupied,
+        params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due,
+                       "b_keep": due - slack if due is not None else None, "b_occupied": u.occupied,
                        "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at})
     b = BatchParameters(session.get_bind().dialect, "device_batch", {
-        "b_id": Integer(), "b_seen": UTCDateTime(), "b_due": UTCDateTime(), "b_occupied": Boolean(),
-        "b_battery": Integer(), "b_avail": String(), "b_avail_at": UTCDateTime(),
+        "b_id": Integer(), "b_seen": UTCDateTime(), "b_due": UTCDateTime(), "b_keep": UTCDateTime(),
+        "b_occupied": Boolean(), "b_battery": Integer(), "b_avail": String(), "b_avail_at": UTCDateTime(),
     })
     newer = or_(Device.last_seen_at.is_(None), Device.last_seen_at < b.ref("b_seen"))
+    # the stored deadline is off from the new one by more than the slack (or either is unknown)
+    due_moves = or_(Device.offline_due_at.is_(None), b.ref("b_keep").is_(None),
+                    Device.offline_due_at < b.ref("b_keep"), Device.offline_due_at > b.ref("b_due"))
+    changes = or_(
+        newer,
+        b.ref("b_avail").isnot(None),
+        b.ref("b_occupied").isnot(None) & Device.occupied.is_distinct_from(b.ref("b_occupied")),
+        b.ref("b_battery").isnot(None) & Device.battery.is_distinct_from(b.ref("b_battery")),
+    )
     statement = (
         update(Device)
         .where(Device.id == b.ref("b_id"))
+        .where(changes)
         .values(
             last_seen_at=case((newer, b.ref("b_seen")), else_=Device.last_seen_at),
             offline_due_at=case(
                 (b.ref("b_avail").isnot(None), b.ref("b_due")),
-                (newer, b.ref("b_due")),
+                (newer & due_moves, b.ref("b_due")),
                 else_=Device.offline_due_at,
             ),
             occupied=func.coalesce(b.ref("b_occupied"), Device.occupied),
@@ -301,3 +341,4 @@ def _quarantine(session: Session, held: list[Quarantined], now: datetime, result
     session.execute(insert(QuarantinedMessage), rows)
     for q in held:
         result.quarantined[q.reason] += 1
+    result.rejected.extend((q.topic[:300], q.reason, q.detail[:300]) for q in held[:LOGGED_PER_BATCH])

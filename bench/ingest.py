@@ -280,7 +280,8 @@ def bare_subscriber(port: int, protocol: str, client_id: str, topic_filter: str,
 
 
 def shouwang_consumer(port: int, protocol: str, client_id: str, share_group: str, url: str, ready: Any,
-                      go: Any, stop: Any, committed: Any, stats: Any, index: int) -> None:
+                      go: Any, stop: Any, committed: Any, stats: Any, index: int,
+                      tuning: dict[str, Any]) -> None:
     """Child process: Shouwang's own consumer, as ``shouwang serve`` builds it, committing to ``url``."""
     from alerts.metrics import Metrics
     from api.runtime import ingest_policy
@@ -291,7 +292,8 @@ def shouwang_consumer(port: int, protocol: str, client_id: str, share_group: str
     settings = load_settings(
         database={"url": url},
         mqtt={"url": f"mqtt://127.0.0.1:{port}", "protocol": protocol, "client_id": client_id,
-              "share_group": share_group, "session_expiry": f"{SESSION_EXPIRY_S}s", "routes": [ROUTE]},
+              "share_group": share_group, "session_expiry": f"{SESSION_EXPIRY_S}s", "routes": [ROUTE],
+              **tuning},
     )
     engine = make_engine(url)
     with engine.connect() as conn:  # open the pool's first connection before the clock starts
@@ -368,7 +370,7 @@ def run_protocol(broker: PrivateBroker, protocol: str, args: argparse.Namespace,
     stats = CTX.Array("d", 3 * args.consumers)
     readies = [CTX.Event() for _ in consumer_ids]
     procs = [CTX.Process(target=shouwang_consumer, args=(broker.port, protocol, cid, share, url, readies[i], go,
-                                                         stop, committed, stats, i))
+                                                         stop, committed, stats, i, tuning(args)))
              for i, cid in enumerate(consumer_ids)]
     for p in procs:
         p.start()
@@ -425,6 +427,12 @@ def run_protocol(broker: PrivateBroker, protocol: str, args: argparse.Namespace,
     }
 
 
+def tuning(args: argparse.Namespace) -> dict[str, Any]:
+    """Consumer settings that differ from the production defaults (none unless asked for)."""
+    options = {"batch_size": args.batch_size, "db_workers": args.db_workers}
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -433,6 +441,7 @@ def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) 
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
     if not args.quick:
         command += f" --events {args.events} --devices {args.devices} --consumers {args.consumers}"
+    command += "".join(f" --{key.replace('_', '-')} {value}" for key, value in tuning(args).items())
     lines = [
         "## Ingest: MQTT QoS 1 -> PostgreSQL, against a bare paho subscriber",
         "",
@@ -462,9 +471,12 @@ def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) 
         "event at QoS 1 (all acknowledged by the broker) while nobody consumes, so the broker queues them in "
         "both sessions. Then the bare paho subscriber (one process, paho's automatic PUBACK, it only counts) "
         "reconnects and is timed from its connect to its N-th message; then Shouwang's "
-        "`sensors.consumer.Consumer` (its own process, production defaults: batches of up to 1,000, 50 ms "
-        "batch wait, Receive Maximum 2,000, PUBACKs only after the commit) is timed from its start to the N-th "
-        "event stored in PostgreSQL. Lost = N - distinct events in `events` (an event is its device and device "
+        "`sensors.consumer.Consumer` (its own process, production defaults unless the command below says "
+        "otherwise: batches of up to 1,000, 50 ms batch wait, Receive Maximum 2,000, one dispatcher thread "
+        "converting the next batch while one writer thread (`mqtt.db_workers`) records and commits the "
+        "previous one, PUBACKs only after the commit, in receive order) is timed from its start to the N-th "
+        "event stored in PostgreSQL. \"In record_batch + commit\" adds up the writers' time. "
+        "Lost = N - distinct events in `events` (an event is its device and device "
         "time); duplicates = rows beyond those. Residents, devices and events are reset between protocols.",
         "",
         "Reproduce (Mosquitto at /usr/sbin/mosquitto, PostgreSQL on 127.0.0.1:5432, trust auth; the script "
@@ -489,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 events, 1,000 devices")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each phase")
     parser.add_argument("--stall", type=float, default=20.0, help="give up after this long without progress")
+    parser.add_argument("--db-workers", type=int, default=None, help="consumer writer threads (default: settings)")
+    parser.add_argument("--batch-size", type=int, default=None, help="consumer batch size (default: settings)")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--url", default=BENCH_URL)
     args = parser.parse_args(argv)

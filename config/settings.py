@@ -134,6 +134,10 @@ class MqttSettings(BaseModel):
     receive_maximum: int = Field(2000, ge=1, le=65535)
     batch_size: int = Field(1000, ge=1, le=50000)
     batch_wait: Duration = timedelta(milliseconds=50)
+    # writer threads, each with its own database connection; a device's messages always go to the same one.
+    # One is fastest on a loaded host with the database nearby (the consumer's Python is the limit there);
+    # more overlap the round trips of a distant database.
+    db_workers: int = Field(1, ge=1, le=16)
     max_payload_bytes: int = Field(16384, ge=256)
     redelivery_window: Duration = timedelta(days=1)
     routes: list[FormatRoute] = Field(

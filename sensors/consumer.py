@@ -1,20 +1,27 @@
 """The MQTT consumer: the only module that touches paho for ingest.
 
 paho's callbacks never raise and never do I/O: ``on_message`` converts the delivery to a
-:class:`RawMessage` and queues it. A worker thread takes batches from the queue, records them in one
-transaction, commits, and only then sends the PUBACKs (``manual_ack``), so a crash loses nothing: the
-broker redelivers whatever was not acknowledged (QoS 1, persistent session), and the redelivery is
-recognised. Acknowledgements are only sent on the connection that received the message: a packet id
-means nothing on the next connection.
+:class:`RawMessage` and queues it. A dispatcher thread takes batches from the queue, converts them and
+hands each batch, split by device, to ``db_workers`` writer threads (each with its own database
+connection; a device always goes to the same writer, so its messages are recorded in the order they
+arrived). A writer records its share of a batch in one transaction and commits. The PUBACKs
+(``manual_ack``) are sent only after that: a batch is acknowledged once every share of it is committed
+and every earlier batch is acknowledged, so PUBACKs leave in the order the messages came. The dispatcher
+converts the next batch while the writers commit. A crash loses nothing: the broker redelivers whatever
+was not acknowledged (QoS 1, persistent session), and the redelivery is recognised. Acknowledgements are
+only sent on the connection that received the message: a packet id means nothing on the next connection.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
+import struct
 import threading
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -33,12 +40,15 @@ from alerts.observations import Observation, Quarantined
 from alerts.recording import BatchResult, IngestPolicy, record_batch
 from alerts.service import IngestHealth
 from config.settings import MqttSettings
-from sensors.ingest import RawMessage, Skipped, convert
+from sensors.ingest import Converted, RawMessage, Skipped, convert
 from sensors.topics import subscription
 
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.5  # quiet time after a (re)connect before the backlog counts as drained
+_PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2) and the packet id
+_PUBACK_COMMAND = 0x40
+SHARES_AHEAD = 2  # shares of batches a writer may have waiting: the dispatcher converts ahead of it
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,23 @@ class _Delivery:
     raw: RawMessage
     generation: int
     received: float  # monotonic
+
+
+@dataclass
+class _Batch:
+    """A batch as received: acknowledged, in order, once every writer's share of it is committed."""
+
+    deliveries: list[_Delivery]
+    received: float  # monotonic, of its first message
+    remaining: int = 0  # shares not yet committed
+
+
+@dataclass
+class _Share:
+    """One writer's part of a batch: deliveries with what they converted to, in receive order."""
+
+    batch: _Batch
+    items: list[tuple[_Delivery, Converted]] = field(default_factory=list)
 
 
 class Consumer:
@@ -70,8 +97,16 @@ class Consumer:
         self._oldest_pending: float | None = None
         self._db_ok = True
         self.committed = 0
+        self._count_lock = threading.Lock()
+        self._pending: collections.deque[_Batch] = collections.deque()  # dispatched, not yet acknowledged
+        self._ack_lock = threading.Lock()
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._work, name=f"ingest-{self.client_id}", daemon=True)
+        self._shares: list[queue.Queue[_Share]] = [queue.Queue(maxsize=SHARES_AHEAD)
+                                                   for _ in range(settings.db_workers)]
+        self._writers = [threading.Thread(target=self._write, args=(shares,), daemon=True,
+                                          name=f"ingest-{self.client_id}-db{i}")
+                         for i, shares in enumerate(self._shares)]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -86,11 +121,15 @@ class Consumer:
             clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY, properties=properties,
         )
         self._client.loop_start()
+        for writer in self._writers:
+            writer.start()
         self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._worker.join(timeout=10)
+        for writer in self._writers:
+            writer.join(timeout=10)
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -166,17 +205,54 @@ class Consumer:
         except Exception:
             log.exception("could not queue a message")
 
-    # -- the worker: batch, commit, then acknowledge ----------------------------------------------
+    # -- the dispatcher: batch, convert, split by device -----------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            batch = self._take_batch()
-            if not batch:
+            deliveries = self._take_batch()
+            if not deliveries:
                 self._maybe_caught_up()
                 continue
-            self._oldest_pending = batch[0].received
-            self._commit_with_retry(batch)
-            self._oldest_pending = None
+            batch = _Batch(deliveries, deliveries[0].received)
+            shares = self._split(batch)
+            with self._ack_lock:
+                batch.remaining = len(shares)
+                self._pending.append(batch)
+                self._oldest_pending = self._pending[0].received
+            if not shares:  # nothing to store (only skipped messages): acknowledged in its turn
+                self._release_acks()
+            for index, share in shares.items():
+                while not self._stop.is_set():
+                    try:
+                        self._shares[index].put(share, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
             self.metrics.ingest_queue.set(self._queue.qsize())
+
+    def _split(self, batch: _Batch) -> dict[int, _Share]:
+        """Convert each delivery; give it to the writer of its device (skipped ones need no writer)."""
+        writers = len(self._shares)
+        shares: dict[int, _Share] = {}
+        for delivery in batch.deliveries:
+            item = self._convert(delivery.raw)
+            if isinstance(item, Skipped):
+                self.metrics.skipped.labels(item.reason).inc()
+                continue
+            device = item.device if isinstance(item, Observation) else item.device or item.topic
+            index = zlib.crc32(device.encode("utf-8", "replace")) % writers if writers > 1 else 0
+            share = shares.get(index)
+            if share is None:
+                share = shares[index] = _Share(batch)
+            share.items.append((delivery, item))
+        return shares
+
+    def _convert(self, raw: RawMessage) -> Converted:
+        try:
+            return convert(raw, self.settings.routes, self.zone, self.settings.max_payload_bytes)
+        except Exception as exc:  # a bug in conversion quarantines the message, never stops the consumer
+            log.exception("could not convert a message", extra={"topic": raw.topic})
+            return Quarantined(raw.topic, raw.payload, "parser_error", f"{type(exc).__name__}: {exc}"[:2000],
+                               "", None, raw.dup)
 
     def _take_batch(self) -> list[_Delivery]:
         try:
@@ -202,78 +278,119 @@ class Consumer:
 
     def _maybe_caught_up(self) -> None:
         with self._lock:
-            if self._connected and not self._caught_up and self._queue.empty() \
+            if self._connected and not self._caught_up and self._queue.empty() and not self._pending \
                     and time.monotonic() - self._connected_at >= SETTLE_SECONDS:
                 self._caught_up = True
                 log.info("ingest caught up with the broker's backlog")
 
-    def _commit_with_retry(self, batch: list[_Delivery]) -> None:
+    # -- the writers: record, commit; then the batch's acknowledgements, in order -----------------
+    def _write(self, shares: queue.Queue[_Share]) -> None:
+        while not self._stop.is_set():
+            try:
+                share = shares.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if not self._commit_with_retry(share.items):
+                return  # stopping: the share stays unacknowledged, the broker redelivers it
+            with self._ack_lock:
+                share.batch.remaining -= 1
+            self._release_acks()
+
+    def _commit_with_retry(self, items: list[tuple[_Delivery, Converted]]) -> bool:
         delay = 0.2
         while not self._stop.is_set():
             try:
-                self._commit(batch)
+                self._commit(items)
                 self._db_ok = True
-                return
+                return True
             except OperationalError:
                 self._db_ok = False
                 self.metrics.batch_errors.inc()
-                log.exception("database unreachable; retrying the batch", extra={"size": len(batch)})
+                log.exception("database unreachable; retrying the batch", extra={"size": len(items)})
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
             except DBAPIError:
                 # not the connection: some message in the batch breaks a constraint. Store them one by
                 # one so one bad message is quarantined instead of stalling the stream.
                 self.metrics.batch_errors.inc()
-                log.exception("batch failed; storing its messages one by one", extra={"size": len(batch)})
-                for delivery in batch:
-                    self._commit_single_or_quarantine(delivery)
-                return
+                log.exception("batch failed; storing its messages one by one", extra={"size": len(items)})
+                return all(self._commit_single_or_quarantine(item) for item in items)
+        return False
 
-    def _commit(self, batch: list[_Delivery]) -> None:
+    def _commit(self, items: list[tuple[_Delivery, Converted]]) -> None:
         now = self.clock.now()
-        observations: list[Observation] = []
-        quarantined: list[Quarantined] = []
-        for delivery in batch:
-            item = convert(delivery.raw, self.settings.routes, self.zone, self.settings.max_payload_bytes)
-            if isinstance(item, Observation):
-                observations.append(item)
-            elif isinstance(item, Quarantined):
-                quarantined.append(item)
-            elif isinstance(item, Skipped):
-                self.metrics.skipped.labels(item.reason).inc()
+        observations = [item for _, item in items if isinstance(item, Observation)]
+        quarantined = [item for _, item in items if isinstance(item, Quarantined)]
         started = time.perf_counter()
         with Session(self.engine) as session, session.begin():
             result = record_batch(session, observations, quarantined, now, self.policy)
         self.metrics.batch_commit.observe(time.perf_counter() - started)
-        self._ack(batch)
-        self._count(result, len(batch))
+        self._count(result)
 
-    def _commit_single_or_quarantine(self, delivery: _Delivery) -> None:
-        try:
-            self._commit([delivery])
-        except DBAPIError as exc:
-            raw = delivery.raw
-            log.error("message quarantined: it cannot be stored", extra={"topic": raw.topic, "error": str(exc)})
-            item = Quarantined(raw.topic, raw.payload, "store_error", f"{type(exc).__name__}: {exc}"[:2000],
-                               "", None, raw.dup)
-            with Session(self.engine) as session, session.begin():
-                record_batch(session, [], [item], self.clock.now(), self.policy)
-            self._ack([delivery])
+    def _commit_single_or_quarantine(self, item: tuple[_Delivery, Converted]) -> bool:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                self._commit([item])
+                return True
+            except OperationalError:
+                self._db_ok = False
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except DBAPIError as exc:
+                raw = item[0].raw
+                log.error("message quarantined: it cannot be stored", extra={"topic": raw.topic, "error": str(exc)})
+                held = Quarantined(raw.topic, raw.payload, "store_error", f"{type(exc).__name__}: {exc}"[:2000],
+                                   "", None, raw.dup)
+                try:
+                    with Session(self.engine) as session, session.begin():
+                        result = record_batch(session, [], [held], self.clock.now(), self.policy)
+                except OperationalError:
+                    self._db_ok = False
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                self._count(result)
+                return True
+        return False
+
+    def _release_acks(self) -> None:
+        """Acknowledge the batches at the head of the line whose shares are all committed."""
+        with self._ack_lock:
+            while self._pending and self._pending[0].remaining == 0:
+                deliveries = self._pending.popleft().deliveries
+                self._ack(deliveries)
+                self.metrics.messages.inc(len(deliveries))
+            self._oldest_pending = self._pending[0].received if self._pending else None
 
     def _ack(self, batch: list[_Delivery]) -> None:
+        """PUBACK each message of ``batch`` received on the current connection, in order. The PUBACKs
+        are queued on paho's connection as one write (paho's ``ack`` costs a wake-up and a socket write
+        per message); the bytes are those ``ack`` sends, one PUBACK after the other."""
         generation = self._generation
-        for delivery in batch:
-            if delivery.raw.qos > 0 and delivery.generation == generation:
-                self._client.ack(delivery.raw.mid, delivery.raw.qos)
+        mids = [d.raw.mid for d in batch if d.raw.qos == 1 and d.generation == generation]
+        others = [d for d in batch if d.raw.qos > 1 and d.generation == generation]
+        if mids:
+            queue_packet = getattr(self._client, "_packet_queue", None)
+            if queue_packet is None:
+                for mid in mids:
+                    self._client.ack(mid, 1)
+            else:
+                queue_packet(_PUBACK_COMMAND, b"".join([_PUBACK.pack(_PUBACK_COMMAND, 2, mid) for mid in mids]), 0, 1)
+        for delivery in others:
+            self._client.ack(delivery.raw.mid, delivery.raw.qos)
 
-    def _count(self, result: BatchResult, received: int) -> None:
-        self.committed += result.stored
-        self.metrics.messages.inc(received)
+    def _count(self, result: BatchResult) -> None:
+        with self._count_lock:
+            self.committed += result.stored
         for kind, count in result.kinds.items():
             self.metrics.events_in.labels(kind).inc(count)
+        for topic, reason, detail in result.rejected:
+            log.warning("message quarantined", extra={"topic": topic, "reason": reason, "detail": detail})
         for reason, count in result.quarantined.items():
             self.metrics.quarantined.labels(reason).inc(count)
-            log.warning("messages quarantined", extra={"reason": reason, "count": count})
+            if count > len(result.rejected):
+                log.warning("messages quarantined", extra={"reason": reason, "count": count})
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.clock_skew.inc(result.clock_skew)
         if result.panic_alarms:

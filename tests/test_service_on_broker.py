@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -171,7 +172,9 @@ BAD_PAYLOADS: list[tuple[str, bytes, str]] = [
 ]
 
 
-def test_bad_payloads_are_quarantined_with_a_reason_and_the_consumer_keeps_running(svc: Service) -> None:
+def test_bad_payloads_are_quarantined_with_a_reason_and_the_consumer_keeps_running(
+        svc: Service, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sensors.consumer")
     for topic, payload, _reason in BAD_PAYLOADS:
         svc.raw(topic.format(d=f"{svc.base}-pir"), payload)
     svc.native("motion", ts=T0 + timedelta(days=1))  # a device clock a day ahead
@@ -179,6 +182,8 @@ def test_bad_payloads_are_quarantined_with_a_reason_and_the_consumer_keeps_runni
     held = svc.api.get("/api/quarantine").json()
     assert sorted(q["reason"] for q in held) == sorted(r for _, _, r in BAD_PAYLOADS)
     assert all(q["detail"] for q in held)
+    logged = {getattr(r, "reason", None) for r in caplog.records if r.getMessage() == "message quarantined"}
+    assert logged == {r for _, _, r in BAD_PAYLOADS}  # each one logged with its reason
     with Session(svc.runtime.engine) as session:
         event = session.scalars(select(Event)).one()
         assert event.clock_skew and event.occurred_at == T0
