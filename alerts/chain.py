@@ -409,6 +409,11 @@ def _status(session: Session, event: CallStatus | SmsStatus, now: datetime) -> N
     attempt.status = event.status
     if esc.AttemptView(attempt.channel, event.status).ended:
         attempt.ended_at = now
+        alarm = session.get(Alarm, attempt.alarm_id)
+        if alarm is not None:  # on the alarm's history and the live stream: "call 李娜: no-answer"
+            noun = "call" if attempt.channel == "voice" else "SMS"
+            alarm_ops.note(session, alarm, now, action="attempt", actor=attempt.person,
+                           detail=f"{noun} {attempt.person} ({attempt.target}): {event.status}")
         _maybe_step_over(session, attempt.alarm_id, now)
 
 

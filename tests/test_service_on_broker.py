@@ -144,7 +144,8 @@ def test_an_alarm_is_raised_at_the_window_acknowledged_and_resolved_through_the_
     assert done.json()["state"] == "resolved"
     assert svc.api.post(f"/api/alarms/{alarm_id}/acknowledge", json={"by": "x"}).status_code == 409
     history = svc.api.get(f"/api/alarms/{alarm_id}").json()["transitions"]
-    assert [t["action"] for t in history if t["action"] != "step"] == ["opened", "acknowledged", "resolved"]
+    main = [t["action"] for t in history if t["action"] in ("opened", "acknowledged", "resolved")]
+    assert main == ["opened", "acknowledged", "resolved"]
     svc.tick_at(15 * H)
     assert len([a for a in alarms(svc, "inactivity") if a["resident_id"] == rid]) == 1
 
