@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 import config
 from alerts import alarms as alarm_ops
 from alerts import escalation as esc
+from alerts import rules
 from alerts.alarms import snapshot_policy
 from alerts.db import claim
 from alerts.links import sign_link
@@ -46,6 +47,7 @@ from alerts.models import (
     WorkerRole,
 )
 from alerts.notifiers.base import CallStatus, InboundSms, Keypress, NotifyError, Provider, ProviderEvent, SmsStatus
+from alerts.service import resident_limits
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +214,17 @@ def template_for(kind: str, target: str, channel: str) -> str:
     return "alarm_call" if channel == "voice" else "alarm_sms"
 
 
-def alarm_params(session: Session, alarm: Alarm, now: datetime, language: Language) -> dict[str, str]:
+def _resident_of(session: Session, alarm: Alarm) -> Resident | None:
+    """The alarm's resident, directly or through its device (maintenance alarms)."""
     resident = session.get(Resident, alarm.resident_id) if alarm.resident_id else None
     if resident is None and alarm.device_id is not None:
         device = session.get(Device, alarm.device_id)
         resident = session.get(Resident, device.resident_id) if device and device.resident_id else None
+    return resident
+
+
+def alarm_params(session: Session, alarm: Alarm, now: datetime, language: Language) -> dict[str, str]:
+    resident = _resident_of(session, alarm)
     hours = ""
     if resident is not None:
         start = max((t for t in (resident.last_activity_at, resident.watch_from) if t is not None), default=None)
@@ -229,10 +237,7 @@ def alarm_params(session: Session, alarm: Alarm, now: datetime, language: Langua
 
 def resolve_targets(session: Session, alarm: Alarm, contact: esc.Contact) -> list[Person]:
     """The people behind a policy target for this alarm's resident (grid, micro-grid, contacts)."""
-    resident = session.get(Resident, alarm.resident_id) if alarm.resident_id else None
-    if resident is None and alarm.device_id is not None:
-        device = session.get(Device, alarm.device_id)
-        resident = session.get(Resident, device.resident_id) if device and device.resident_id else None
+    resident = _resident_of(session, alarm)
     if contact.target == "resident":
         return [Person("resident", resident.name, resident.phone)] if resident else []
     if contact.target == "family":
@@ -531,14 +536,8 @@ def _window_seconds(session: Session, resident_id: int, default: timedelta) -> f
     resident = session.get(Resident, resident_id)
     if resident is None:
         return None
-    if resident.inactivity_window_s:
-        return float(resident.inactivity_window_s)
-    if resident.micro_grid_id is not None:
-        grid_window = session.scalar(select(Grid.inactivity_window_s).join(MicroGrid, MicroGrid.grid_id == Grid.id)
-                                     .where(MicroGrid.id == resident.micro_grid_id))
-        if grid_window:
-            return float(grid_window)
-    return default.total_seconds()
+    limits = resident_limits(session, resident, rules.Limits(window=default, early_warning=default * 5 / 7))
+    return limits.window.total_seconds()
 
 
 def default_policies_file() -> Path:

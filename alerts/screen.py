@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from alerts import rules
 from alerts.models import Alarm, AlarmKind, AlarmState, Device
@@ -45,7 +45,8 @@ def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tz
                  ) -> dict[str, Any]:
     residents = resident_rows(session, now, limits, scope=scope)
     open_alarms = [alarm_row(a) for a in session.scalars(
-        select(Alarm).where(Alarm.state != AlarmState.RESOLVED, alarm_scope if alarm_scope is not None else true())
+        select(Alarm).options(selectinload(Alarm.resident))
+        .where(Alarm.state != AlarmState.RESOLVED, alarm_scope if alarm_scope is not None else true())
         .order_by(Alarm.opened_at))]
     blind = [a for a in open_alarms if a["kind"] == AlarmKind.SYSTEM]
     by_resident: dict[int, dict[str, Any]] = {}
@@ -64,9 +65,6 @@ def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tz
             "away": r["status"] == "away" or bool(r["away_until_activity"]),
             "last_activity_at": r["last_activity_at"], "alarm_id": alarm["id"] if alarm else None,
         })
-    names = {r["id"]: r["name"] for r in residents}
-    for alarm in open_alarms:
-        alarm["resident_name"] = names.get(alarm["resident_id"]) if alarm["resident_id"] else None
     open_alarms.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["opened_at"]))
     return {"now": now, "markers": markers, "alarms": open_alarms, "system": blind,
             "kpis": kpis(session, now, zone, residents, scope)}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from alerts.clock import FastClock, ManualClock
+from alerts.clock import FastClock, ManualClock, make_clock
 from alerts.community import CommunityFileError, load_community
 from alerts.db import make_engine, upgrade
 from alerts.notifiers.console import Behaviour, Script
@@ -263,10 +263,10 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
     upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
-    runtime_clock = Runtime(settings, ingest=False).clock
+    now = make_clock(settings.clock, engine).now()
     with Session(engine) as session, session.begin():
         policy = watch_policy(settings)
-        counts = load_community(session, data, runtime_clock.now(), policy.limits, actor=f"cli:{args.file}",
+        counts = load_community(session, data, now, policy.limits, actor=f"cli:{args.file}",
                                 offline_after=policy.device_limits.offline_after)
     print("loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
@@ -370,9 +370,9 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
+    now = make_clock(settings.clock, engine).now()
     with Session(engine) as session, session.begin():
-        accounts.add_user(session, args.username, args.role, password, Runtime(settings, ingest=False).clock.now(),
-                          name=args.name)
+        accounts.add_user(session, args.username, args.role, password, now, name=args.name)
     print(f"user {args.username} ({args.role}) saved")
     return 0
 
@@ -390,7 +390,7 @@ def _pin(settings: Settings, args: argparse.Namespace) -> int:
 def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
-    now = Runtime(settings, ingest=False).clock.now()
+    now = make_clock(settings.clock, engine).now()
     with Session(engine) as session, session.begin():
         token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
     print(token)
