@@ -1,5 +1,8 @@
 """Alarm state machine: open -> acknowledged -> resolved (or open -> resolved), with who and when.
 
+These are the primitives; the named transitions that callers use are in :mod:`alerts.transitions`.
+Every change goes through :func:`record`, which writes the alarm's history row and the audit entry
+together, so one audit trail shows every change whatever door it came through.
 Functions take the session and ``now`` and do not commit: the caller owns the transaction.
 """
 
@@ -18,6 +21,7 @@ from alerts.models import (
     AlarmKind,
     AlarmState,
     AlarmTransition,
+    AuditEntry,
     EscalationPolicy,
     Outcome,
     Resident,
@@ -73,7 +77,7 @@ def open_alarm(
     ).returning(table.c.id)
     alarm_id = session.execute(statement).scalar()
     if alarm_id is not None:
-        session.add(AlarmTransition(alarm_id=alarm_id, at=now, action="opened", actor="shouwang", detail=reason))
+        _write(session, alarm_id, now, action="opened", actor="shouwang", detail=reason)
         # the escalation policy is copied in now: an edit never changes a running chain
         session.execute(update(Alarm).where(Alarm.id == alarm_id).values(
             policy=snapshot_policy(session, kind), next_action_at=now))
@@ -101,21 +105,24 @@ def find_open(session: Session, kind: AlarmKind, *, resident_id: int | None = No
     return session.scalars(select(Alarm).where(Alarm.open_key == key)).first()
 
 
-def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, detail: str | None = None) -> None:
+def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, action: str = "acknowledged",
+                detail: str | None = None) -> None:
     if alarm.state == AlarmState.RESOLVED:
         raise AlarmError(f"alarm {alarm.code} is already resolved")
     if alarm.state == AlarmState.ACKNOWLEDGED:
+        if action != "acknowledged":  # accepted or arrived after an acknowledgement: still on the record
+            record(session, alarm, now, action=action, actor=by, detail=detail)
         return
     alarm.state = AlarmState.ACKNOWLEDGED
     alarm.acknowledged_at = now
     alarm.acknowledged_by = by
     alarm.next_action_at = None  # a person has it: the chain stops
-    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="acknowledged", actor=by, detail=detail))
+    record(session, alarm, now, action=action, actor=by, detail=detail)
 
 
 def accept(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
     """A worker taps "I'm going": an acknowledgement that says who is on the way."""
-    acknowledge(session, alarm, now, by=by, detail="accepted: on the way")
+    acknowledge(session, alarm, now, by=by, action="accepted", detail="on the way")
     if alarm.accepted_at is None:
         alarm.accepted_at = now
 
@@ -124,10 +131,9 @@ def arrive(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
     """On site (the 45-minute service level is measured to here). Arriving acknowledges too."""
     if alarm.state == AlarmState.RESOLVED:
         raise AlarmError(f"alarm {alarm.code} is already resolved")
-    acknowledge(session, alarm, now, by=by, detail="arrived")
     if alarm.arrived_at is None:
+        acknowledge(session, alarm, now, by=by, action="arrived")
         alarm.arrived_at, alarm.arrived_by = now, by
-        session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="arrived", actor=by, detail=None))
 
 
 def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: Outcome,
@@ -145,8 +151,7 @@ def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: 
     alarm.outcome = outcome
     alarm.note = note
     alarm.auto_resolved = outcome not in HUMAN_OUTCOMES
-    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action="resolved", actor=by,
-                                detail=f"{outcome}" + (f": {note}" if note else "")))
+    record(session, alarm, now, action="resolved", actor=by, detail=f"{outcome}" + (f": {note}" if note else ""))
     if alarm.resident_id is None or alarm.kind not in (AlarmKind.INACTIVITY, AlarmKind.PANIC):
         return
     if outcome in (Outcome.TAKEN_TO_HOSPITAL, Outcome.AWAY_WITH_FAMILY):
@@ -166,5 +171,12 @@ def restart_window(session: Session, resident_id: int, now: datetime, window_s: 
     resident.due_at = start + timedelta(seconds=window_s)
 
 
-def note(session: Session, alarm: Alarm, now: datetime, *, action: str, actor: str, detail: str) -> None:
-    session.add(AlarmTransition(alarm_id=alarm.id, at=now, action=action, actor=actor, detail=detail))
+def record(session: Session, alarm: Alarm, now: datetime, *, action: str, actor: str, detail: str | None) -> None:
+    """A change or a noted fact: on the alarm's history and in the audit log, together."""
+    _write(session, alarm.id, now, action=action, actor=actor, detail=detail)
+
+
+def _write(session: Session, alarm_id: int, now: datetime, *, action: str, actor: str, detail: str | None) -> None:
+    session.add(AlarmTransition(alarm_id=alarm_id, at=now, action=action, actor=actor, detail=detail))
+    session.add(AuditEntry(at=now, actor=actor, action=f"alarm.{action}", target=f"alarm:{alarm_id}",
+                           detail={"detail": detail} if detail else {}))

@@ -300,7 +300,7 @@ class Event(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # no foreign key (a trigger call per inserted row): ingest locks the devices it records events for,
-    # and alerts.admin.delete_device deletes a device's events with it
+    # and alerts.registry.admin.delete_device deletes a device's events with it
     device_id: Mapped[int] = mapped_column(Integer)
     resident_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))

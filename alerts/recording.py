@@ -28,13 +28,12 @@ from alerts.db import (
     is_postgres,
     one_of,
 )
+from alerts.limits import LIMIT_COLUMNS, limits_from, with_grid
 from alerts.models import (
     AlarmKind,
     Device,
     DeviceKind,
     Event,
-    Grid,
-    MicroGrid,
     QuarantinedMessage,
     Resident,
 )
@@ -133,12 +132,8 @@ def _load_devices(session: Session, external_ids: set[str], default: rules.Limit
     if not external_ids:
         return {}
     query = (
-        select(Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied,
-               Resident.inactivity_window_s, Resident.early_warning_s, Grid.inactivity_window_s,
-               Grid.early_warning_s)
-        .outerjoin(Resident, Device.resident_id == Resident.id)
-        .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
-        .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
+        with_grid(select(Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied,
+                         *LIMIT_COLUMNS).outerjoin(Resident, Device.resident_id == Resident.id))
         .where(one_of(Device.external_id, sorted(external_ids), session.get_bind().dialect, "external_ids"))
     )
     if is_postgres(session.get_bind().dialect):
@@ -147,8 +142,8 @@ def _load_devices(session: Session, external_ids: set[str], default: rules.Limit
         # stored for a device that is gone (events have no foreign key to devices).
         query = query.order_by(Device.id).with_for_update(key_share=True, of=Device)
     found = {}
-    for ext, dev_id, kind, resident_id, occupied, r_win, r_warn, g_win, g_warn in session.execute(query):
-        limits = rules.effective_limits(default, g_win, g_warn, r_win, r_warn)
+    for ext, dev_id, kind, resident_id, occupied, *overrides in session.execute(query):
+        limits = limits_from(default, *overrides)
         found[ext] = _DeviceRow(dev_id, kind, resident_id, occupied, limits.window.total_seconds())
     return found
 

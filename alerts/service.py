@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy import Engine, Select, delete, or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rules
+from alerts import alarms, rules, transitions
 from alerts.db import claim
+from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
     AlarmKind,
     AlarmState,
     Device,
     Event,
-    Grid,
-    MicroGrid,
     Outcome,
     QuarantinedMessage,
     Resident,
@@ -102,22 +101,20 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
+def due_residents(now: datetime, batch: int) -> Select[Any]:
+    """The tick's query for residents whose stored deadline has passed, earliest first (to be claimed)."""
+    return (residents_with_limits().where(Resident.due_at.isnot(None), Resident.due_at <= now)
+            .order_by(Resident.due_at).limit(batch))
+
+
 def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
-    query = (
-        select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
-        .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
-        .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
-        .where(Resident.due_at.isnot(None), Resident.due_at <= now)
-        .order_by(Resident.due_at)
-        .limit(CLAIM_BATCH)
-    )
+    query = due_residents(now, CLAIM_BATCH)
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
     already_open = set(session.scalars(select(Alarm.resident_id).where(
         Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
         Alarm.resident_id.in_([r.id for r, _, _ in rows]))))
     for resident, grid_window, grid_warning in rows:
-        limits = rules.effective_limits(policy.limits, grid_window, grid_warning,
-                                        resident.inactivity_window_s, resident.early_warning_s)
+        limits = limits_of(policy.limits, resident, grid_window, grid_warning)
         is_open = resident.id in already_open
         decision = rules.decide_due(
             now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
@@ -175,12 +172,11 @@ def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolic
         assert resident.last_activity_at is not None
         when = _local(resident.last_activity_at, policy)
         if action is rules.ActivityAction.AUTO_RESOLVE:
-            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.ACTIVITY_RESUMED,
-                           note=f"movement at {when}")
+            transitions.resolved_by_activity(session, alarm, now, note=f"movement at {when}")
             result.auto_resolved.append(alarm.id)
         elif action is rules.ActivityAction.RECORD:
-            alarm.activity_seen_at = resident.last_activity_at
-            alarms.note(session, alarm, now, action="activity", actor="shouwang", detail=f"movement at {when}")
+            transitions.activity_recorded(session, alarm, now, activity_at=resident.last_activity_at,
+                                          note=f"movement at {when}")
             result.activity_noted.append(alarm.id)
     return len(rows)
 
@@ -225,8 +221,8 @@ def _devices_back(session: Session, now: datetime, policy: WatchPolicy, result: 
             availability_at=device.availability_at, limits=policy.device_limits)
         alarm = alarms.find_open(session, AlarmKind.DEVICE_OFFLINE, device_id=device.id)
         if alarm is not None:
-            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.DEVICE_BACK,
-                           note=f"heard from at {_local(device.last_seen_at or now, policy)}")
+            transitions.resolved_by_source(session, alarm, now, outcome=Outcome.DEVICE_BACK,
+                                           note=f"heard from at {_local(device.last_seen_at or now, policy)}")
             result.devices_back.append(alarm.id)
     return len(devices)
 
@@ -249,8 +245,8 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     ).all()
     for alarm, device in open_low:
         if rules.battery_recovered(device.battery, policy.device_limits):
-            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.BATTERY_OK,
-                           note=f"battery at {device.battery} %")
+            transitions.resolved_by_source(session, alarm, now, outcome=Outcome.BATTERY_OK,
+                                           note=f"battery at {device.battery} %")
     return len(candidates)
 
 
@@ -270,8 +266,8 @@ def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: In
                     log.error("system alarm: broker unreachable", extra={"alarm": alarm_id, "since": since})
                     result.system_raised.append(alarm_id)
         elif ingest.connected and alarm is not None:
-            alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.SYSTEM_RECOVERED,
-                           note="consumer reconnected to the broker")
+            transitions.resolved_by_source(session, alarm, now, outcome=Outcome.SYSTEM_RECOVERED,
+                                           note="consumer reconnected to the broker")
             result.system_resolved.append(alarm.id)
 
 
@@ -301,34 +297,3 @@ def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 1000
 
 def _local(instant: datetime, policy: WatchPolicy) -> str:
     return instant.astimezone(policy.zone).strftime("%Y-%m-%d %H:%M")
-
-
-def resident_limits(session: Session, resident: Resident, default: rules.Limits) -> rules.Limits:
-    grid = None
-    if resident.micro_grid_id is not None:
-        grid = session.scalars(select(Grid).join(MicroGrid, MicroGrid.grid_id == Grid.id)
-                               .where(MicroGrid.id == resident.micro_grid_id)).first()
-    return rules.effective_limits(default, grid.inactivity_window_s if grid else None,
-                                  grid.early_warning_s if grid else None, resident.inactivity_window_s,
-                                  resident.early_warning_s)
-
-
-def acknowledge_alarm(session: Session, alarm_id: int, now: datetime, *, by: str) -> Alarm | None:
-    alarm = session.get(Alarm, alarm_id, with_for_update=True)
-    if alarm is not None:
-        alarms.acknowledge(session, alarm, now, by=by)
-    return alarm
-
-
-def resolve_alarm(session: Session, alarm_id: int, now: datetime, policy: WatchPolicy, *, by: str,
-                  outcome: Outcome, note: str | None = None) -> Alarm | None:
-    alarm = session.get(Alarm, alarm_id, with_for_update=True)
-    if alarm is None:
-        return None
-    window_s = None
-    if alarm.resident_id is not None:
-        resident = session.get(Resident, alarm.resident_id)
-        if resident is not None:
-            window_s = resident_limits(session, resident, policy.limits).window.total_seconds()
-    alarms.resolve(session, alarm, now, by=by, outcome=outcome, note=note, window_s=window_s)
-    return alarm

@@ -10,14 +10,13 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from alerts import rules
-from alerts.models import Alarm, AlarmState, Attempt, Device, Grid, MicroGrid, Resident
+from alerts.limits import limits_of, residents_with_limits
+from alerts.models import Alarm, AlarmState, Attempt, Device, Resident
 
 
 def resident_rows(session: Session, now: datetime, default: rules.Limits, resident_id: int | None = None,
                   scope: ColumnElement[bool] | None = None) -> list[dict[str, Any]]:
-    query = (select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
-             .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
-             .outerjoin(Grid, MicroGrid.grid_id == Grid.id).order_by(Resident.id))
+    query = residents_with_limits().order_by(Resident.id)
     if resident_id is not None:
         query = query.where(Resident.id == resident_id)
     if scope is not None:
@@ -34,8 +33,7 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
         devices[device.resident_id].append(device)
     result = []
     for resident, g_win, g_warn in rows:
-        limits = rules.effective_limits(default, g_win, g_warn, resident.inactivity_window_s,
-                                        resident.early_warning_s)
+        limits = limits_of(default, resident, g_win, g_warn)
         status = rules.resident_status(
             now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
             away_until=resident.away_until, away_until_activity=resident.away_until_activity,

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from alerts.geo import Datum
 from alerts.models import DeviceKind, WorkerRole
+from alerts.registry.geo import Datum
 
 DATUM = Field(Datum.WGS84, description="the datum of latitude/longitude: wgs84 (GPS), gcj02 (Amap, Tencent, "
               "most Chinese map pickers) or bd09 (Baidu); stored converted to WGS-84")

@@ -25,9 +25,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from alerts.clock import FastClock, ManualClock, make_clock
-from alerts.community import CommunityFileError, load_community
 from alerts.db import make_engine, upgrade
-from alerts.notifiers.console import Behaviour, Script
+from alerts.escalation.notifiers.console import Behaviour, Script
+from alerts.registry.community import CommunityFileError, load_community
 from api import accounts
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock

@@ -11,10 +11,10 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from alerts.chain import ChainSettings
 from alerts.clock import Clock
+from alerts.escalation.notifiers.base import Provider
+from alerts.escalation.targets import ChainSettings
 from alerts.metrics import Metrics
-from alerts.notifiers.base import Provider
 from alerts.service import WatchPolicy
 from config.settings import Settings
 

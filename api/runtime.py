@@ -14,13 +14,15 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from alerts import chain, rules
+from alerts import rules
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
+from alerts.escalation import runner as chain
+from alerts.escalation.notifiers import make_provider
+from alerts.escalation.notifiers.base import Provider
+from alerts.escalation.notifiers.console import Script
+from alerts.escalation.targets import ChainSettings
 from alerts.metrics import Metrics
-from alerts.notifiers import make_provider
-from alerts.notifiers.base import Provider
-from alerts.notifiers.console import Script
 from alerts.recording import IngestPolicy
 from alerts.scheduler import Watch
 from alerts.service import WatchPolicy
@@ -42,12 +44,12 @@ def watch_policy(settings: Settings) -> WatchPolicy:
     )
 
 
-def chain_settings(settings: Settings, secret_key: str = "") -> chain.ChainSettings:
+def chain_settings(settings: Settings, secret_key: str = "") -> ChainSettings:
     n = settings.notify
     link_base = settings.api.public_url or n.public_base_url or f"http://{settings.api.host}:{settings.api.port}"
-    return chain.ChainSettings(calls_per_hour=n.calls_per_hour, sms_per_hour=n.sms_per_hour,
+    return ChainSettings(calls_per_hour=n.calls_per_hour, sms_per_hour=n.sms_per_hour,
                                retry_after=n.retry_after, max_tries=n.max_tries, language=n.language,
-                               default_window=settings.rules.inactivity_window, link_secret=secret_key,
+                               limits=watch_policy(settings).limits, link_secret=secret_key,
                                link_base=link_base.rstrip("/"), link_ttl=timedelta(hours=settings.api.link_hours))
 
 

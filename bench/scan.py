@@ -27,12 +27,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, text, update
 from sqlalchemy.dialects import postgresql
 
 from alerts.db import claim, make_engine, one_of, upgrade
-from alerts.models import Base, Grid, MicroGrid, Resident
-from alerts.service import CLAIM_BATCH
+from alerts.models import Base, Resident
+from alerts.service import CLAIM_BATCH, due_residents
 from bench.common import BENCH_URL, ensure_database, machine, postgres_version, today, write_section
 
 WINDOW_S = 14 * 3600
@@ -66,16 +66,8 @@ def load(engine: Engine, residents: int) -> None:
 
 
 def due_query(now: datetime) -> Any:
-    """The tick's query, built as alerts.service._raise_due_inactivity builds it."""
-    query = (
-        select(Resident, Grid.inactivity_window_s, Grid.early_warning_s)
-        .outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
-        .outerjoin(Grid, MicroGrid.grid_id == Grid.id)
-        .where(Resident.due_at.isnot(None), Resident.due_at <= now)
-        .order_by(Resident.due_at)
-        .limit(CLAIM_BATCH)
-    )
-    return claim(query, postgresql.dialect(), of=Resident)
+    """The tick's own query (alerts.service.due_residents), claimed as the tick claims it."""
+    return claim(due_residents(now, CLAIM_BATCH), postgresql.dialect(), of=Resident)
 
 
 def timed(engine: Engine, repeat: int, step: Any) -> tuple[float, int]:

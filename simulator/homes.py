@@ -1,7 +1,7 @@
 """Virtual homes: residents with a daily rhythm, laid out around a centre point, each with a motion
 sensor and optionally a door contact and a panic button, speaking one of the device formats. Pure.
 
-:meth:`Community.as_data` is the community as ``shouwang load`` (``alerts.community.load_community``)
+:meth:`Community.as_data` is the community as ``shouwang load`` (``alerts.registry.community.load_community``)
 reads it, with every device under the external id its format's parser derives; :meth:`Community.routes`
 is the ``mqtt.routes`` list the service needs to read those formats.
 """
@@ -99,7 +99,7 @@ class Community:
         return routes(self.formats(), self.prefix)
 
     def as_data(self) -> dict[str, Any]:
-        """The community as ``shouwang load`` reads it (see :mod:`alerts.community`)."""
+        """The community as ``shouwang load`` reads it (see :mod:`alerts.registry.community`)."""
         return {
             "community": {"name": self.name, "latitude": self.latitude, "longitude": self.longitude},
             "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}, {"name": "2号楼"}]}],

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts import geo, service
+from alerts import service
 from alerts.clock import ManualClock
-from alerts.community import load_community
 from alerts.models import (
     Alarm,
     AlarmTransition,
@@ -32,6 +31,8 @@ from alerts.models import (
 )
 from alerts.observations import Observation
 from alerts.recording import record_batch
+from alerts.registry import geo
+from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings

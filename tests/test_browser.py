@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from alerts import service
 from alerts.clock import ManualClock
-from alerts.community import load_community
 from alerts.db import upgrade
 from alerts.models import Alarm, AlarmKind, Resident
 from alerts.observations import Observation
 from alerts.recording import record_batch
+from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from alerts import service
 from alerts.clock import ManualClock
-from alerts.community import load_community
 from alerts.models import Alarm, AlarmKind, Attempt, AttemptStatus, Device, EscalationPolicy, Resident
 from alerts.observations import Observation
 from alerts.recording import record_batch
+from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings

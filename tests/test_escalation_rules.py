@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts import escalation as esc
-from alerts.chain import load_policy_file
-from alerts.messages import Message, render
+from alerts.escalation import policy as esc
+from alerts.escalation.runner import load_policy_file
+from alerts.escalation.templates import Message, render
 
 T = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts import rules
-from alerts.community import load_community
 from alerts.models import Contact, Device, Resident, Worker
+from alerts.registry.community import load_community
 from config.settings import load_settings
 from sensors.formats import native
 from sensors.payloads import Reading, native_schema_json

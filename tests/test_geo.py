@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from alerts import geo
+from alerts.registry import geo
 
 METRE = 1.0
 

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from alerts import service
 from alerts.clock import ManualClock
-from alerts.community import load_community
-from alerts.links import sign_link
+from alerts.escalation.links import sign_link
 from alerts.models import Alarm, AlarmTransition, AuditEntry, Resident, Worker
 from alerts.observations import Observation
 from alerts.recording import record_batch
+from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings
@@ -135,7 +135,7 @@ def test_every_role_may_act_only_on_its_alarms(api: Api) -> None:
     assert api.call("operator", "POST", f"/api/alarms/{alarms['a2']}/dispatch").status_code == 200
     with Session(api.engine) as session:
         actions = {(e.actor, e.action) for e in session.scalars(select(AuditEntry))}
-    assert ("丙 (micro_grid_worker)", "alarm.accept") in actions
+    assert ("丙 (micro_grid_worker, API)", "alarm.accepted") in actions
     assert ("乙 (grid_worker)", "resident.view") not in actions
     api.call("grid_b", "GET", f"/api/residents/{api.ids['b1']}")
     with Session(api.engine) as session:

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.clock import ManualClock
-from alerts.community import load_community
 from alerts.models import Device, QuarantinedMessage, Resident
+from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime
 from config.settings import FormatRoute, Settings

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.clock import ManualClock
-from alerts.community import load_community
 from alerts.db import make_engine
 from alerts.models import Alarm, AlarmKind, Event, Resident
+from alerts.registry.community import load_community
 from alerts.rules import Limits
 from sensors.formats import native
 from tests.conftest import T0

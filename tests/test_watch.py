@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.community import load_community
+from alerts import service, transitions
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Event, Outcome, QuarantinedMessage, Resident
 from alerts.observations import Observation, Quarantined
 from alerts.recording import IngestPolicy, record_batch
+from alerts.registry.community import load_community
 from alerts.service import WatchPolicy
 from alerts.views import resident_rows
 from tests.conftest import T0
@@ -81,7 +81,10 @@ class World:
 
     def resolve(self, alarm_id: int, now: datetime, outcome: Outcome) -> None:
         with Session(self.engine) as session, session.begin():
-            service.resolve_alarm(session, alarm_id, now, self.watch, by="grid worker", outcome=outcome)
+            alarm = session.get(Alarm, alarm_id, with_for_update=True)
+            assert alarm is not None
+            transitions.resolved_by_person(session, alarm, now, by="grid worker", channel="API", outcome=outcome,
+                                           note=None, effects=transitions.Effects(limits=self.watch.limits))
 
     def count(self, model: type) -> int:
         with Session(self.engine) as session:

@@ -16,9 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import admin, geo
-from alerts.csv_import import CsvImportError, import_residents
 from alerts.models import AuditEntry, Community, Contact, Device, Grid, MicroGrid, Resident, Worker
+from alerts.registry import admin, geo
+from alerts.registry.csv_import import CsvImportError, import_residents
 from api import accounts
 from api.admin_schemas import (
     AdoptIn,
@@ -115,7 +115,7 @@ def list_grids(session: SessionDep, _staff: CentreStaff) -> list[GridOut]:
 @router.post("/api/admin/grids", response_model=GridOut, status_code=201, responses=WRITE_ERRORS)
 def create_grid(body: GridIn, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
     with _translated():
-        grid = admin.save_grid(session, None, body.model_dump())
+        grid = admin.save_grid(session, None, body.model_dump(), context.clock.now(), context.policy.limits)
     _audit(session, context.clock.now(), who, "grid.create", f"grid:{grid.id}", **body.model_dump())
     return _grid_out(grid)
 
@@ -124,10 +124,7 @@ def create_grid(body: GridIn, context: ContextDep, session: SessionDep, who: Adm
 def update_grid(grid_id: int, body: GridPatch, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
     with _translated():
-        grid = admin.save_grid(session, admin.get(session, Grid, grid_id), fields)
-        if {"window_hours", "early_warning_hours"} & set(fields):
-            for resident in session.scalars(select(Resident).join(MicroGrid).where(MicroGrid.grid_id == grid.id)):
-                admin.refresh_due(session, resident, context.policy.limits)
+        grid = admin.save_grid(session, admin.get(session, Grid, grid_id), fields, now, context.policy.limits)
     _audit(session, now, who, "grid.update", f"grid:{grid.id}", **fields)
     return _grid_out(grid)
 
@@ -157,7 +154,8 @@ def list_micro_grids(session: SessionDep, _staff: CentreStaff, grid_id: int | No
 @router.post("/api/admin/micro-grids", response_model=MicroGridOut, status_code=201, responses=WRITE_ERRORS)
 def create_micro_grid(body: MicroGridIn, context: ContextDep, session: SessionDep, who: Admin) -> MicroGridOut:
     with _translated():
-        micro = admin.save_micro_grid(session, None, body.model_dump())
+        micro = admin.save_micro_grid(session, None, body.model_dump(), context.clock.now(),
+                                       context.policy.limits)
     _audit(session, context.clock.now(), who, "micro_grid.create", f"micro_grid:{micro.id}", **body.model_dump())
     return _micro_out(micro)
 
@@ -167,10 +165,8 @@ def update_micro_grid(micro_grid_id: int, body: MicroGridPatch, context: Context
                       who: Admin) -> MicroGridOut:
     fields = body.model_dump(exclude_unset=True)
     with _translated():
-        micro = admin.save_micro_grid(session, admin.get(session, MicroGrid, micro_grid_id), fields)
-        if "grid_id" in fields:  # the grid's window may differ
-            for resident in session.scalars(select(Resident).where(Resident.micro_grid_id == micro.id)):
-                admin.refresh_due(session, resident, context.policy.limits)
+        micro = admin.save_micro_grid(session, admin.get(session, MicroGrid, micro_grid_id), fields,
+                                      context.clock.now(), context.policy.limits)
     _audit(session, context.clock.now(), who, "micro_grid.update", f"micro_grid:{micro.id}", **fields)
     return _micro_out(micro)
 

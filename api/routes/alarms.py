@@ -11,10 +11,11 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from alerts import alarms as alarm_ops
-from alerts import chain, service
+from alerts import transitions
 from alerts.alarms import AlarmError
-from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, Attempt, AuditEntry
+from alerts.escalation import responses
+from alerts.escalation.replies import effects
+from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, Attempt
 from alerts.views import alarm_row, attempt_row
 from api.auth import Actor, CentreStaff, CurrentPrincipal, Principal, alarm_scope, visible_alarm
 from api.deps import ContextDep, SessionDep
@@ -49,8 +50,10 @@ def get_alarm(alarm_id: int, session: SessionDep, principal: CurrentPrincipal) -
     return row
 
 
-def _act(session: Session, principal: Principal, context: Any, alarm_id: int, action: str,
-         change: Callable[[Alarm, datetime], None], detail: dict[str, Any] | None = None) -> dict[str, Any]:
+def _act(session: Session, principal: Principal, context: Any, alarm_id: int,
+         change: Callable[[Alarm, datetime], None]) -> dict[str, Any]:
+    """Apply one transition to a visible alarm under its row lock. The transition writes the alarm's
+    history and the audit entry itself (:mod:`alerts.transitions`)."""
     now = context.clock.now()
     alarm = visible_alarm(session, principal, alarm_id)
     session.refresh(alarm, with_for_update=True)
@@ -58,30 +61,31 @@ def _act(session: Session, principal: Principal, context: Any, alarm_id: int, ac
         change(alarm, now)
     except AlarmError as exc:
         raise HTTPException(409, str(exc)) from exc
-    session.add(AuditEntry(at=now, actor=principal.label, action=f"alarm.{action}", target=f"alarm:{alarm_id}",
-                           detail=detail or {}))
     return alarm_row(alarm)
+
+
+CHANNEL = "API"
 
 
 @router.post("/{alarm_id}/acknowledge", response_model=AlarmOut, responses=ERRORS)
 def acknowledge(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
     """Someone is on it: the alarm turns from open to acknowledged, records who, and the chain stops."""
-    return _act(session, principal, context, alarm_id, "acknowledge",
-                lambda alarm, now: alarm_ops.acknowledge(session, alarm, now, by=principal.label))
+    return _act(session, principal, context, alarm_id, lambda alarm, now: transitions.acknowledged(
+        session, alarm, now, by=principal.label, channel=CHANNEL))
 
 
 @router.post("/{alarm_id}/accept", response_model=AlarmOut, responses=ERRORS)
 def accept(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
     """A worker's "I'm going": acknowledges the alarm and stops the chain."""
-    return _act(session, principal, context, alarm_id, "accept",
-                lambda alarm, now: alarm_ops.accept(session, alarm, now, by=principal.label))
+    return _act(session, principal, context, alarm_id, lambda alarm, now: transitions.accepted(
+        session, alarm, now, by=principal.label, channel=CHANNEL))
 
 
 @router.post("/{alarm_id}/arrived", response_model=AlarmOut, responses=ERRORS)
 def arrived(alarm_id: int, context: ContextDep, session: SessionDep, principal: Actor) -> dict[str, Any]:
     """On site at the resident's door."""
-    return _act(session, principal, context, alarm_id, "arrived",
-                lambda alarm, now: alarm_ops.arrive(session, alarm, now, by=principal.label))
+    return _act(session, principal, context, alarm_id, lambda alarm, now: transitions.arrived(
+        session, alarm, now, by=principal.label, channel=CHANNEL))
 
 
 @router.post("/{alarm_id}/resolve", response_model=AlarmOut, responses=ERRORS)
@@ -91,28 +95,20 @@ def resolve(alarm_id: int, body: ResolveIn, context: ContextDep, session: Sessio
     resident restarts their window."""
     if body.outcome not in HUMAN_OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {sorted(HUMAN_OUTCOMES)}")
-
-    def change(alarm: Alarm, now: datetime) -> None:
-        service.resolve_alarm(session, alarm.id, now, context.policy, by=principal.label, outcome=body.outcome,
-                              note=body.note)
-        chain.queue_outcome_sms(session, alarm, now, context.chain)
-
-    return _act(session, principal, context, alarm_id, "resolve", change,
-                {"outcome": body.outcome.value, "note": body.note})
+    return _act(session, principal, context, alarm_id, lambda alarm, now: transitions.resolved_by_person(
+        session, alarm, now, by=principal.label, channel=CHANNEL, outcome=body.outcome, note=body.note,
+        effects=effects(context.chain)))
 
 
 @router.post("/{alarm_id}/dispatch", response_model=AlarmOut, responses=ERRORS)
 def dispatch(alarm_id: int, context: ContextDep, session: SessionDep, principal: CentreStaff) -> dict[str, Any]:
     """One click from the centre: call the grid worker now (skip to the first responder step)."""
-    return _act(session, principal, context, alarm_id, "dispatch",
-                lambda alarm, now: chain.dispatch_now(session, alarm, now, by=principal.label))
+    return _act(session, principal, context, alarm_id,
+                lambda alarm, now: responses.dispatch_now(session, alarm, now, by=principal.label))
 
 
 @router.post("/{alarm_id}/call-family", response_model=AlarmOut, responses=ERRORS)
 def call_family(alarm_id: int, context: ContextDep, session: SessionDep, principal: CentreStaff) -> dict[str, Any]:
     """One click from the centre: call the family contacts now."""
-
-    def change(alarm: Alarm, now: datetime) -> None:
-        chain.call_family_now(session, alarm, now, by=principal.label, settings=context.chain)
-
-    return _act(session, principal, context, alarm_id, "call_family", change)
+    return _act(session, principal, context, alarm_id, lambda alarm, now: responses.call_family_now(
+        session, alarm, now, by=principal.label, settings=context.chain))

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from alerts.links import verify_link
+from alerts.escalation.links import verify_link
 from alerts.models import AuditEntry, Worker
 from api.auth import (
     SESSION_COOKIE,

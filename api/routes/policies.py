@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from alerts.escalation import PolicyError, policy_from_dict
+from alerts.escalation.policy import PolicyError, policy_from_dict
 from alerts.models import AuditEntry, EscalationPolicy
 from api.auth import Admin, CentreStaff
 from api.deps import ContextDep, SessionDep

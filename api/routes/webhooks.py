@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from alerts import chain
-from alerts.notifiers.base import SignatureError, WebhookRequest
+from alerts.escalation import replies
+from alerts.escalation.notifiers.base import SignatureError, WebhookRequest
 from api.deps import ContextDep
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -31,6 +31,6 @@ async def webhook(provider: str, kind: str, request: Request, context: ContextDe
     except SignatureError as exc:
         raise HTTPException(403, str(exc)) from exc
     now = context.clock.now()
-    message = await run_in_threadpool(chain.handle_events, context.engine, events, now, context.chain)
+    message = await run_in_threadpool(replies.handle_events, context.engine, events, now, context.chain)
     reply = context.provider.reply(hook, message)
     return Response(reply.body, media_type=reply.media_type)

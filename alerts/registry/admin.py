@@ -4,7 +4,7 @@ Each function takes the session and ``now``, changes rows and writes nothing els
 commit (the request owns the session) and it does not write the audit log (the caller knows who is
 asking). Errors are :class:`AdminError` (bad input), :class:`NotFound` and :class:`Conflict`.
 
-Coordinates come with a datum (:mod:`alerts.geo`) and are stored as WGS-84. A resident's stored
+Coordinates come with a datum (:mod:`alerts.registry.geo`) and are stored as WGS-84. A resident's stored
 deadline ``due_at`` follows the rules of :func:`alerts.rules.decide_due`: NULL while away until next
 activity (or while an inactivity alarm is open), ``away_until + window`` while away with an end date,
 and otherwise ``max(last activity, watch_from) + window``.
@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts import geo, rules
+from alerts import rules
+from alerts.limits import refresh_due, refresh_grid, resident_limits
 from alerts.models import (
     Alarm,
     AlarmTransition,
@@ -38,7 +39,7 @@ from alerts.models import (
     Worker,
     WorkerRole,
 )
-from alerts.service import resident_limits
+from alerts.registry import geo
 
 
 class AdminError(ValueError):
@@ -106,9 +107,10 @@ def default_community(session: Session, community_id: int | None = None) -> Comm
     return found[0]
 
 
-def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any]) -> Grid:
+def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any], now: datetime,
+              default: rules.Limits) -> Grid:
     """Create (``grid`` None) or update a grid. ``fields``: name, community_id, window_hours,
-    early_warning_hours (only those given change)."""
+    early_warning_hours (only those given change). A changed window moves its residents' deadlines."""
     if grid is None:
         community = default_community(session, fields.get("community_id"))
         grid = Grid(community_id=community.id, name=fields.get("name") or "")
@@ -124,6 +126,8 @@ def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any]) -> Gr
     _unique(session, Grid, grid, Grid.community_id == grid.community_id, Grid.name == grid.name,
             what=f"a grid named {grid.name!r}")
     session.flush()
+    if {"window_hours", "early_warning_hours"} & set(fields):
+        refresh_grid(session, grid.id, default, now)
     return grid
 
 
@@ -137,7 +141,10 @@ def delete_grid(session: Session, grid: Grid) -> None:
     session.flush()
 
 
-def save_micro_grid(session: Session, micro: MicroGrid | None, fields: dict[str, Any]) -> MicroGrid:
+def save_micro_grid(session: Session, micro: MicroGrid | None, fields: dict[str, Any], now: datetime,
+                    default: rules.Limits) -> MicroGrid:
+    """Create (``micro`` None) or update a micro-grid; moved to another grid, its residents' deadlines
+    follow the new grid's window."""
     if micro is None:
         micro = MicroGrid(grid_id=get(session, Grid, _required(fields.get("grid_id"), "grid_id")).id,
                           name=fields.get("name") or "")
@@ -150,6 +157,9 @@ def save_micro_grid(session: Session, micro: MicroGrid | None, fields: dict[str,
             what=f"a micro-grid named {micro.name!r} in this grid")
     session.flush()
     session.execute(update(Worker).where(Worker.micro_grid_id == micro.id).values(grid_id=micro.grid_id))
+    if fields.get("grid_id") is not None:
+        for resident in session.scalars(select(Resident).where(Resident.micro_grid_id == micro.id)):
+            refresh_due(session, resident, default, now)
     return micro
 
 
@@ -203,9 +213,8 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
                      geo.Datum.parse(str(fields.get("datum") or "wgs84")))
     session.flush()
     if created:
-        resident.due_at = now + resident_limits(session, resident, default).window
-    else:
-        refresh_due(session, resident, default)
+        resident.due_at = None  # watched from now: refresh_due sets the first deadline
+    refresh_due(session, resident, default, now)
     return resident
 
 
@@ -218,16 +227,6 @@ def set_position(resident: Resident, lat: float | None, lon: float | None, datum
     resident.latitude, resident.longitude = Point(lat, lon, datum).wgs84()
 
 
-def refresh_due(session: Session, resident: Resident, default: rules.Limits) -> None:
-    """Recompute a stored deadline after the window (or the grid) changed. A NULL deadline (an open
-    alarm, away until next activity) stays NULL: the tick or the next activity sets it again."""
-    if resident.due_at is None or resident.away_until_activity:
-        return
-    limits = resident_limits(session, resident, default)
-    start = rules.watch_start(resident.last_activity_at, resident.watch_from) or resident.created_at
-    if resident.away_until is not None:
-        start = max(start, resident.away_until)
-    resident.due_at = start + limits.window
 
 
 def set_away(session: Session, resident: Resident, until: datetime | None, until_activity: bool, now: datetime,

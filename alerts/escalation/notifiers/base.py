@@ -2,7 +2,7 @@
 
 Nothing outside a provider module knows which provider it is: place a call that reads a message and
 asks for one digit, send an SMS, and turn the provider's webhook requests into :data:`ProviderEvent`.
-A message is a template id plus parameters (:class:`alerts.messages.Message`), because domestic
+A message is a template id plus parameters (:class:`alerts.escalation.templates.Message`), because domestic
 Chinese providers only send pre-registered templates.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from alerts.messages import Message
+from alerts.escalation.templates import Message
 
 
 class NotifyError(Exception):

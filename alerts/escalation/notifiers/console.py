@@ -15,8 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.messages import Language, Message, render
-from alerts.notifiers.base import CallStatus, Keypress, ProviderEvent, SmsStatus, WebhookReply, WebhookRequest
+from alerts.escalation.notifiers.base import (
+    CallStatus,
+    Keypress,
+    ProviderEvent,
+    SmsStatus,
+    WebhookReply,
+    WebhookRequest,
+)
+from alerts.escalation.templates import Language, Message, render
 
 log = logging.getLogger(__name__)
 

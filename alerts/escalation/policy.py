@@ -1,5 +1,5 @@
 """Escalation policies and the chain's state machine. Pure: (alarm, policy snapshot, attempts, now) ->
-what to do next. :mod:`alerts.chain` does the database and the provider calls.
+what to do next. :mod:`alerts.escalation.runner` does the database and the provider calls.
 
 A policy is an ordered list of steps. A step names whom to contact and how (in parallel) and how long
 to wait. The step ends when a person acknowledges (the chain stops), when every attempt of the step has

@@ -13,7 +13,7 @@ monitoring), ``window_hours`` (an override of the inactivity window), ``device_i
 
 Every line is checked before anything is written; a file with any bad line imports nothing and the
 error lists each line number with its reason. The writing reuses
-:func:`alerts.community.load_community`, so a resident's ref, a device's id, a grid's and a
+:func:`alerts.registry.community.load_community`, so a resident's ref, a device's id, a grid's and a
 micro-grid's names and a contact's phone number are the keys: importing the same file twice changes
 nothing. The file is the truth for a resident's own fields (a column left out or empty clears that
 field, e.g. ``phone``), except ``grid``/``micro_grid``, which only move a resident when given;
@@ -31,10 +31,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import geo, rules
-from alerts.admin import refresh_due
-from alerts.community import CommunityFileError, load_community
+from alerts import rules
 from alerts.models import Community, Device, DeviceKind, Grid, Resident
+from alerts.registry import geo
+from alerts.registry.community import CommunityFileError, load_community
 
 COLUMNS = ("ref", "name", "birth_year", "address", "latitude", "longitude", "phone", "grid", "micro_grid",
            "consent", "window_hours", "device_ids", "contact_name", "contact_phone", "contact2_name",
@@ -145,8 +145,6 @@ def import_residents(session: Session, data: bytes | str, datum: geo.Datum | str
         counts = load_community(session, payload, now, default, actor=actor, offline_after=offline_after)
     except CommunityFileError as exc:  # the checks above should have caught it
         raise CsvImportError([LineError(1, str(exc))]) from exc
-    for resident in session.scalars(select(Resident).where(Resident.external_ref.in_(refs))):
-        refresh_due(session, resident, default)  # the grid's window, or a changed one, sets the deadline
     return ImportResult(lines=len(items), created=len(items) - len(existing), updated=len(existing), counts=counts)
 
 

@@ -26,8 +26,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from alerts.messages import Language, Message, language_voice, render
-from alerts.notifiers.base import (
+from alerts.escalation.notifiers.base import (
     CallStatus,
     InboundSms,
     Keypress,
@@ -38,6 +37,7 @@ from alerts.notifiers.base import (
     WebhookReply,
     WebhookRequest,
 )
+from alerts.escalation.templates import Language, Message, language_voice, render
 
 log = logging.getLogger(__name__)
 

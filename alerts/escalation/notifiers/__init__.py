@@ -1,13 +1,13 @@
-"""Phone providers behind one narrow interface (:class:`alerts.notifiers.base.Provider`)."""
+"""Phone providers behind one narrow interface (:class:`alerts.escalation.notifiers.base.Provider`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
-from alerts.notifiers.base import Provider
-from alerts.notifiers.console import ConsoleProvider, Script
-from alerts.notifiers.twilio import TwilioProvider
+from alerts.escalation.notifiers.base import Provider
+from alerts.escalation.notifiers.console import ConsoleProvider, Script
+from alerts.escalation.notifiers.twilio import TwilioProvider
 from config.settings import NotifySettings
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts import rules
+from alerts.limits import refresh_due, refresh_grid
 from alerts.models import (
     AuditEntry,
     Community,
@@ -46,7 +47,7 @@ def load_community(session: Session, data: dict[str, Any], now: datetime, defaul
         session.add(community)
     community.latitude, community.longitude = info.get("latitude"), info.get("longitude")
     session.flush()
-    micro_grids = _grids(session, community, data.get("grids", []), counts)
+    micro_grids = _grids(session, community, data.get("grids", []), counts, now, default)
     for item in data.get("workers", []):
         _worker(session, community, item, micro_grids, counts)
     for item in data.get("residents", []):
@@ -56,8 +57,8 @@ def load_community(session: Session, data: dict[str, Any], now: datetime, defaul
     return counts
 
 
-def _grids(session: Session, community: Community, grids: list[dict[str, Any]],
-           counts: dict[str, int]) -> dict[str, MicroGrid]:
+def _grids(session: Session, community: Community, grids: list[dict[str, Any]], counts: dict[str, int],
+           now: datetime, default: rules.Limits) -> dict[str, MicroGrid]:
     found: dict[str, MicroGrid] = {}
     for item in grids:
         grid = session.scalars(select(Grid).where(Grid.community_id == community.id,
@@ -66,9 +67,12 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]],
             grid = Grid(community_id=community.id, name=item["name"])
             session.add(grid)
             counts["grids"] += 1
-        grid.inactivity_window_s = _hours(item.get("window_hours"))
-        grid.early_warning_s = _hours(item.get("early_warning_hours"))
+        window, warning = _hours(item.get("window_hours")), _hours(item.get("early_warning_hours"))
+        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s) != (window, warning)
+        grid.inactivity_window_s, grid.early_warning_s = window, warning
         session.flush()
+        if changed:
+            refresh_grid(session, grid.id, default, now)
         for sub in item.get("micro_grids", []):
             micro = session.scalars(select(MicroGrid).where(MicroGrid.grid_id == grid.id,
                                                             MicroGrid.name == sub["name"])).first()
@@ -130,9 +134,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
         if resident.away_until.tzinfo is None:
             raise CommunityFileError(f"resident {ref!r}: away_until needs a time zone")
     session.flush()
-    if resident.due_at is None and resident.last_activity_at is None and not resident.away_until_activity:
-        window = timedelta(seconds=resident.inactivity_window_s) if resident.inactivity_window_s else default.window
-        resident.due_at = max(resident.watch_from or now, resident.away_until or now) + window
+    refresh_due(session, resident, default, now)  # the resident's, the grid's or the default window
     for dev in item.get("devices", []):
         device = session.scalars(select(Device).where(Device.external_id == dev["id"])).first()
         if device is None:

@@ -1,0 +1,330 @@
+"""Escalation chains on the database: claim due alarms, start steps, place calls and SMS through the
+provider, take the provider's events (status, keypress, SMS reply) and audit that no chain stalls.
+
+Exactly once across restarts and processes: an alarm's step is claimed with its row locked
+(``FOR UPDATE SKIP LOCKED``) and a token bumped in the same transaction; the attempt rows are committed
+(``pending``) before the provider is called, outside any transaction. A crash in between leaves a
+pending attempt that the auditor claims with a conditional UPDATE and sends again: a second call beats
+a missing one.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+import config
+from alerts import alarms as alarm_ops
+from alerts.alarms import snapshot_policy
+from alerts.db import claim
+from alerts.escalation import policy as esc
+from alerts.escalation.notifiers.base import (
+    NotifyError,
+    Provider,
+)
+from alerts.escalation.replies import handle_events, maybe_step_over
+from alerts.escalation.targets import (
+    ChainSettings,
+    Person,
+    alarm_params,
+    phone_link,
+    resolve_targets,
+    skip_reason,
+    template_for,
+)
+from alerts.escalation.templates import Message
+from alerts.models import (
+    Alarm,
+    AlarmState,
+    Attempt,
+    AttemptStatus,
+    EscalationPolicy,
+)
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 200
+
+
+
+
+@dataclass
+class RunResult:
+    started_steps: list[tuple[int, int]] = field(default_factory=list)  # (alarm id, step)
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    rearmed: list[int] = field(default_factory=list)
+
+
+# -- policies ---------------------------------------------------------------------------------------------
+def seed_policies(session: Session, definitions: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Insert the default policies that the database does not have yet (edits are never overwritten)."""
+    have = set(session.scalars(select(EscalationPolicy.name)))
+    added = 0
+    for definition in definitions:
+        policy = esc.policy_from_dict(definition)  # refuses a broken default loudly
+        if policy.name not in have:
+            session.add(EscalationPolicy(name=policy.name, definition=policy.to_dict(), updated_at=now,
+                                         updated_by="seed"))
+            added += 1
+    return added
+
+
+# -- the runner (called by the tick) ----------------------------------------------------------------------
+def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettings) -> RunResult:
+    result = RunResult()
+    events = provider.poll(now)
+    if events:
+        handle_events(engine, events, now, settings)
+    _audit(engine, now, result)
+    for _ in range(50):
+        created, claimed = _advance_due(engine, now, settings, result)
+        _send(engine, created, now, provider, result)
+        if claimed < CLAIM_BATCH:
+            break
+    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result)
+    return result
+
+
+def _advance_due(engine: Engine, now: datetime, settings: ChainSettings, result: RunResult) -> tuple[list[int], int]:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        query = (select(Alarm).where(Alarm.next_action_at.isnot(None), Alarm.next_action_at <= now)
+                 .order_by(Alarm.next_action_at).limit(CLAIM_BATCH))
+        due = list(session.scalars(claim(query, session.get_bind().dialect)))
+        created: list[int] = []
+        for alarm in due:
+            created.extend(_advance(session, alarm, now, settings, result))
+        session.flush()
+        return created, len(due)
+
+
+def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSettings,
+             result: RunResult) -> list[int]:
+    if alarm.policy is None:
+        alarm.policy = snapshot_policy(session, alarm.kind)
+        if alarm.policy is None:
+            log.error("no escalation policy for this alarm kind; nobody is contacted",
+                      extra={"alarm": alarm.id, "kind": alarm.kind})
+            alarm.next_action_at = None
+            return []
+    policy = esc.policy_from_dict(alarm.policy)
+    state = esc.ChainState(kind=alarm.kind, open=alarm.state == AlarmState.OPEN, step=alarm.step,
+                           cycle=alarm.cycle, step_started_at=alarm.step_started_at,
+                           family_handling=alarm.family_handling_at is not None)
+    attempts = session.scalars(select(Attempt).where(Attempt.alarm_id == alarm.id,
+                                                     Attempt.token == alarm.escalation_token,
+                                                     Attempt.step >= 0)).all()
+    decision = esc.decide(state, policy, [esc.AttemptView(a.channel, a.status) for a in attempts], now)
+    if decision.action is esc.Action.STOP:
+        alarm.next_action_at = None
+        return []
+    if decision.action is esc.Action.WAIT:
+        alarm.next_action_at = decision.until
+        return []
+    alarm.step, alarm.cycle = decision.step, decision.cycle
+    alarm.step_started_at = now
+    alarm.escalation_token += 1
+    alarm.next_action_at = decision.until
+    if esc.calls_responders(policy, decision.step) and alarm.responders_called_at is None:
+        alarm.responders_called_at = now
+    step = policy.steps[decision.step]
+    alarm_ops.record(session, alarm, now, action="step", actor="shouwang",
+                   detail=f"step {decision.step + 1} ({step.name}), round {decision.cycle + 1}: {decision.reason}")
+    result.started_steps.append((alarm.id, decision.step))
+    return _create_attempts(session, alarm, decision.contacts, now, settings, step=decision.step)
+
+
+
+
+
+
+def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Contact], now: datetime,
+                     settings: ChainSettings, step: int) -> list[int]:
+    params = alarm_params(session, alarm, now, settings.language)
+    created: list[int] = []
+    for contact in contacts:
+        people = resolve_targets(session, alarm, contact)
+        if not people:
+            people = [Person(contact.target, contact.label(), None)]
+        for person in people:
+            for channel in contact.channels:
+                own = dict(params)
+                if channel == "sms" and person.worker_id is not None and settings.link_secret:
+                    own["link"] = phone_link(settings, person.worker_id, alarm.id, now)
+                attempt = Attempt(alarm_id=alarm.id, step=step, cycle=alarm.cycle, token=alarm.escalation_token,
+                                  target=person.target, person=person.name, phone=person.phone, channel=channel,
+                                  template=template_for(alarm.kind, person.target, channel), params=own,
+                                  created_at=now, claimed_at=now, status=AttemptStatus.PENDING)
+                reason = skip_reason(session, person, channel, now, settings)
+                if reason:
+                    attempt.status, attempt.skip_reason, attempt.ended_at = AttemptStatus.SKIPPED, reason, now
+                session.add(attempt)
+                session.flush()
+                if attempt.status == AttemptStatus.PENDING:
+                    created.append(attempt.id)
+    return created
+
+
+
+
+
+
+
+
+
+
+
+
+# -- sending: outside any transaction ---------------------------------------------------------------------
+def _send(engine: Engine, attempt_ids: Sequence[int], now: datetime, provider: Provider, result: RunResult) -> None:
+    for attempt_id in attempt_ids:
+        with Session(engine) as session:
+            attempt = session.get(Attempt, attempt_id)
+            if attempt is None or attempt.status != AttemptStatus.PENDING or attempt.phone is None:
+                continue
+            phone, channel = attempt.phone, attempt.channel
+            message = Message(attempt.template, dict(attempt.params))
+        try:
+            if channel == "voice":
+                provider_id = provider.call(attempt_id, phone, message)
+            else:
+                provider_id = provider.sms(attempt_id, phone, message)
+        except NotifyError as exc:
+            _record_failure(engine, attempt_id, now, exc)
+            result.failed.append(attempt_id)
+            continue
+        except Exception as exc:  # a provider bug must not stop the chain; retried like a transient error
+            log.exception("provider raised", extra={"attempt": attempt_id})
+            _record_failure(engine, attempt_id, now, NotifyError(f"{type(exc).__name__}: {exc}", permanent=False))
+            result.failed.append(attempt_id)
+            continue
+        with Session(engine) as session, session.begin():
+            session.execute(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == AttemptStatus.PENDING)
+                            .values(status=AttemptStatus.QUEUED, provider=provider.name, provider_id=provider_id,
+                                    sent_at=now, tries=Attempt.tries + 1))
+        result.sent.append(attempt_id)
+
+
+def _record_failure(engine: Engine, attempt_id: int, now: datetime, exc: NotifyError) -> None:
+    with Session(engine) as session, session.begin():
+        attempt = session.get(Attempt, attempt_id, with_for_update=True)
+        if attempt is None:
+            return
+        attempt.tries += 1
+        attempt.error = str(exc)[:2000]
+        if exc.permanent:
+            attempt.status, attempt.ended_at = AttemptStatus.FAILED, now
+            log.error("call or SMS refused for good", extra={"attempt": attempt_id, "error": str(exc)})
+            maybe_step_over(session, attempt.alarm_id, now)
+        else:
+            attempt.claimed_at = now  # retried by the auditor after the backoff
+            log.warning("call or SMS failed; will retry", extra={"attempt": attempt_id, "error": str(exc)})
+
+
+def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings) -> list[int]:
+    """Pending attempts that nobody handed to the provider in time (a crash, a transient failure):
+    claim them with a conditional UPDATE (one process wins) and send them again, with backoff.
+    An attempt queued without a claim (an outcome SMS) is sent at once."""
+    claimed: list[int] = []
+    with Session(engine) as session, session.begin():
+        stuck = session.execute(select(Attempt.id, Attempt.tries).where(
+            Attempt.status == AttemptStatus.PENDING,
+            or_(Attempt.claimed_at.is_(None), Attempt.claimed_at <= now - settings.retry_after))).all()
+        for attempt_id, tries in stuck:
+            if tries >= settings.max_tries:
+                session.execute(update(Attempt).where(Attempt.id == attempt_id).values(
+                    status=AttemptStatus.FAILED, ended_at=now, error=f"gave up after {tries} tries"))
+                continue
+            threshold = now - settings.retry_after * (2 ** max(tries - 1, 0))
+            won = session.execute(update(Attempt).where(
+                Attempt.id == attempt_id, Attempt.status == AttemptStatus.PENDING,
+                or_(Attempt.claimed_at.is_(None), Attempt.claimed_at <= threshold),
+            ).values(claimed_at=now)).rowcount
+            if won == 1:
+                claimed.append(attempt_id)
+    if claimed:
+        log.warning("sending attempts left pending", extra={"attempts": claimed})
+    return claimed
+
+
+def _audit(engine: Engine, now: datetime, result: RunResult) -> None:
+    """Every open alarm must have a valid next escalation time: re-arm any chain that lost it (a crash
+    between transactions, a bug, a manual edit) or whose next time lies beyond its step's wait, so a
+    chain never stalls silently."""
+    with Session(engine) as session, session.begin():
+        rows = session.scalars(claim(select(Alarm).where(Alarm.state == AlarmState.OPEN).where(
+            Alarm.next_action_at.is_(None) | (Alarm.step >= 0)), session.get_bind().dialect)).all()
+        for alarm in rows:
+            if alarm.next_action_at is not None:
+                if alarm.policy is None or alarm.step_started_at is None:
+                    continue
+                steps = alarm.policy.get("steps", [])
+                if alarm.step < len(steps):
+                    limit = alarm.step_started_at + esc.policy_from_dict(alarm.policy).steps[alarm.step].wait
+                    if alarm.next_action_at > limit:
+                        alarm.next_action_at = limit
+                        result.rearmed.append(alarm.id)
+                continue
+            if alarm.policy is None:
+                if snapshot_policy(session, alarm.kind) is None:
+                    continue  # logged when the chain found no policy; nothing to re-arm with
+            else:
+                policy = esc.policy_from_dict(alarm.policy)
+                finished = alarm.step == len(policy.steps) - 1 and policy.repeat_from is None
+                if finished or (alarm.family_handling_at is not None and policy.family_ack_stops):
+                    continue
+            alarm.next_action_at = now
+            result.rearmed.append(alarm.id)
+            log.error("escalation chain had no next action; re-armed", extra={"alarm": alarm.id})
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def default_policies_file() -> Path:
+    return Path(config.__file__).parent / "escalation.toml"
+
+
+def load_policy_file(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The policies of ``config/escalation.toml`` (or ``path``), checked: a broken file fails loudly."""
+    source = Path(path) if path else default_policies_file()
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    policies = data.get("policies", [])
+    for definition in policies:
+        esc.policy_from_dict(definition)
+    return policies
+
+
+
+

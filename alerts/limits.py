@@ -1,0 +1,92 @@
+"""A resident's effective limits, in one place: the resident's override, else their grid's, else the
+global default (healthchecks' ``Check.going_down_after``: every caller asks here instead of re-joining
+the tables). Also the one place that turns those limits into a stored deadline.
+
+The effective limits are derived when read, never stored: the global default is a setting that may
+change between restarts, and a grid's window changes for all its residents at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from alerts import rules
+from alerts.models import Grid, MicroGrid, Resident
+
+
+def with_grid(query: Select[Any]) -> Select[Any]:
+    """``query`` joined resident -> micro-grid -> grid (outer joins: a resident may have neither)."""
+    return (query.outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
+            .outerjoin(Grid, MicroGrid.grid_id == Grid.id))
+
+
+def residents_with_limits() -> Select[tuple[Resident, int | None, int | None]]:
+    """Residents with their grid's overrides; give each row to :func:`limits_of`."""
+    return with_grid(select(Resident, Grid.inactivity_window_s, Grid.early_warning_s))
+
+
+def limits_of(default: rules.Limits, resident: Resident, grid_window_s: int | None,
+              grid_warning_s: int | None) -> rules.Limits:
+    """The limits of one row of :func:`residents_with_limits`."""
+    return limits_from(default, resident.inactivity_window_s, resident.early_warning_s, grid_window_s,
+                       grid_warning_s)
+
+
+# the override columns, for a query that selects columns rather than the resident (ingest's device lookup)
+LIMIT_COLUMNS = (Resident.inactivity_window_s, Resident.early_warning_s, Grid.inactivity_window_s,
+                 Grid.early_warning_s)
+
+
+def limits_from(default: rules.Limits, resident_window_s: int | None, resident_warning_s: int | None,
+                grid_window_s: int | None, grid_warning_s: int | None) -> rules.Limits:
+    """The limits from the values of :data:`LIMIT_COLUMNS`, in that order."""
+    return rules.effective_limits(default, grid_window_s, grid_warning_s, resident_window_s, resident_warning_s)
+
+
+def resident_limits(session: Session, resident: Resident, default: rules.Limits) -> rules.Limits:
+    """The limits of one resident (one query for their grid's overrides)."""
+    grid_window = grid_warning = None
+    if resident.micro_grid_id is not None:
+        row = session.execute(select(Grid.inactivity_window_s, Grid.early_warning_s)
+                              .join(MicroGrid, MicroGrid.grid_id == Grid.id)
+                              .where(MicroGrid.id == resident.micro_grid_id)).first()
+        if row is not None:
+            grid_window, grid_warning = row
+    return limits_of(default, resident, grid_window, grid_warning)
+
+
+def deadline(resident: Resident, limits: rules.Limits, now: datetime) -> datetime | None:
+    """The stored deadline the rules of :func:`alerts.rules.decide_due` give this resident: none while
+    away until next activity, ``away_until + window`` while away with an end date, otherwise
+    ``max(last activity, watch_from) + window`` (from ``now`` for a resident never watched yet)."""
+    if resident.away_until_activity:
+        return None
+    start = rules.watch_start(resident.last_activity_at, resident.watch_from) or resident.created_at or now
+    if resident.away_until is not None:
+        start = max(start, resident.away_until)
+    return start + limits.window
+
+
+def refresh_due(session: Session, resident: Resident, default: rules.Limits, now: datetime) -> None:
+    """Recompute a resident's stored deadline after their window, their grid, or their grid's window
+    changed. A NULL deadline of a resident already watched (an open alarm, away until next activity)
+    stays NULL: the tick or the next activity sets it again."""
+    if resident.away_until_activity:
+        resident.due_at = None
+        return
+    if resident.due_at is None and resident.last_activity_at is not None:
+        return
+    resident.due_at = deadline(resident, resident_limits(session, resident, default), now)
+
+
+def refresh_grid(session: Session, grid_id: int, default: rules.Limits, now: datetime) -> int:
+    """Recompute the deadlines of every resident of a grid whose window changed; returns how many."""
+    residents = session.scalars(select(Resident).join(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
+                                .where(MicroGrid.grid_id == grid_id, Resident.due_at.isnot(None))).all()
+    for resident in residents:
+        refresh_due(session, resident, default, now)
+    return len(residents)
