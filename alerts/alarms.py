@@ -32,6 +32,7 @@ SEVERITY = {
     AlarmKind.PANIC: Severity.CRITICAL,
     AlarmKind.INACTIVITY: Severity.HIGH,
     AlarmKind.SYSTEM: Severity.HIGH,
+    AlarmKind.INFRASTRUCTURE: Severity.HIGH,
     AlarmKind.DEVICE_OFFLINE: Severity.LOW,
     AlarmKind.LOW_BATTERY: Severity.LOW,
 }
@@ -86,7 +87,7 @@ def open_alarm(
 
 POLICY_FOR_KIND = {
     AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
-    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system",
+    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system", AlarmKind.INFRASTRUCTURE: "infrastructure",
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -63,6 +64,7 @@ class AlarmKind(enum.StrEnum):
     DEVICE_OFFLINE = "device_offline"
     LOW_BATTERY = "low_battery"
     SYSTEM = "system"
+    INFRASTRUCTURE = "infrastructure"  # a correlated silence: a gateway, building, grid or community dark
 
 
 class Severity(enum.StrEnum):
@@ -91,6 +93,8 @@ class Outcome(enum.StrEnum):
     DEVICE_BACK = "device_back"
     BATTERY_OK = "battery_ok"
     SYSTEM_RECOVERED = "system_recovered"
+    REPORTING_AGAIN = "reporting_again"  # an infrastructure incident's group is heard from again
+    MERGED = "merged"  # an infrastructure incident taken into a larger one
 
 
 HUMAN_OUTCOMES = frozenset(
@@ -185,6 +189,29 @@ class Resident(Base):
     )
 
 
+class GatewayKind(enum.StrEnum):
+    ZIGBEE2MQTT = "zigbee2mqtt"  # a bridge: ``<base>/bridge/state`` says online/offline
+    NATIVE = "native"  # a gateway named by native devices (payload field or device setting)
+    OTHER = "other"
+
+
+class Gateway(Base):
+    """What a group of devices hangs off: a Zigbee2MQTT bridge (its base topic), a home hub, a building's
+    uplink. Its own online/offline report opens an infrastructure incident at once."""
+
+    __tablename__ = "gateways"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)  # Zigbee2MQTT: the base topic
+    kind: Mapped[str] = mapped_column(String(20), default=GatewayKind.ZIGBEE2MQTT)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id", ondelete="SET NULL"))
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability: Mapped[str | None] = mapped_column(String(10))  # its last own report: online / offline
+    availability_at: Mapped[datetime | None] = mapped_column()
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+
+
 class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (
@@ -214,6 +241,7 @@ class Device(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)  # last reported occupancy / contact closed
     created_at: Mapped[datetime] = mapped_column()
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id", ondelete="SET NULL"), index=True)
     resident: Mapped[Resident | None] = relationship(back_populates="devices")
 
 
@@ -367,6 +395,12 @@ class Alarm(Base):
     accepted_at: Mapped[datetime | None] = mapped_column()  # a worker tapped "I'm going"
     arrived_at: Mapped[datetime | None] = mapped_column()  # on site: the 45-minute service level
     arrived_by: Mapped[str | None] = mapped_column(String(200))
+    # infrastructure incidents: the group and what it covers ({"group", "label", "residents", "devices",
+    # "grids", "community_id", "silent_since"}); resident alarms raised inside one point at it
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    possibly_infrastructure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    incident_id: Mapped[int | None] = mapped_column(Integer)  # the infrastructure alarm covering it
+    hold_until: Mapped[datetime | None] = mapped_column()  # family is not called before this
     resident: Mapped[Resident | None] = relationship()
     device: Mapped[Device | None] = relationship()
     transitions: Mapped[list[AlarmTransition]] = relationship(

@@ -22,6 +22,7 @@ class Observation:
     availability: str | None = None
     event_uid: str | None = None
     value: str | None = None
+    gateway: str | None = None  # the gateway it came through; for kind "gateway" the gateway itself
     payload: bytes = b""  # kept so an unknown device's message can be quarantined whole
 
 

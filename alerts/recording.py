@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import gateways, rules
 from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
@@ -97,6 +97,9 @@ def record_batch(session: Session, observations: Sequence[Observation], quaranti
     fresh = [o for o in observations if not (o.redelivery and o.delivery_key in seen)]
     held = [q for q in quarantined if not (q.redelivery and q.delivery_key in seen)]
     result.duplicates += len(observations) - len(fresh) + len(quarantined) - len(held)
+    if any(o.kind == "gateway" for o in fresh):  # a gateway's own report (a Zigbee2MQTT bridge's state)
+        held.extend(gateways.record_reports(session, [o for o in fresh if o.kind == "gateway"], now))
+        fresh = [o for o in fresh if o.kind != "gateway"]
 
     devices = _load_devices(session, {o.device for o in fresh}, policy.limits)
     known: list[Observation] = []
@@ -110,6 +113,7 @@ def record_batch(session: Session, observations: Sequence[Observation], quaranti
     rows, device_updates = _events(known, devices, now, policy, result)
     inserted = _insert_events(session, rows, result)
     _update_devices(session, device_updates, policy.device_limits)
+    gateways.heard_through(session, known, now)
     _apply_activity(session, inserted, devices, now, result)
     _quarantine(session, held, now, result)
     return result

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, delete, or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rules, transitions
+from alerts import alarms, incidents, infrastructure, rules, transitions
 from alerts.db import claim
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
@@ -45,6 +45,7 @@ class WatchPolicy:
     broker_down_after: timedelta
     event_retention: timedelta
     zone: Any  # tzinfo used to word times in alarm texts
+    incidents: incidents.IncidentLimits = field(default_factory=incidents.IncidentLimits)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TickResult:
     battery_alarms: list[int] = field(default_factory=list)
     system_raised: list[int] = field(default_factory=list)
     system_resolved: list[int] = field(default_factory=list)
+    incidents: infrastructure.IncidentResult = field(default_factory=infrastructure.IncidentResult)
     skipped_rules: bool = False
 
 
@@ -79,6 +81,7 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
     if ingest is not None:
         _broker_alarm(engine, now, policy, ingest, result)
     if ingest is None or (ingest.connected and ingest.caught_up):
+        _run(engine, lambda s: _incidents(s, now, policy, result))
         _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
         _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
         _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
@@ -107,7 +110,16 @@ def due_residents(now: datetime, batch: int) -> Select[Any]:
             .order_by(Resident.due_at).limit(batch))
 
 
+def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+    """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure)."""
+    found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
+                                local=lambda t: _local(t, policy))
+    for name in ("opened", "resolved", "merged", "explained"):
+        getattr(result.incidents, name).extend(getattr(found, name))
+
+
 def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    raised_before = len(result.raised)
     query = due_residents(now, CLAIM_BATCH)
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
     already_open = set(session.scalars(select(Alarm.resident_id).where(
@@ -130,6 +142,7 @@ def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, 
             resident.due_at = None
         else:
             resident.due_at = decision.due_at
+    infrastructure.mark_raised(session, result.raised[raised_before:], now)  # inside an incident: possibly
     return len(rows)
 
 
@@ -189,7 +202,12 @@ def _devices_offline(session: Session, now: datetime, policy: WatchPolicy, resul
         .limit(CLAIM_BATCH)
     )
     devices = list(session.scalars(claim(query, session.get_bind().dialect)))
+    covered_devices, covered_homes = infrastructure.covered(session) if devices else (set(), set())
     for device in devices:
+        if device.id in covered_devices or device.resident_id in covered_homes:
+            # an open infrastructure incident lists it: no offline alarm of its own; asked again later
+            device.offline_due_at = now + policy.incidents.window
+            continue
         due = rules.device_offline_due_at(last_seen=device.last_seen_at, availability=device.availability,
                                           availability_at=device.availability_at, limits=policy.device_limits)
         if due is None or due > now:

@@ -117,6 +117,21 @@ def resolved_by_source(session: Session, alarm: Alarm, now: datetime, *, outcome
     alarms.resolve(session, alarm, now, by="shouwang", outcome=outcome, note=note)
 
 
+def hold_released(session: Session, alarm: Alarm, now: datetime, *, by: str, why: str) -> bool:
+    """The family hold of a possibly-infrastructure alarm ends now (a person on the centre side said "not
+    infrastructure: escalate", or the incident is over): its chain goes on to the family at once.
+    Returns False when there was no hold to release."""
+    if alarm.state == AlarmState.RESOLVED:
+        raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
+    if alarm.hold_until is None or alarm.hold_until <= now:
+        return False
+    alarm.hold_until = now
+    if alarm.state == AlarmState.OPEN and alarm.step >= 0:
+        alarm.next_action_at = now
+    alarms.record(session, alarm, now, action="hold_released", actor=by, detail=why)
+    return True
+
+
 def _queue_outcome_sms(session: Session, alarm: Alarm, now: datetime, language: Language) -> None:
     """The family of a resident alarm gets the outcome by SMS (sent by the next escalation run)."""
     if alarm.resident_id is None or alarm.kind not in (AlarmKind.INACTIVITY, AlarmKind.PANIC):

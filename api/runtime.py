@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import incidents, rules
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.escalation import runner as chain
@@ -41,6 +41,8 @@ def watch_policy(settings: Settings) -> WatchPolicy:
         device_limits=rules.DeviceLimits(offline_after=r.device_offline_after, offline_grace=r.offline_grace,
                                          low_battery_percent=r.low_battery_percent),
         broker_down_after=r.broker_down_alarm_after, event_retention=r.event_retention, zone=settings.tz,
+        incidents=incidents.IncidentLimits(min_homes=r.incident_min_homes, share=r.incident_share,
+                                           window=r.incident_window, lookback=r.incident_lookback),
     )
 
 

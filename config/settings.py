@@ -196,6 +196,14 @@ class RuleSettings(BaseModel):
     event_retention: Duration = timedelta(days=90)
     broker_down_alarm_after: Duration = timedelta(seconds=60)
     tick: Duration = timedelta(seconds=1)
+    # a correlated silence: at least this many homes and this share of a group's reporting homes, last heard
+    # within one window of each other and silent since at least that long, is one infrastructure incident
+    incident_min_homes: int = Field(3, ge=1)
+    incident_share: float = Field(0.5, gt=0, le=1)
+    incident_window: Duration = timedelta(minutes=10)
+    incident_lookback: Duration = timedelta(hours=2)  # a home heard within this was "reporting"
+    ingest_behind_after: Duration = timedelta(seconds=60)  # ingest this far behind is a blind state
+    tick_stale_after: Duration = timedelta(seconds=30)  # no tick anywhere this long (real time) is blind
 
     @model_validator(mode="after")
     def _warning_before_alarm(self) -> RuleSettings:
@@ -287,6 +295,18 @@ class ApiSettings(BaseModel):
         return value
 
 
+class WatchdogSettings(BaseModel):
+    """A dead man's switch outside Shouwang (healthchecks.io or a self-hosted twin): a GET to ``ping_url``
+    every ``every`` while the watch sees, to ``<ping_url>/fail`` while it is blind. Silence there means
+    this whole machine is gone, which nothing on it can report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ping_url: str | None = None
+    every: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=10)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid", validate_default=True
@@ -301,6 +321,7 @@ class Settings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 NATIVE_PREFIX = "shouwang/v1/events"
 
 ReadingKind = Literal[
-    "motion", "door", "button", "meter", "heartbeat", "battery", "availability", "state"
+    "motion", "door", "button", "meter", "heartbeat", "battery", "availability", "state", "gateway"
 ]
 ACTIVITY_KINDS = frozenset({"motion", "door", "button", "meter"})
 
@@ -47,6 +47,11 @@ class NativePayload(BaseModel):
     )
     value: float | None = Field(None, description="meter: the consumption reading")
     battery: int | None = Field(None, ge=0, le=100, description="battery level in percent")
+    gateway: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="The gateway (hub, building uplink) the device reports through, by its external id: "
+        "groups the device for infrastructure incidents. Optional; an admin can set it instead.",
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Reading:
     availability: Literal["online", "offline"] | None = None
     event_uid: str | None = None
     value: str | None = None
+    # the gateway it came through (Zigbee2MQTT: the base topic); for kind "gateway", the gateway itself
+    gateway: str | None = None
 
 
 @dataclass(frozen=True)

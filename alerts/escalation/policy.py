@@ -55,12 +55,15 @@ class Policy:
     steps: tuple[Step, ...]
     repeat_from: int | None = None  # 0-based step to start again from after the last; None: stop
     family_ack_stops: bool = False  # a family member's keypress stops the community's steps
+    # the infrastructure variant: no step that calls family starts before the alarm's hold ends
+    hold: timedelta | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "repeat_from": None if self.repeat_from is None else self.repeat_from + 1,
             "family_ack_stops": self.family_ack_stops,
+            **({"hold": f"{int(self.hold.total_seconds())}s"} if self.hold is not None else {}),
             "steps": [
                 {"name": s.name, "wait": f"{int(s.wait.total_seconds())}s", "check_call": s.check_call,
                  "contacts": [{"target": c.target, "channels": list(c.channels),
@@ -82,8 +85,16 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     repeat = data.get("repeat_from")
     if repeat is not None and not 1 <= int(repeat) <= len(steps):
         raise PolicyError(f"policy {name!r}: repeat_from must be a step number 1..{len(steps)}")
+    hold = None
+    if data.get("hold") is not None:
+        try:
+            hold = parse_duration(data["hold"])
+        except ValueError as exc:
+            raise PolicyError(f"policy {name!r}: hold: {exc}") from exc
+        if hold <= timedelta(0):
+            raise PolicyError(f"policy {name!r}: hold must be positive")
     return Policy(name=name, steps=steps, repeat_from=None if repeat is None else int(repeat) - 1,
-                  family_ack_stops=bool(data.get("family_ack_stops", False)))
+                  family_ack_stops=bool(data.get("family_ack_stops", False)), hold=hold)
 
 
 def _step(item: Mapping[str, Any], index: int) -> Step:
@@ -131,6 +142,8 @@ class ChainState:
     cycle: int
     step_started_at: datetime | None
     family_handling: bool = False
+    # a possibly-infrastructure alarm: no family before this (None: no hold, or released)
+    hold_until: datetime | None = None
 
 
 class Action(enum.Enum):
@@ -193,6 +206,9 @@ def decide(state: ChainState, policy: Policy, attempts: Iterable[AttemptView], n
     if nxt is None:
         return Decision(Action.STOP, reason="last step done; the policy does not repeat")
     why = "every attempt ended unanswered" if all_ended and now < deadline else "the wait ran out"
+    if state.hold_until is not None and now < state.hold_until and calls_family(policy, nxt[0]):
+        return Decision(Action.WAIT, step=state.step, cycle=state.cycle, until=state.hold_until,
+                        reason="family held: possibly infrastructure")
     return _start(policy, nxt[0], nxt[1], now, why)
 
 
@@ -200,6 +216,10 @@ def _start(policy: Policy, step: int, cycle: int, now: datetime, reason: str) ->
     chosen = policy.steps[step]
     return Decision(Action.START, step=step, cycle=cycle, until=now + chosen.wait, contacts=chosen.contacts,
                     reason=reason)
+
+
+def calls_family(policy: Policy, step: int) -> bool:
+    return any(c.target == "family" for c in policy.steps[step].contacts)
 
 
 def calls_responders(policy: Policy, step: int) -> bool:

@@ -118,7 +118,7 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
     policy = esc.policy_from_dict(alarm.policy)
     state = esc.ChainState(kind=alarm.kind, open=alarm.state == AlarmState.OPEN, step=alarm.step,
                            cycle=alarm.cycle, step_started_at=alarm.step_started_at,
-                           family_handling=alarm.family_handling_at is not None)
+                           family_handling=alarm.family_handling_at is not None, hold_until=alarm.hold_until)
     attempts = session.scalars(select(Attempt).where(Attempt.alarm_id == alarm.id,
                                                      Attempt.token == alarm.escalation_token,
                                                      Attempt.step >= 0)).all()
@@ -269,6 +269,8 @@ def _audit(engine: Engine, now: datetime, result: RunResult) -> None:
                 steps = alarm.policy.get("steps", [])
                 if alarm.step < len(steps):
                     limit = alarm.step_started_at + esc.policy_from_dict(alarm.policy).steps[alarm.step].wait
+                    if alarm.hold_until is not None:  # a family hold: the chain waits for it on purpose
+                        limit = max(limit, alarm.hold_until)
                     if alarm.next_action_at > limit:
                         alarm.next_action_at = limit
                         result.rearmed.append(alarm.id)

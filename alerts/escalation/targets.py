@@ -76,6 +76,8 @@ def template_for(kind: str, target: str, channel: str) -> str:
         return "maintenance_sms"
     if kind == AlarmKind.SYSTEM:
         return "system_call" if channel == "voice" else "system_sms"
+    if kind == AlarmKind.INFRASTRUCTURE:
+        return "infrastructure_call" if channel == "voice" else "infrastructure_sms"
     if target == "resident" and channel == "voice":
         return "check_call"
     return "alarm_call" if channel == "voice" else "alarm_sms"
@@ -97,13 +99,28 @@ def alarm_params(session: Session, alarm: Alarm, now: datetime, language: Langua
         start = max((t for t in (resident.last_activity_at, resident.watch_from) if t is not None), default=None)
         if start is not None:
             hours = f"{(now - start).total_seconds() / 3600:.0f}"
+    infra = ""
+    if alarm.possibly_infrastructure and alarm.incident_id is not None:
+        infra = f"A{alarm.incident_id}"
     return {"code": alarm.code, "reason": alarm.reason, "name": resident.name if resident else "",
             "address": resident.address if resident else "", "phone": (resident.phone or "") if resident else "",
-            "hours": hours, "link": ""}
+            "hours": hours, "link": "", "infra": infra, "infra_note": _infra_note(infra, language)}
+
+
+def _infra_note(incident: str, language: Language) -> str:
+    """The words a possibly-infrastructure alarm's messages carry (empty for any other alarm)."""
+    if not incident:
+        return ""
+    if language == "zh":
+        return f"（可能是网络故障，见{incident}）"
+    return f" (possibly infrastructure, see {incident})"
 
 
 def resolve_targets(session: Session, alarm: Alarm, contact: esc.Contact) -> list[Person]:
-    """The people behind a policy target for this alarm's resident (grid, micro-grid, contacts)."""
+    """The people behind a policy target for this alarm's resident (grid, micro-grid, contacts). An
+    infrastructure incident has no resident: its grid workers are those of the grids it covers."""
+    if alarm.kind == AlarmKind.INFRASTRUCTURE:
+        return _incident_targets(session, alarm, contact)
     resident = _resident_of(session, alarm)
     if contact.target == "resident":
         return [Person("resident", resident.name, resident.phone)] if resident else []
@@ -130,4 +147,17 @@ def resolve_targets(session: Session, alarm: Alarm, contact: esc.Contact) -> lis
         grid = session.get(Grid, micro.grid_id)
         community_id = grid.community_id if grid else None
         query = query.where(or_(Worker.community_id == community_id, Worker.community_id.is_(None)))
+    return [Person(contact.target, w.name, w.phone, w.id) for w in session.scalars(query.order_by(Worker.id))]
+
+
+def _incident_targets(session: Session, alarm: Alarm, contact: esc.Contact) -> list[Person]:
+    scope = alarm.scope or {}
+    query = select(Worker).where(Worker.active.is_(True), Worker.role == contact.target)
+    if contact.target == WorkerRole.GRID_WORKER:
+        query = query.where(Worker.grid_id.in_(scope.get("grids") or [-1]))
+    elif contact.target == WorkerRole.SUPERVISOR:
+        community_id = scope.get("community_id")
+        query = query.where(or_(Worker.community_id == community_id, Worker.community_id.is_(None)))
+    else:
+        return []
     return [Person(contact.target, w.name, w.phone, w.id) for w in session.scalars(query.order_by(Worker.id))]

@@ -24,13 +24,14 @@ TEMPLATES: dict[str, dict[Language, str]] = {
     },
     # voice: a responder (worker, supervisor) or family
     "alarm_call": {
-        "zh": "守望紧急提醒。{name}，地址{address}，{reason}。告警编号{code}。您去处理请按1。",
-        "en": "Shouwang alert. {name}, at {address}: {reason}. Alarm {code}. Press 1 if you are handling it.",
+        "zh": "守望紧急提醒。{name}，地址{address}，{reason}{infra_note}。告警编号{code}。您去处理请按1。",
+        "en": "Shouwang alert. {name}, at {address}: {reason}{infra_note}. Alarm {code}. Press 1 if you are "
+              "handling it.",
     },
     "alarm_sms": {
-        "zh": "【守望】{code} {name}，{address}：{reason}。电话{phone}。回复“1 {code}”表示您去处理。{link}",
-        "en": "[Shouwang] {code} {name}, {address}: {reason}. Phone {phone}. Reply \"1 {code}\" if you are "
-              "handling it. {link}",
+        "zh": "【守望】{code} {name}，{address}：{reason}{infra_note}。电话{phone}。回复“1 {code}”表示您去处理。{link}",
+        "en": "[Shouwang] {code} {name}, {address}: {reason}{infra_note}. Phone {phone}. Reply \"1 {code}\" if "
+              "you are handling it. {link}",
     },
     "maintenance_sms": {
         "zh": "【守望】设备提醒 {code}：{reason}（{name}，{address}）。请安排检修。",
@@ -39,6 +40,15 @@ TEMPLATES: dict[str, dict[Language, str]] = {
     "system_sms": {
         "zh": "【守望】系统告警 {code}：{reason}。请立即检查。",
         "en": "[Shouwang] System alarm {code}: {reason}. Please check now.",
+    },
+    "infrastructure_sms": {
+        "zh": "【守望】网络故障 {code}：{reason}。期间这些住户的设备离线不单独告警；住户告警标注“可能是网络故障”。",
+        "en": "[Shouwang] Infrastructure incident {code}: {reason}. The devices it covers raise no offline "
+              "alarm of their own meanwhile; resident alarms are marked \"possibly infrastructure\".",
+    },
+    "infrastructure_call": {
+        "zh": "守望网络故障提醒。{reason}。告警编号{code}。确认请按1。",
+        "en": "Shouwang infrastructure incident. {reason}. Alarm {code}. Press 1 to acknowledge.",
     },
     "system_call": {
         "zh": "守望系统告警。{reason}。告警编号{code}。确认请按1。",
@@ -69,6 +79,7 @@ OUTCOME_WORDS: dict[str, dict[Language, str]] = {
     "device_fault": {"zh": "设备故障", "en": "device fault"},
     "other": {"zh": "其他", "en": "other"},
     "activity_resumed": {"zh": "检测到活动恢复", "en": "activity resumed"},
+    "reporting_again": {"zh": "设备恢复上报", "en": "reporting again"},
 }
 
 

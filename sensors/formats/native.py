@@ -53,7 +53,7 @@ def _reading(device: str, message: NativePayload, device_time: datetime | None) 
     kind = message.type
     common: dict[str, Any] = {
         "device": device, "device_time": device_time, "battery": message.battery,
-        "event_uid": message.event_id,
+        "event_uid": message.event_id, "gateway": message.gateway,
     }
     if kind == "door":
         if message.state not in ("open", "closed"):

@@ -9,7 +9,9 @@ From Zigbee2MQTT's documentation (zigbee2mqtt.io, "MQTT topics and messages", "A
   Friendly names may contain ``/``.
 * ``<base>/<friendly name>/availability`` carries ``{"state": "online"|"offline"}`` (or the legacy
   plain ``online``/``offline``): device health, never activity.
-* ``<base>/bridge/...`` is the bridge's own state, info and logs; ``.../set`` and ``.../get`` are
+* ``<base>/bridge/state`` is the bridge's own availability (its MQTT last will): ``online``/``offline``,
+  plain or as ``{"state": ...}``: a report of the gateway whose external id is the base topic.
+* ``<base>/bridge/...`` otherwise is the bridge's info and logs; ``.../set`` and ``.../get`` are
   commands to devices. None of them is an observation.
 
 Semantics (SPEC section 2): the bridge generates ``occupancy: false`` itself after its
@@ -22,6 +24,7 @@ A non-empty ``action`` (button press) is activity.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -38,13 +41,20 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "zigbee2mqtt"
     if not topic.startswith(prefix) or topic == prefix:
         return Rejection("unknown_topic", f"not a Zigbee2MQTT topic under {base!r}: {topic!r}")
     rest = topic[len(prefix):]
+    if rest == "bridge/state":
+        found = _availability(base, payload)
+        if isinstance(found, Reading):
+            return replace(found, kind="gateway", gateway=base)
+        return found
     if rest == "bridge" or rest.startswith("bridge/"):
         return Ignored("bridge_message")
     if rest.endswith(COMMAND_SUFFIXES) or "/set/" in rest:
         return Ignored("device_command")
     if rest.endswith("/availability"):
-        return _availability(rest.removesuffix("/availability"), payload)
-    return _state(rest, payload, zone, cache_state)
+        found = _availability(rest.removesuffix("/availability"), payload)
+    else:
+        found = _state(rest, payload, zone, cache_state)
+    return replace(found, gateway=base) if isinstance(found, Reading) else found
 
 
 def _availability(device: str, payload: bytes) -> ParseResult:
@@ -115,6 +125,12 @@ def render(device: str, *, base: str = "zigbee2mqtt", occupancy: bool | None = N
     if last_seen is not None:
         body["last_seen"] = last_seen.isoformat()
     return f"{base}/{device}", orjson.dumps(body)
+
+
+def render_bridge_state(state: str, *, base: str = "zigbee2mqtt", legacy: bool = False) -> tuple[str, bytes]:
+    """The bridge's own availability (its last will says offline)."""
+    payload = state.encode() if legacy else orjson.dumps({"state": state})
+    return f"{base}/bridge/state", payload
 
 
 def render_availability(device: str, state: str, *, base: str = "zigbee2mqtt",

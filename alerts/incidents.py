@@ -1,0 +1,169 @@
+"""Correlated silence: when many homes of one group (a gateway, a micro-grid, a grid, the community) go quiet
+together, that is an infrastructure incident, not many residents in danger. Pure: the tick step in
+:mod:`alerts.infrastructure` feeds these functions what the database says and acts on their answers.
+
+A home's *last seen* is the last message of any kind (activity, heartbeat, battery, availability) from any
+of its devices in the group. At ``now``, in one group:
+
+* the homes *reporting* are those heard within ``lookback`` (a home that was already silent before that
+  is a dead device's business, not an outage's);
+* a reporting home is *silent* once it has not been heard for ``window``;
+* the silence is *correlated* when at least ``min_homes`` silent homes, and at least ``share`` of the
+  reporting homes, were last heard within one ``window`` of each other: they stopped together.
+
+Homes that report at random instants, a few times an hour (heartbeats at night), are silent at any moment
+too, but their last messages are spread over the hour: no one window holds half of them. An outage stops
+every home at once. A gateway's own offline report (a Zigbee2MQTT bridge's ``bridge/state``) is a
+correlated silence of its group at once.
+
+The incident opened is the one of the *largest* group that explains the silence (the community, not its
+twelve gateways); smaller open incidents inside it are merged into it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# group levels, largest first
+LEVELS = ("community", "grid", "micro_grid", "gateway")
+
+
+@dataclass(frozen=True)
+class IncidentLimits:
+    min_homes: int = 3
+    share: float = 0.5
+    window: timedelta = timedelta(minutes=10)
+    lookback: timedelta = timedelta(hours=2)
+    back_share: float = 0.5  # the share of its homes heard again that ends an incident
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str  # "community:1", "grid:3", "micro_grid:5", "gateway:2"
+    label: str
+    # resident id -> last seen (any message from the home's devices in this group), None if never
+    homes: Mapping[int, datetime | None]
+    # a gateway's own report: offline since this instant (None: online or not a gateway)
+    offline_since: datetime | None = None
+
+    @property
+    def level(self) -> int:
+        return LEVELS.index(self.key.split(":", 1)[0])
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A correlated silence found in one group: the homes it explains and when it began."""
+
+    group: Group
+    homes: frozenset[int]
+    since: datetime  # the last message heard from those homes (or the gateway's offline report)
+    reporting: int  # how many homes of the group were reporting
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.group.key
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    alarm_id: int
+    group: str
+    homes: frozenset[int]
+    since: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the tick should do: open these incidents, and merge these open ones into the new ones."""
+
+    open: list[Silence] = field(default_factory=list)
+    merge: dict[int, str] = field(default_factory=dict)  # open incident id -> the group key it joins
+
+
+def silence_in(group: Group, now: datetime, limits: IncidentLimits,
+               stale: Mapping[int, datetime] | None = None) -> Silence | None:
+    """The correlated silence in ``group`` at ``now``, or None. ``stale`` maps a home to the start of an
+    earlier incident that covered it: a home last heard before that is a straggler of that incident (not
+    yet heard again), never the start of a new one."""
+    stale = stale or {}
+    if group.offline_since is not None and group.offline_since <= now:
+        return Silence(group, frozenset(group.homes), group.offline_since, len(group.homes),
+                       f"gateway {group.label} reported offline")
+    reporting: list[tuple[datetime, int]] = []
+    for home, seen in group.homes.items():
+        if seen is None or seen < now - limits.lookback:
+            continue
+        if home in stale and seen <= stale[home]:
+            continue
+        reporting.append((seen, home))
+    silent = sorted((seen, home) for seen, home in reporting if seen <= now - limits.window)
+    if len(silent) < limits.min_homes:
+        return None
+    best: list[tuple[datetime, int]] = []
+    start = 0
+    for end in range(len(silent)):  # the largest run of last-heard instants within one window
+        while silent[end][0] - silent[start][0] > limits.window:
+            start += 1
+        if end - start + 1 >= len(best):  # ties: the latest run
+            best = silent[start:end + 1]
+    needed = max(limits.min_homes, math.ceil(limits.share * len(reporting) - 1e-9))
+    if len(best) < needed:
+        return None
+    since = best[-1][0]
+    return Silence(group, frozenset(home for _, home in best), since, len(reporting),
+                   f"{len(best)} of {len(reporting)} homes of {group.label} silent together")
+
+
+def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_incidents: Sequence[OpenIncident],
+         stale: Mapping[int, datetime] | None = None) -> Plan:
+    """The incidents to open at ``now``: the largest groups first; a silence whose homes an open incident
+    already covers is not a new one; open incidents of smaller groups inside a new one are merged."""
+    result = Plan()
+    covered: set[int] = set()
+    open_groups = {i.group for i in open_incidents}
+    for incident in open_incidents:
+        covered |= incident.homes
+    for group in sorted(groups, key=lambda g: (g.level, -len(g.homes), g.key)):
+        if group.key in open_groups:
+            continue
+        found = silence_in(group, now, limits, stale)
+        if found is None:
+            continue
+        if found.homes and found.homes <= covered:
+            continue
+        if not found.homes and group.offline_since is None:
+            continue
+        result.open.append(found)
+        for incident in open_incidents:
+            if incident.alarm_id in result.merge:
+                continue
+            level = LEVELS.index(incident.group.split(":", 1)[0])
+            if level > group.level and incident.homes <= found.homes | covered:
+                result.merge[incident.alarm_id] = group.key
+        covered |= found.homes
+        open_groups.add(group.key)
+    return result
+
+
+def heard_again(homes: Mapping[int, datetime | None], since: datetime, limits: IncidentLimits) -> bool:
+    """The incident's group reports again: enough of its homes (a share, at least one) heard after it began."""
+    if not homes:
+        return False
+    back = sum(1 for seen in homes.values() if seen is not None and seen > since)
+    return back >= max(1, math.ceil(limits.back_share * len(homes) - 1e-9))
+
+
+def gateway_back(offline_since: datetime | None, availability: str | None) -> bool:
+    """A gateway incident opened on the gateway's own offline report ends with its online report."""
+    return offline_since is None or availability == "online"
+
+
+def backlog_explains(activity_at: datetime | None, opened_at: datetime, window: timedelta) -> bool:
+    """Activity delivered late (a gateway's backlog) that happened within the window before the alarm
+    opened: the alarm should never have been raised, the gap it saw is filled."""
+    return activity_at is not None and activity_at + window > opened_at
