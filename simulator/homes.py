@@ -109,8 +109,15 @@ class Community:
                  "micro_grid": "第一网格/1号楼"},
                 {"name": "中心主管 陈静", "phone": "+8613800000003", "role": "supervisor"},
             ],
+            "gateways": self._gateways(),
             "residents": [self._resident(i, h) for i, h in enumerate(self.homes)],
         }
+
+    def _gateways(self) -> list[dict[str, str]]:
+        """The Zigbee2MQTT bridge every Zigbee home reports through (its base topic is its id)."""
+        if not any(h.fmt == "zigbee2mqtt" for h in self.homes):
+            return []
+        return [{"id": f"{self.prefix}zigbee2mqtt", "kind": "zigbee2mqtt", "name": "Zigbee 网关"}]
 
     def _resident(self, i: int, home: VirtualHome) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -125,7 +132,8 @@ class Community:
             item["away_until"] = home.away_until.isoformat()
         if home.away_until_activity:
             item["away_until_activity"] = True
-        item["devices"] = [{"id": self.external_id(home, d.role), "kind": d.role, "name": DEVICE_NAMES[d.role][1]}
+        item["devices"] = [{"id": self.external_id(home, d.role), "kind": d.role, "name": DEVICE_NAMES[d.role][1],
+                            **({"gateway": f"{self.prefix}zigbee2mqtt"} if home.fmt == "zigbee2mqtt" else {})}
                            for d in home.devices]
         item["contacts"] = [{"name": f"{home.name[0]}家属", "phone": f"+86139{7000000 + i:08d}", "relation": "child"}]
         return item

@@ -55,7 +55,7 @@ class ScenarioRun:
                  timeout=60, message=f"{self.published} messages processed")
         for _ in range(2):  # the second tick surely started after the commit
             mark = time.monotonic()
-            wait_for(lambda: (self.runtime.watch.last_tick_real or 0) > mark, message="a tick")
+            wait_for(lambda mark=mark: (self.runtime.watch.last_tick_real or 0) > mark, message="a tick")
 
     def _received(self) -> float:
         return self.runtime.metrics.registry.get_sample_value("shouwang_mqtt_messages_total") or 0

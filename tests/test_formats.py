@@ -64,10 +64,21 @@ def test_z2m_availability_json_and_legacy_are_health(payload: str) -> None:
     assert (reading.device, reading.kind, reading.availability) == ("pir", "availability", "offline")
 
 
-@pytest.mark.parametrize("topic", ["zigbee2mqtt/bridge/state", "zigbee2mqtt/bridge/devices",
+@pytest.mark.parametrize("topic", ["zigbee2mqtt/bridge/devices", "zigbee2mqtt/bridge/info",
                                    "zigbee2mqtt/pir/set", "zigbee2mqtt/pir/get"])
 def test_z2m_bridge_and_command_topics_are_ignored(topic: str) -> None:
     assert isinstance(z2m(topic, '{"state":"online"}'), Ignored)
+
+
+@pytest.mark.parametrize("payload", ['{"state":"offline"}', "offline"])
+def test_z2m_bridge_state_is_the_gateway_s_own_report(payload: str) -> None:
+    reading = z2m("zigbee2mqtt/bridge/state", payload)
+    assert isinstance(reading, Reading)
+    assert (reading.device, reading.kind, reading.availability, reading.gateway) == (
+        "zigbee2mqtt", "gateway", "offline", "zigbee2mqtt")
+    # and every device message names the bridge it came through
+    device = z2m("zigbee2mqtt/pir", '{"occupancy":true}')
+    assert isinstance(device, Reading) and device.gateway == "zigbee2mqtt"
 
 
 def test_z2m_last_seen_iso_and_epoch_are_device_time() -> None:
@@ -96,10 +107,11 @@ def test_z2m_rendered_messages_parse_back_to_the_same_reading() -> None:
     topic, payload = zigbee2mqtt.render("hall/pir", occupancy=True, battery=77, last_seen=seen)
     reading = zigbee2mqtt.parse(topic, payload, ZONE, cache_state=False)
     assert reading == Reading(device="hall/pir", kind="motion", device_time=seen, occupied=True,
-                              change_only=False, battery=77, value="occupied")
+                              change_only=False, battery=77, value="occupied", gateway="zigbee2mqtt")
     topic, payload = zigbee2mqtt.render_availability("hall/pir", "online", legacy=True)
     assert zigbee2mqtt.parse(topic, payload, ZONE) == Reading(device="hall/pir", kind="availability",
-                                                             availability="online", value="online")
+                                                             availability="online", value="online",
+                                                             gateway="zigbee2mqtt")
 
 
 # -- native ---------------------------------------------------------------------------------------------

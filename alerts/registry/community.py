@@ -22,6 +22,8 @@ from alerts.models import (
     Contact,
     Device,
     DeviceKind,
+    Gateway,
+    GatewayKind,
     Grid,
     MicroGrid,
     Resident,
@@ -37,7 +39,8 @@ class CommunityFileError(ValueError):
 def load_community(session: Session, data: dict[str, Any], now: datetime, default: rules.Limits,
                    actor: str = "loader", offline_after: timedelta = timedelta(hours=2)) -> dict[str, int]:
     """Create or update everything in ``data``; returns counts of what was created."""
-    counts = {"grids": 0, "micro_grids": 0, "workers": 0, "residents": 0, "devices": 0, "contacts": 0}
+    counts = {"grids": 0, "micro_grids": 0, "workers": 0, "residents": 0, "devices": 0, "contacts": 0,
+              "gateways": 0}
     info = data.get("community") or {}
     if not info.get("name"):
         raise CommunityFileError("[community] needs a name")
@@ -48,6 +51,8 @@ def load_community(session: Session, data: dict[str, Any], now: datetime, defaul
     community.latitude, community.longitude = info.get("latitude"), info.get("longitude")
     session.flush()
     micro_grids = _grids(session, community, data.get("grids", []), counts, now, default)
+    for item in data.get("gateways", []):
+        _gateway(session, community, item, now, counts)
     for item in data.get("workers", []):
         _worker(session, community, item, micro_grids, counts)
     for item in data.get("residents", []):
@@ -145,6 +150,8 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
         device.kind = DeviceKind(dev.get("kind", "motion"))
         device.name = dev.get("name", "")
         device.resident_id = resident.id
+        if dev.get("gateway"):
+            device.gateway_id = _gateway(session, None, {"id": dev["gateway"]}, now, counts, create_only=True).id
     existing = {c.phone for c in resident.contacts}
     for position, contact in enumerate(item.get("contacts", []), start=1):
         if contact["phone"] in existing:
@@ -153,6 +160,34 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
                                          relation=contact.get("relation", "family"),
                                          priority=contact.get("priority", position)))
         counts["contacts"] += 1
+
+
+def _gateway(session: Session, community: Community | None, item: dict[str, Any], now: datetime,
+             counts: dict[str, int], create_only: bool = False) -> Gateway:
+    """A gateway by its external id (Zigbee2MQTT: the bridge's base topic), created when new. A device
+    naming a gateway the file does not list creates it with no more than its id."""
+    external_id = str(item.get("id") or "")
+    if not external_id:
+        raise CommunityFileError(f"gateway {item!r} needs an id (Zigbee2MQTT: the base topic)")
+    gateway = session.scalars(select(Gateway).where(Gateway.external_id == external_id)).first()
+    if gateway is None:
+        gateway = Gateway(external_id=external_id, created_at=now, online=True, name="",
+                          kind=GatewayKind.OTHER)
+        session.add(gateway)
+        counts["gateways"] += 1
+    elif create_only:
+        return gateway
+    if not create_only:
+        try:
+            gateway.kind = GatewayKind(item.get("kind", gateway.kind or GatewayKind.OTHER))
+        except ValueError:
+            raise CommunityFileError(f"gateway {external_id!r}: kind must be one of "
+                                     f"{', '.join(k.value for k in GatewayKind)}") from None
+        gateway.name = item.get("name", gateway.name or "")
+        if community is not None:
+            gateway.community_id = community.id
+    session.flush()
+    return gateway
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:

@@ -38,7 +38,7 @@ from alerts.registry.community import CommunityFileError, load_community
 
 COLUMNS = ("ref", "name", "birth_year", "address", "latitude", "longitude", "phone", "grid", "micro_grid",
            "consent", "window_hours", "device_ids", "contact_name", "contact_phone", "contact2_name",
-           "contact2_phone")
+           "contact2_phone", "gateway")
 REQUIRED = ("ref", "name")
 MAX_ERRORS = 100
 
@@ -196,6 +196,9 @@ def _item(values: dict[str, str], datum: geo.Datum) -> dict[str, Any]:
     if values.get("window_hours"):
         item["window_hours"] = _number(values["window_hours"], "window_hours", float, 0.1, 24 * 14)
     item["devices"] = _devices(values.get("device_ids", ""))
+    if values.get("gateway"):  # the gateway the line's devices report through (Zigbee2MQTT: its base topic)
+        for device in item["devices"]:
+            device["gateway"] = values["gateway"].strip()
     item["contacts"] = [c for c in (_contact(values, "contact"), _contact(values, "contact2")) if c]
     for position, contact in enumerate(item["contacts"], start=1):
         contact["priority"] = position
