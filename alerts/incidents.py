@@ -7,14 +7,19 @@ of its devices in the group. At ``now``, in one group:
 
 * the homes *reporting* are those heard within ``lookback`` (a home that was already silent before that
   is a dead device's business, not an outage's);
-* a reporting home is *silent* once it has not been heard for ``window``;
-* the silence is *correlated* when at least ``min_homes`` silent homes, and at least ``share`` of the
-  reporting homes, were last heard within one ``window`` of each other: they stopped together.
+* a reporting home is *overdue* once it has been silent for longer than its own usual longest gap between
+  two messages (over the lookback) and than ``window``: a home that only sends an hourly heartbeat is not
+  overdue after ten minutes, a home whose resident moves every few minutes is;
+* the silence is *correlated* when at least ``min_homes`` overdue homes were last heard within one
+  ``window`` of each other (they stopped together) and make at least ``share`` of those homes plus the
+  group's homes heard since then: an outage silences the whole group, while in a quiet evening other
+  homes of the group still report.
 
-Homes that report at random instants, a few times an hour (heartbeats at night), are silent at any moment
-too, but their last messages are spread over the hour: no one window holds half of them. An outage stops
-every home at once. A gateway's own offline report (a Zigbee2MQTT bridge's ``bridge/state``) is a
-correlated silence of its group at once.
+Homes quiet at random instants (a resident asleep, hourly heartbeats) are not overdue, and their last
+messages are spread over the hour; an outage stops every home at once, and no home of the group is heard
+after it. The cheap first pass takes every home's usual gap as the window; only the homes it then finds
+have their gaps read from the stored events. A gateway's own offline report (a Zigbee2MQTT bridge's
+``bridge/state``) is a correlated silence of its group at once.
 
 The incident opened is the one of the *largest* group that explains the silence (the community, not its
 twelve gateways); smaller open incidents inside it are merged into it.
@@ -22,6 +27,7 @@ twelve gateways); smaller open incidents inside it are merged into it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,12 +91,18 @@ class Plan:
     merge: dict[int, str] = field(default_factory=dict)  # open incident id -> the group key it joins
 
 
-def silence_in(group: Group, now: datetime, limits: IncidentLimits,
-               stale: Mapping[int, datetime] | None = None) -> Silence | None:
-    """The correlated silence in ``group`` at ``now``, or None. ``stale`` maps a home to the start of an
-    earlier incident that covered it: a home last heard before that is a straggler of that incident (not
-    yet heard again), never the start of a new one."""
+def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mapping[int, datetime] | None = None,
+               gaps: Mapping[int, timedelta] | None = None) -> Silence | None:
+    """The correlated silence in ``group`` at ``now``, or None.
+
+    ``gaps`` maps a home to its usual longest gap between two messages (over the lookback): a home is
+    *overdue* once it has been silent for longer than that and than the window, so a home that reports
+    hourly is not overdue after ten minutes. Without ``gaps`` every home's gap is taken as the window
+    (a cheap first pass: the tick asks for the gaps of the homes it then finds, and asks again).
+    ``stale`` maps a home to the start of an earlier incident that covered it: a home last heard before
+    that is a straggler of that incident (not yet heard again), never the start of a new one."""
     stale = stale or {}
+    gaps = gaps if gaps is not None else {}
     if group.offline_since is not None and group.offline_since <= now:
         return Silence(group, frozenset(group.homes), group.offline_since, len(group.homes),
                        f"gateway {group.label} reported offline")
@@ -101,26 +113,36 @@ def silence_in(group: Group, now: datetime, limits: IncidentLimits,
         if home in stale and seen <= stale[home]:
             continue
         reporting.append((seen, home))
-    silent = sorted((seen, home) for seen, home in reporting if seen <= now - limits.window)
-    if len(silent) < limits.min_homes:
+    overdue = sorted((seen, home) for seen, home in reporting
+                     if now - seen >= max(limits.window, gaps.get(home, limits.window)))
+    if len(overdue) < limits.min_homes:
         return None
     best: list[tuple[datetime, int]] = []
     start = 0
-    for end in range(len(silent)):  # the largest run of last-heard instants within one window
-        while silent[end][0] - silent[start][0] > limits.window:
+    for end in range(len(overdue)):  # the largest run of last-heard instants within one window
+        while overdue[end][0] - overdue[start][0] > limits.window:
             start += 1
         if end - start + 1 >= len(best):  # ties: the latest run
-            best = silent[start:end + 1]
-    needed = max(limits.min_homes, math.ceil(limits.share * len(reporting) - 1e-9))
+            best = overdue[start:end + 1]
+    since = best[-1][0]
+    heard = sum(1 for seen, _ in reporting if seen > since)  # the group still talks
+    needed = max(limits.min_homes, math.ceil(limits.share * (len(best) + heard) - 1e-9))
     if len(best) < needed:
         return None
-    since = best[-1][0]
     return Silence(group, frozenset(home for _, home in best), since, len(reporting),
-                   f"{len(best)} of {len(reporting)} homes of {group.label} silent together")
+                   f"{len(best)} of {len(reporting)} homes of {group.label} silent together, none heard since")
+
+
+def usual_gap(instants: Sequence[datetime], lookback: timedelta) -> timedelta:
+    """A home's longest gap between two messages (sorted instants within the lookback before its last one);
+    the whole lookback when it sent fewer than two."""
+    if len(instants) < 2:
+        return lookback
+    return max(b - a for a, b in itertools.pairwise(instants))
 
 
 def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_incidents: Sequence[OpenIncident],
-         stale: Mapping[int, datetime] | None = None) -> Plan:
+         stale: Mapping[int, datetime] | None = None, gaps: Mapping[int, timedelta] | None = None) -> Plan:
     """The incidents to open at ``now``: the largest groups first; a silence whose homes an open incident
     already covers is not a new one; open incidents of smaller groups inside a new one are merged."""
     result = Plan()
@@ -131,7 +153,7 @@ def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_in
     for group in sorted(groups, key=lambda g: (g.level, -len(g.homes), g.key)):
         if group.key in open_groups:
             continue
-        found = silence_in(group, now, limits, stale)
+        found = silence_in(group, now, limits, stale, gaps)
         if found is None:
             continue
         if found.homes and found.homes <= covered:

@@ -29,6 +29,7 @@ from alerts.models import (
     Community,
     Device,
     EscalationPolicy,
+    Event,
     Gateway,
     Grid,
     MicroGrid,
@@ -141,6 +142,10 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
                                       frozenset((a.scope or {}).get("residents", [])), _since(a))
                for a in still_open]
     decided = incidents.plan(topology.groups, now, limits, current, stale)
+    if decided.open:  # the cheap pass found something: judge its homes by their own usual gaps
+        candidates = {h for silence in decided.open for h in silence.homes}
+        decided = incidents.plan(topology.groups, now, limits, current, stale,
+                                 _usual_gaps(session, candidates, now, limits.lookback))
     new_ids: dict[str, int] = {}
     for silence in decided.open:
         alarm_id = _open(session, silence, topology, now, word)
@@ -156,6 +161,24 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
         _move_members(session, alarm.id, new_ids[into])
         result.merged.append(alarm.id)
     return result
+
+
+def _usual_gaps(session: Session, homes: set[int], now: datetime, lookback: timedelta) -> dict[int, timedelta]:
+    """Each home's longest gap between two stored messages within the lookback before its last one."""
+    instants: dict[int, list[datetime]] = defaultdict(list)
+    ordered = sorted(homes)
+    for start in range(0, len(ordered), 500):
+        rows = session.execute(select(Event.resident_id, Event.occurred_at).where(
+            Event.resident_id.in_(ordered[start:start + 500]), Event.occurred_at >= now - 2 * lookback,
+            Event.occurred_at <= now).order_by(Event.resident_id, Event.occurred_at))
+        for resident_id, at in rows:
+            instants[resident_id].append(at)
+    gaps = {}
+    for home in homes:
+        seen = instants.get(home, [])
+        recent = [t for t in seen if seen and t >= seen[-1] - lookback]
+        gaps[home] = incidents.usual_gap(recent, lookback)
+    return gaps
 
 
 def _open(session: Session, silence: incidents.Silence, topology: _Topology, now: datetime, word: Any) -> int | None:
@@ -278,3 +301,19 @@ def release_hold(session: Session, incident: Alarm, now: datetime, *, by: str, w
         if transitions.hold_released(session, alarm, now, by=by, why=why):
             released.append(alarm.id)
     return released
+
+
+def not_infrastructure(session: Session, alarm: Alarm, now: datetime, *, by: str) -> list[int]:
+    """"Not infrastructure: escalate" — a person on the centre side looked. On a possibly-infrastructure
+    alarm: its family hold ends now. On an infrastructure incident: the hold of every alarm inside it."""
+    if alarm.state == AlarmState.RESOLVED:
+        raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
+    why = "not infrastructure: escalate"
+    if alarm.kind == AlarmKind.INFRASTRUCTURE:
+        released = release_hold(session, alarm, now, by=by, why=why)
+        alarms.record(session, alarm, now, action="not_infrastructure", actor=by,
+                      detail=f"family hold released for {len(released)} alarm(s)")
+        return released
+    if not alarm.possibly_infrastructure:
+        raise alarms.AlarmError(f"alarm {alarm.code} is not held as possibly infrastructure")
+    return [alarm.id] if transitions.hold_released(session, alarm, now, by=by, why=why) else []

@@ -72,6 +72,8 @@ def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
         "family_handling_at": alarm.family_handling_at, "family_handling_by": alarm.family_handling_by,
         "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at, "arrived_by": alarm.arrived_by,
         "resident_name": alarm.resident.name if alarm.resident is not None else None,
+        "possibly_infrastructure": alarm.possibly_infrastructure, "incident_id": alarm.incident_id,
+        "hold_until": alarm.hold_until, "scope": alarm.scope,
     }
     if with_history:
         row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}

@@ -126,6 +126,7 @@ class DeviceIn(BaseModel):
     kind: DeviceKind = DeviceKind.MOTION
     name: str = Field("", max_length=200)
     resident_id: int | None = None
+    gateway_id: int | None = Field(None, description="the gateway it reports through (see /api/admin/gateways)")
 
 
 class DevicePatch(BaseModel):
@@ -133,6 +134,7 @@ class DevicePatch(BaseModel):
     kind: DeviceKind | None = None
     name: str | None = Field(None, max_length=200)
     resident_id: int | None = Field(None, description="null unlinks the device")
+    gateway_id: int | None = Field(None, description="null: reports through no shared gateway")
 
 
 class DeviceAdminOut(BaseModel):
@@ -141,6 +143,7 @@ class DeviceAdminOut(BaseModel):
     kind: str
     name: str
     resident_id: int | None
+    gateway_id: int | None = None
     online: bool
     battery: int | None
     last_seen_at: datetime | None

@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import AppContext
-from api.routes import admin, alarms, auth, health, pages, policies, quarantine, residents, stream, webhooks
+from api.routes import (
+    admin,
+    alarms,
+    auth,
+    gateways,
+    health,
+    pages,
+    policies,
+    quarantine,
+    residents,
+    stream,
+    webhooks,
+)
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -16,7 +28,7 @@ def create_app(context: AppContext) -> FastAPI:
         "and the quarantine of refused sensor messages.",
     )
     app.state.context = context
-    for module in (health, auth, residents, alarms, quarantine, policies, webhooks, admin, stream, pages):
+    for module in (health, auth, residents, alarms, quarantine, policies, webhooks, admin, gateways, stream, pages):
         app.include_router(module.router)
     pages.mount_static(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -114,6 +115,12 @@ class AlarmOut(BaseModel):
     arrived_at: datetime | None = None
     arrived_by: str | None = None
     resident_name: str | None = None
+    possibly_infrastructure: bool = Field(False, description="raised while an infrastructure incident covered "
+                                          "the resident's home: the family is held back (see hold_until)")
+    incident_id: int | None = Field(None, description="the infrastructure alarm that covered the home")
+    hold_until: datetime | None = Field(None, description="no family call before this (possibly infrastructure)")
+    scope: dict[str, Any] | None = Field(None, description="an infrastructure incident: its group and the "
+                                         "residents and devices it covers")
     transitions: list[TransitionOut] | None = None
     attempts: list[AttemptOut] | None = None
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from alerts import incidents
 from alerts.escalation import policy as esc
 from alerts.escalation.runner import load_policy_file
-from alerts.incidents import Group, IncidentLimits, OpenIncident
+from alerts.incidents import Group, IncidentLimits, OpenIncident, usual_gap
 from tests.conftest import T0
 
 M = timedelta(minutes=1)
@@ -27,18 +27,35 @@ def test_homes_that_stop_together_are_one_silence_once_the_window_has_passed() -
     assert incidents.silence_in(_group("community:1", seen), now - 5 * M, LIMITS) is None
 
 
-def test_homes_quiet_at_random_instants_are_no_incident() -> None:
-    """Heartbeats spread over the hour: most homes are quiet at any moment, but they did not stop together."""
+def test_homes_that_only_send_hourly_heartbeats_are_not_overdue_after_ten_minutes() -> None:
+    """Heartbeats spread over the hour, or all at the same minute (devices booted together): homes that
+    report hourly are quiet most of the time; judged by their own usual gap, none is overdue."""
     now = T0 + 120 * M
-    seen = {i: now - (i * 5 + 1) * M for i in range(12)}  # one home every five minutes over the last hour
-    assert incidents.silence_in(_group("community:1", seen), now, LIMITS) is None
+    hourly = {i: timedelta(hours=1) for i in range(12)}
+    spread = {i: now - (i * 5 + 1) * M for i in range(12)}
+    assert incidents.silence_in(_group("community:1", spread), now, LIMITS, gaps=hourly) is None
+    together = {i: now - 30 * M for i in range(12)}
+    assert incidents.silence_in(_group("community:1", together), now, LIMITS, gaps=hourly) is None
+    # the same homes, were they reporting every few minutes, would be an outage
+    chatty = {i: timedelta(minutes=5) for i in range(12)}
+    assert incidents.silence_in(_group("community:1", together), now, LIMITS, gaps=chatty) is not None
+
+
+def test_a_group_that_still_talks_is_no_incident() -> None:
+    """Three chatty homes went quiet together, but ten others of the group were heard since: an evening."""
+    now = T0 + 120 * M
+    seen = {1: now - 15 * M, 2: now - 15 * M, 3: now - 14 * M} | {i: now - M for i in range(4, 14)}
+    gaps = dict.fromkeys(seen, timedelta(minutes=5))
+    assert incidents.silence_in(_group("community:1", seen), now, LIMITS, gaps=gaps) is None
+    assert usual_gap([T0, T0 + 5 * M, T0 + 7 * M], timedelta(hours=2)) == 5 * M
+    assert usual_gap([T0], timedelta(hours=2)) == timedelta(hours=2)
 
 
 def test_fewer_than_the_minimum_of_homes_or_less_than_the_share_is_no_incident() -> None:
     now = T0 + 60 * M
     two = {1: now - 15 * M, 2: now - 15 * M}
     assert incidents.silence_in(_group("gateway:1", two), now, LIMITS) is None
-    # 3 stopped together but 5 of 8 reporting homes still talk: under the share
+    # 3 stopped together but 5 others of the group were heard since: under the share
     mixed = {1: now - 15 * M, 2: now - 15 * M, 3: now - 14 * M} | {i: now - M for i in range(4, 9)}
     assert incidents.silence_in(_group("micro_grid:1", mixed), now, LIMITS) is None
     # homes silent for longer than the lookback were not reporting: a dead device is not an outage

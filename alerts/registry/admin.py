@@ -32,6 +32,7 @@ from alerts.models import (
     Device,
     DeviceKind,
     Event,
+    Gateway,
     Grid,
     MicroGrid,
     QuarantinedMessage,
@@ -277,6 +278,9 @@ def save_device(session: Session, device: Device | None, fields: dict[str, Any],
     if "resident_id" in fields:
         device.resident_id = get(session, Resident, fields["resident_id"]).id \
             if fields["resident_id"] is not None else None
+    if "gateway_id" in fields:
+        device.gateway_id = get(session, Gateway, fields["gateway_id"]).id \
+            if fields["gateway_id"] is not None else None
     session.flush()
     return device
 

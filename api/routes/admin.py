@@ -340,7 +340,8 @@ def clear_away(resident_id: int, context: ContextDep, session: SessionDep, who: 
 # -- devices ---------------------------------------------------------------------------------------------
 def _device_out(d: Device) -> DeviceAdminOut:
     return DeviceAdminOut(id=d.id, external_id=d.external_id, kind=d.kind, name=d.name, resident_id=d.resident_id,
-                          online=d.online, battery=d.battery, last_seen_at=d.last_seen_at, created_at=d.created_at)
+                          gateway_id=d.gateway_id, online=d.online, battery=d.battery, last_seen_at=d.last_seen_at,
+                          created_at=d.created_at)
 
 
 @router.get("/api/admin/devices", response_model=list[DeviceAdminOut])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from alerts import transitions
+from alerts import infrastructure, transitions
 from alerts.alarms import AlarmError
 from alerts.escalation import responses
 from alerts.escalation.replies import effects
@@ -105,6 +105,15 @@ def dispatch(alarm_id: int, context: ContextDep, session: SessionDep, principal:
     """One click from the centre: call the grid worker now (skip to the first responder step)."""
     return _act(session, principal, context, alarm_id,
                 lambda alarm, now: responses.dispatch_now(session, alarm, now, by=principal.label))
+
+
+@router.post("/{alarm_id}/escalate", response_model=AlarmOut, responses=ERRORS)
+def not_infrastructure(alarm_id: int, context: ContextDep, session: SessionDep,
+                       principal: CentreStaff) -> dict[str, Any]:
+    """"Not infrastructure: escalate": a person on the centre side looked. On a possibly-infrastructure
+    alarm its family hold ends now; on an infrastructure incident, the hold of every alarm inside it."""
+    return _act(session, principal, context, alarm_id, lambda alarm, now: infrastructure.not_infrastructure(
+        session, alarm, now, by=f"{principal.label} (API)"))
 
 
 @router.post("/{alarm_id}/call-family", response_model=AlarmOut, responses=ERRORS)
