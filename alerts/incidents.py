@@ -89,6 +89,7 @@ class Plan:
 
     open: list[Silence] = field(default_factory=list)
     merge: dict[int, str] = field(default_factory=dict)  # open incident id -> the group key it joins
+    extend: dict[int, frozenset[int]] = field(default_factory=dict)  # open incident id -> homes it now covers
 
 
 def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mapping[int, datetime] | None = None,
@@ -134,27 +135,44 @@ def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mappi
 
 
 def usual_gap(instants: Sequence[datetime], lookback: timedelta) -> timedelta:
-    """A home's longest gap between two messages (sorted instants within the lookback before its last one);
-    the whole lookback when it sent fewer than two."""
-    if len(instants) < 2:
+    """A home's longest gap between two messages within the lookback before its last one (``instants``
+    sorted), counting the gap from the lookback's start to its first message: a home whose history is
+    shorter than that (just installed, just booted) is given the benefit of the doubt."""
+    if not instants:
         return lookback
-    return max(b - a for a, b in itertools.pairwise(instants))
+    distinct = sorted(set(instants))
+    last = distinct[-1]
+    recent = [t for t in distinct if t >= last - lookback]
+    points = [last - lookback, *recent]
+    return max(b - a for a, b in itertools.pairwise(points))
 
 
 def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_incidents: Sequence[OpenIncident],
          stale: Mapping[int, datetime] | None = None, gaps: Mapping[int, timedelta] | None = None) -> Plan:
-    """The incidents to open at ``now``: the largest groups first; a silence whose homes an open incident
-    already covers is not a new one; open incidents of smaller groups inside a new one are merged."""
+    """The incidents to open at ``now``: the largest groups first. A silence inside the group of an open
+    incident (its homes all belong to that group) extends that incident to the homes found; a silence
+    whose homes open incidents already cover is not a new one; open incidents of smaller groups inside a
+    new one are merged into it."""
     result = Plan()
+    ordered = sorted(groups, key=lambda g: (g.level, -len(g.homes), g.key))
+    members = {g.key: frozenset(g.homes) for g in ordered}
     covered: set[int] = set()
-    open_groups = {i.group for i in open_incidents}
     for incident in open_incidents:
         covered |= incident.homes
-    for group in sorted(groups, key=lambda g: (g.level, -len(g.homes), g.key)):
-        if group.key in open_groups:
-            continue
+    current = list(open_incidents)
+    opened_keys = {i.group for i in open_incidents}
+    for group in ordered:
         found = silence_in(group, now, limits, stale, gaps)
         if found is None:
+            continue
+        owner = next((i for i in current if found.homes <= members.get(i.group, i.homes)
+                      and LEVELS.index(i.group.split(":", 1)[0]) <= group.level), None)
+        if owner is not None:  # the open incident's group holds it: that incident grows
+            if not found.homes <= owner.homes | result.extend.get(owner.alarm_id, frozenset()):
+                result.extend[owner.alarm_id] = result.extend.get(owner.alarm_id, frozenset()) | found.homes
+            covered |= found.homes
+            continue
+        if group.key in opened_keys:
             continue
         if found.homes and found.homes <= covered:
             continue
@@ -165,10 +183,12 @@ def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_in
             if incident.alarm_id in result.merge:
                 continue
             level = LEVELS.index(incident.group.split(":", 1)[0])
-            if level > group.level and incident.homes <= found.homes | covered:
+            if level > group.level and members.get(incident.group, incident.homes) <= members[group.key]:
                 result.merge[incident.alarm_id] = group.key
         covered |= found.homes
-        open_groups.add(group.key)
+        opened_keys.add(group.key)
+        current.append(OpenIncident(alarm_id=-len(result.open), group=group.key, homes=found.homes,
+                                    since=found.since))
     return result
 
 

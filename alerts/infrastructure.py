@@ -142,16 +142,21 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
                                       frozenset((a.scope or {}).get("residents", [])), _since(a))
                for a in still_open]
     decided = incidents.plan(topology.groups, now, limits, current, stale)
-    if decided.open:  # the cheap pass found something: judge its homes by their own usual gaps
+    if decided.open or decided.extend:  # the cheap pass found something: judge those homes by their own gaps
         candidates = {h for silence in decided.open for h in silence.homes}
+        candidates |= {h for homes in decided.extend.values() for h in homes}
         decided = incidents.plan(topology.groups, now, limits, current, stale,
                                  _usual_gaps(session, candidates, now, limits.lookback))
     new_ids: dict[str, int] = {}
-    for silence in decided.open:
+    by_position: dict[int, int] = {}
+    for position, silence in enumerate(decided.open, start=1):
         alarm_id = _open(session, silence, topology, now, word)
         if alarm_id is not None:
             new_ids[silence.key] = alarm_id
+            by_position[-position] = alarm_id
             result.opened.append(alarm_id)
+    for incident_id, homes in decided.extend.items():
+        _extend(session, by_position.get(incident_id, incident_id), homes, topology, now)
     for alarm in still_open:
         into = decided.merge.get(alarm.id)
         if into is None or into not in new_ids:
@@ -199,6 +204,24 @@ def _open(session: Session, silence: incidents.Silence, topology: _Topology, now
     log.error("infrastructure incident opened", extra={"alarm": alarm_id, "group": key,
                                                        "homes": len(silence.homes), "reason": silence.reason})
     return alarm_id
+
+
+def _extend(session: Session, alarm_id: int, homes: frozenset[int], topology: _Topology, now: datetime) -> None:
+    """More homes of the incident's group went silent: it covers them too (and their devices)."""
+    alarm = session.get(Alarm, alarm_id)
+    if alarm is None or alarm.state == AlarmState.RESOLVED:
+        return
+    scope = dict(alarm.scope or {})
+    key = scope.get("group", "")
+    added = sorted(set(homes) - set(scope.get("residents", [])))
+    if not added:
+        return
+    devices = {d for r in added for d in topology.devices_of[key].get(r, [])}
+    scope["residents"] = sorted({*scope.get("residents", []), *added})
+    scope["devices"] = sorted({*scope.get("devices", []), *devices})
+    alarm.scope = scope
+    alarms.record(session, alarm, now, action="extended", actor="shouwang",
+                  detail=f"{len(added)} more homes silent; {len(scope['residents'])} homes covered")
 
 
 def _move_members(session: Session, old: int, new: int) -> None:
