@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+HEARD_SLACK = timedelta(minutes=2)
 # group levels, largest first
 LEVELS = ("community", "grid", "micro_grid", "gateway")
 
@@ -126,7 +127,10 @@ def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mappi
         if end - start + 1 >= len(best):  # ties: the latest run
             best = overdue[start:end + 1]
     since = best[-1][0]
-    heard = sum(1 for seen, _ in reporting if seen > since)  # the group still talks
+    # the group still talks: homes heard after the silence began (messages in flight at the moment an outage
+    # struck, a minute or two before it, are not a sign of life after it)
+    slack = min(HEARD_SLACK, limits.window / 5)
+    heard = sum(1 for seen, _ in reporting if seen > since + slack)
     needed = max(limits.min_homes, math.ceil(limits.share * (len(best) + heard) - 1e-9))
     if len(best) < needed:
         return None

@@ -9,6 +9,7 @@ pure functions of :mod:`alerts.rules`; ``now`` is read once by the caller and pa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,7 +90,9 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         _run(engine, lambda s: _battery(s, now, policy, result))
     else:
         result.skipped_rules = True
-    _run(engine, lambda s: heartbeat(s, f"tick:{process}", now, {"skipped_rules": result.skipped_rules}))
+    # the real time of the tick too: any process sees from it whether some process still ticks (alerts.blind)
+    _run(engine, lambda s: heartbeat(s, f"tick:{process}", now, {"skipped_rules": result.skipped_rules,
+                                                                  "wall": time.time()}))
     return result
 
 

@@ -31,6 +31,7 @@ class AppContext:
     secret_key: str = ""
     ingest_status: Callable[[], dict[str, Any]] | None = None
     last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
+    blind: Callable[[], list[dict[str, Any]]] | None = None  # what this process knows is blind (alerts.blind)
 
 
 def get_context(request: Request) -> AppContext:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from alerts import incidents, rules
+from alerts.blind import BlindWatch, Watchdog
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.escalation import runner as chain
@@ -63,7 +64,9 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
 
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
-                 clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None) -> None:
+                 clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None,
+                 rules: bool = True) -> None:
+        self.rules = rules  # False: an API-only process, it does not tick (its BlindWatch still watches)
         self.settings = settings
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.clock = clock or make_clock(settings.clock, self.engine)
@@ -80,11 +83,19 @@ class Runtime:
         self.watch = Watch(self.engine, self.clock, self.policy, self.metrics, settings.rules.tick,
                            process=process, ingest=self.consumer.health if self.consumer else None,
                            escalate=self.escalate)
+        self.blind = BlindWatch(
+            self.engine, self.clock.now, settings.tz, process=process,
+            tick_stale_after=settings.rules.tick_stale_after, ingest_behind_after=settings.rules.ingest_behind_after,
+            ingest_lag=self.consumer.lag_seconds if self.consumer else None,
+            ingest_name=self.consumer.client_id if self.consumer else "ingest")
+        self.watchdog = Watchdog(settings.watchdog.ping_url, self.blind.blind, settings.watchdog.every,
+                                 settings.watchdog.timeout) if settings.watchdog.ping_url else None
         self.app: FastAPI = create_app(AppContext(
             settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
             provider=self.provider, chain=self.chain, secret_key=self.secret_key,
             ingest_status=self.consumer.status if self.consumer else None,
-            last_tick=lambda: (self.watch.last_tick_real, self.watch.last_tick_at),
+            last_tick=(lambda: (self.watch.last_tick_real, self.watch.last_tick_at)) if rules else None,
+            blind=self.blind.state,
         ))
         self._server: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
@@ -101,7 +112,11 @@ class Runtime:
         self.seed()
         if self.consumer is not None:
             self.consumer.start()
-        self.watch.start()
+        if self.rules:
+            self.watch.start()
+        self.blind.start()
+        if self.watchdog is not None:
+            self.watchdog.start()
 
     def serve_http(self, host: str, port: int, background: bool = False) -> None:
         config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
@@ -117,6 +132,9 @@ class Runtime:
             self._server.should_exit = True
             if self._http_thread is not None:
                 self._http_thread.join(timeout=5)
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        self.blind.stop()
         self.watch.stop()
         if self.consumer is not None:
             self.consumer.stop()

@@ -84,6 +84,13 @@ class AttemptOut(BaseModel):
     tries: int
 
 
+class BlindOut(BaseModel):
+    what: str = Field(description="database unreachable, scheduler not ticking, ingest behind, system alarm open")
+    since: datetime | None
+    since_wall: float
+    detail: str = ""
+
+
 class AlarmOut(BaseModel):
     id: int
     code: str
@@ -152,3 +159,4 @@ class HealthOut(BaseModel):
     last_tick_age_seconds: float | None
     database_ok: bool
     open_system_alarms: int
+    blind: list[BlindOut] = Field(default_factory=list, description="what this process knows is blind")

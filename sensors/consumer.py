@@ -142,6 +142,21 @@ class Consumer:
                                 disconnected_since=None if self._connected else self._disconnected_since,
                                 name=self.client_id)
 
+    def lag_seconds(self) -> float:
+        """How far behind ingest is (real time): the age of the oldest message received and not yet
+        committed (queued or in a batch being written), 0 when none waits; while messages wait, this is
+        also the time without a commit that would have taken them. Sets ``shouwang_ingest_lag_seconds``."""
+        now = time.monotonic()
+        oldest = self._oldest_pending
+        try:
+            queued = self._queue.queue[0].received if self._queue.qsize() else None
+        except IndexError:  # taken meanwhile
+            queued = None
+        waiting = [t for t in (oldest, queued) if t is not None]
+        lag = max(0.0, now - min(waiting)) if waiting else 0.0
+        self.metrics.ingest_lag.set(round(lag, 3))
+        return lag
+
     def status(self) -> dict[str, Any]:
         oldest = self._oldest_pending
         lag = time.monotonic() - oldest if oldest is not None else 0.0

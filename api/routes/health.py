@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from alerts.blind import SYSTEM
 from alerts.models import Alarm, AlarmKind, AlarmState
 from api.deps import ContextDep
 from api.schemas import HealthOut
@@ -37,9 +39,17 @@ def healthz(context: ContextDep, response: Response) -> HealthOut:
         context.last_tick is None or (tick_age is not None and tick_age < 30))
     if broker is not None and not broker.get("database_ok", True):
         healthy = False
+    blind = context.blind() if context.blind else []
+    if any(b["what"] != SYSTEM for b in blind):  # an open system alarm alone is for people, not orchestrators
+        healthy = False
+    try:
+        now = context.clock.now()
+    except SQLAlchemyError:  # the manual clock lives in the database
+        now = datetime.now(UTC)
     response.status_code = 200 if healthy else 503
-    return HealthOut(status="ok" if healthy else "degraded", now=context.clock.now(), broker=broker,
-                     last_tick_age_seconds=tick_age, database_ok=database_ok, open_system_alarms=system_open)
+    return HealthOut(status="ok" if healthy else "degraded", now=now, broker=broker,
+                     last_tick_age_seconds=tick_age, database_ok=database_ok, open_system_alarms=system_open,
+                     blind=blind)
 
 
 @router.get("/metrics", response_class=Response)

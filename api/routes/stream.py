@@ -3,7 +3,11 @@
 Events: ``transition`` — every alarm transition (opened, step, acknowledged, arrived, resolved,
 activity, family handling, dispatch, ...) with its alarm, in order, its id the transition's id;
 ``state`` — the whole picture for the screen (markers and their colours, open alarms, KPIs, the
-system banner), sent on connect and whenever it changes. A client that reconnects with
+system banner), sent on connect and whenever it changes; ``blind`` — what the watch is blind to, as
+this process knows it (database unreachable, scheduler not ticking, ingest behind, an open system
+alarm: :mod:`alerts.blind`), sent on connect and whenever it changes, an empty list once it sees again.
+When the database cannot be reached the stream stays open and says so within seconds (it does not
+wait on a hanging query: each read has ``DB_WAIT`` seconds). A client that reconnects with
 ``Last-Event-ID`` first gets every transition it missed. The stream reads the database, so it shows
 what every process did.
 """
@@ -12,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +36,7 @@ from api.deps import AppContext, ContextDep
 
 router = APIRouter(tags=["live"])
 POLL_SECONDS = 1.0
+DB_WAIT = 3.0  # a read that takes longer is treated as the database being unreachable
 LOOKBACK = 200  # transitions committed out of id order (several processes) are still caught
 
 
@@ -46,13 +53,29 @@ async def _events(request: Request, context: AppContext, principal: Principal,
                   start: int | None) -> AsyncIterator[dict[str, Any]]:
     # transitions after `floor` are news to this client: after Last-Event-ID, or after now
     floor = start if start is not None else await run_in_threadpool(_max_id, context)
-    newest, digest, ticks = floor, "", 0
+    newest, digest, ticks, blind_sent = floor, "", 0, None
     emitted: set[int] = set()
     yield {"event": "hello", "data": orjson.dumps({"role": principal.role, "name": principal.name}).decode(),
            "retry": 2000}
     while not await request.is_disconnected():
-        for transition_id, data in await run_in_threadpool(_transitions_after, context, principal,
-                                                           max(floor, newest - LOOKBACK)):
+        blind = orjson.dumps(context.blind() if context.blind else []).decode()
+        if blind != blind_sent:
+            blind_sent = blind
+            yield {"event": "blind", "data": blind}
+        try:
+            rows = await asyncio.wait_for(run_in_threadpool(_transitions_after, context, principal,
+                                                            max(floor, newest - LOOKBACK)), DB_WAIT)
+            state, now = await asyncio.wait_for(run_in_threadpool(_state, context, principal), DB_WAIT)
+        except (SQLAlchemyError, TimeoutError):
+            # the database is gone for this process: say so now, whatever the watch thread has seen yet
+            if '"database unreachable"' not in blind_sent:
+                blind_sent = orjson.dumps([*orjson.loads(blind_sent), {
+                    "what": "database unreachable", "since": None, "since_wall": time.time(),
+                    "detail": "the stream cannot read the database"}]).decode()
+                yield {"event": "blind", "data": blind_sent}
+            await asyncio.sleep(POLL_SECONDS)
+            continue
+        for transition_id, data in rows:
             if transition_id in emitted:
                 continue
             emitted.add(transition_id)
@@ -61,7 +84,6 @@ async def _events(request: Request, context: AppContext, principal: Principal,
         if len(emitted) > 4 * LOOKBACK:
             floor = max(floor, newest - 2 * LOOKBACK)
             emitted = {i for i in emitted if i > floor}
-        state, now = await run_in_threadpool(_state, context, principal)
         fresh = hashlib.sha256(state.encode()).hexdigest()
         changed, ticks = fresh != digest, ticks + 1
         if changed or ticks % 10 == 1:  # the service's time (it may be simulated), for running timers

@@ -20,7 +20,8 @@
     $("detail").hidden = true;
     $("list").hidden = false;
     $("list").innerHTML = alarms.map((a) => `<li class="${colour(a)}" data-alarm="${a.id}" data-state="${a.state}">` +
-      `<b>${SW.esc(a.code)} ${SW.esc(a.resident_name || "")}</b> · ${t(a.kind)}<div class="sub">${SW.esc(a.reason)}</div>` +
+      `<b>${SW.esc(a.code)} ${SW.esc(a.resident_name || "")}</b> · ${t(a.kind)}` +
+      `${a.possibly_infrastructure ? ` · <b class="infra">${t("possibly_infrastructure")}</b>` : ""}<div class="sub">${SW.esc(a.reason)}</div>` +
       `<div class="sub">${a.state === "acknowledged" ? t("acknowledged") + " " + SW.esc(a.acknowledged_by || "") : t("opened")}</div></li>`
     ).join("") || `<li>${t("none")}</li>`;
   }
@@ -43,7 +44,7 @@
       .filter(([, p]) => p).map(([n, p]) => `<a href="tel:${SW.esc(p)}">${t("call")} ${SW.esc(n)}</a>`).join("") : "";
     const open = alarm.state !== "resolved";
     d.innerHTML = `<div class="box"><h2>${SW.esc(alarm.code)} ${SW.esc(alarm.resident_name || "")}</h2>` +
-      `<p>${SW.esc(alarm.reason)}</p>${resident ? `<p>${t("address")}: ${SW.esc(resident.address)}</p>` : ""}` +
+      `<p>${SW.esc(alarm.reason)}</p>${alarm.possibly_infrastructure ? `<p class="infra" id="infra">${t("possibly_infrastructure")} (A${alarm.incident_id})</p>` : ""}${resident ? `<p>${t("address")}: ${SW.esc(resident.address)}</p>` : ""}` +
       `<p>${place}</p><p>${phones}</p><p id="alarm-state" data-state="${alarm.state}">` +
       `${alarm.state === "acknowledged" ? t("acknowledged") + " " + SW.esc(alarm.acknowledged_by || "") : t("opened")}</p></div>` +
       (open ? `<div class="box"><button id="accept">${t("accept")}</button><button id="arrived" class="secondary">${t("arrived")}</button>` +

@@ -14,7 +14,7 @@
   }
   let layer = null;
   const markers = new Map();
-  let state = null, role = null, fitted = false, soundOn = false, knownAlarms = null;
+  let state = null, role = null, fitted = false, soundOn = false, knownAlarms = null, blindNow = [];
   const chime = document.getElementById("chime");
   const paintChime = () => { chime.textContent = soundOn ? t("sound_on") : t("sound_off"); };
   chime.addEventListener("click", () => { soundOn = !soundOn; paintChime(); if (soundOn) beep(); });
@@ -74,7 +74,7 @@
   }
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
-    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery") return "grey";
+    if (a.kind === "system" || a.kind === "infrastructure" || a.kind === "device_offline" || a.kind === "low_battery") return "grey";
     if (a.state === "acknowledged") return "blue";
     if (a.kind === "panic" || a.responders_called_at) return "red";
     return "amber";
@@ -86,14 +86,18 @@
       const step = a.step ? t("step", {n: a.step}) : "";
       const family = a.family_handling_at ? ` · ${t("family_handling")}` : "";
       const moved = a.activity_seen_at ? ` · ${t("movement")} ${SW.localTime(a.activity_seen_at)}` : "";
-      const canAct = (role === "admin" || role === "operator") && a.state === "open" && a.resident_id;
-      const actions = canAct ? `<div class="actions"><button data-act="dispatch" data-id="${a.id}">${t("dispatch")}</button>` +
-        `<button data-act="call-family" data-id="${a.id}">${t("call_family")}</button></div>` : "";
+      const infra = a.possibly_infrastructure ? ` · <b class="infra">${t("possibly_infrastructure")}</b>` : "";
+      const staff = role === "admin" || role === "operator";
+      const canAct = staff && a.state === "open" && a.resident_id;
+      const held = staff && a.state !== "resolved" && (a.kind === "infrastructure" || a.possibly_infrastructure);
+      const escalate = held ? `<button data-act="escalate" data-id="${a.id}">${t("escalate")}</button>` : "";
+      const actions = canAct || held ? `<div class="actions">` + (canAct ? `<button data-act="dispatch" data-id="${a.id}">${t("dispatch")}</button>` +
+        `<button data-act="call-family" data-id="${a.id}">${t("call_family")}</button>` : "") + `${escalate}</div>` : "";
       return `<li class="${alarmColour(a)}" data-alarm="${a.id}" data-state="${a.state}" data-resident="${a.resident_id || ""}">` +
         `<div class="top"><span>${SW.esc(a.code)} ${SW.esc(a.resident_name || "")} · ${kindLabel(a.kind)}</span>` +
         `<span class="timer" data-since="${a.opened_at}">${SW.since(a.opened_at, now)}</span></div>` +
         `<div class="meta">${a.state === "acknowledged" ? t("acknowledged") + " " + SW.esc(a.acknowledged_by || "") : t("opened")}` +
-        ` ${step}${family}${moved}</div><div class="meta">${SW.esc(a.reason)}</div>${actions}</li>`;
+        ` ${step}${family}${moved}${infra}</div><div class="meta">${SW.esc(a.reason)}</div>${actions}</li>`;
     }).join("") || `<li class="grey">${t("none")}</li>`;
   }
   function drawKpis() {
@@ -107,9 +111,18 @@
       `<div data-kpi="${key}"><dt>${t(key)}</dt><dd>${v}</dd></div>`).join("");
   }
   function drawBanner() {
+    // what this server knows is blind (alerts.blind: database unreachable, scheduler not ticking, ingest
+    // behind) and the open system alarms; while anything is blind the markers are grey (screen.css)
     const banner = document.getElementById("banner");
-    banner.hidden = !state.system.length;
-    banner.textContent = state.system.length ? `${t("system")} — ${state.system.map((a) => a.reason).join("; ")}` : "";
+    const system = state ? state.system : [];
+    const states = blindNow.filter((b) => b.what !== "system alarm open").map((b) => {
+      const since = b.since ? SW.localTime(b.since) : new Date(b.since_wall * 1000).toLocaleTimeString();
+      return `${t(b.what)} (${t("since")} ${since})`;
+    });
+    const parts = [...states, ...system.map((a) => a.reason)];
+    banner.hidden = !parts.length;
+    banner.textContent = parts.length ? `${t("system")} — ${parts.join("; ")}` : "";
+    document.body.dataset.blind = states.length || system.length ? "1" : "0";
   }
   function render(next) {
     const ids = new Set(next.alarms.map((a) => a.id));
@@ -163,6 +176,7 @@
       if (kind === "hello") role = data.role;
       if (kind === "clock") SW.setServerNow(data.now);
       if (kind === "state") render(data);
+      if (kind === "blind") { blindNow = data; drawBanner(); }
     }, setConn);
   }
   const login = document.getElementById("login");
