@@ -78,7 +78,8 @@ def make_engine(url: str, echo: bool = False, pool: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # a database that does not answer is known within seconds, not after the kernel's TCP timeout
+    options: dict[str, Any] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}}
     if pool:
         options.update(pool_size=5, max_overflow=10)
     else:

@@ -150,7 +150,7 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
     new_ids: dict[str, int] = {}
     by_position: dict[int, int] = {}
     for position, silence in enumerate(decided.open, start=1):
-        alarm_id = _open(session, silence, topology, now, word)
+        alarm_id = _open(session, silence, topology, now, word, limits)
         if alarm_id is not None:
             new_ids[silence.key] = alarm_id
             by_position[-position] = alarm_id
@@ -186,18 +186,24 @@ def _usual_gaps(session: Session, homes: set[int], now: datetime, lookback: time
     return gaps
 
 
-def _open(session: Session, silence: incidents.Silence, topology: _Topology, now: datetime, word: Any) -> int | None:
+def _open(session: Session, silence: incidents.Silence, topology: _Topology, now: datetime, word: Any,
+          limits: incidents.IncidentLimits) -> int | None:
     key = silence.key
-    devices = sorted(d for r in silence.homes for d in topology.devices_of[key].get(r, []))
+    # every home of the group not heard since the silence began is covered, not only those found overdue:
+    # a quiet home behind the same dark gateway is just as dark (and its devices open no alarm of their own)
+    slack = min(incidents.HEARD_SLACK, limits.window / 5)
+    homes = set(silence.homes) | {r for r, seen in silence.group.homes.items()
+                                  if seen is None or seen <= silence.since + slack}
+    devices = sorted(d for r in homes for d in topology.devices_of[key].get(r, []))
     reason = (f"possible infrastructure outage: {silence.reason}, last heard {word(silence.since)}; "
-              f"{len(silence.homes)} homes, {len(devices)} devices")
+              f"{len(homes)} homes, {len(devices)} devices")
     alarm_id = alarms.open_alarm(session, AlarmKind.INFRASTRUCTURE, now, reason=reason,
                                  system_key=f"infra:{key}")
     if alarm_id is None:
         return None
     alarm = session.get(Alarm, alarm_id)
     assert alarm is not None
-    alarm.scope = {"group": key, "label": silence.group.label, "residents": sorted(silence.homes),
+    alarm.scope = {"group": key, "label": silence.group.label, "residents": sorted(homes),
                    "devices": devices, "grids": sorted(topology.grids_of.get(key, set())),
                    "community_id": topology.community_of.get(key), "since": silence.since.isoformat(),
                    "gateway_offline": silence.group.offline_since is not None, "reporting": silence.reporting}
