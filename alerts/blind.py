@@ -63,7 +63,8 @@ class BlindWatch:
     def __init__(self, engine: Engine, clock_now: Callable[[], datetime], zone: Any, *, process: str,
                  tick_stale_after: timedelta, ingest_behind_after: timedelta,
                  ingest_lag: Callable[[], float] | None = None, ingest_name: str = "ingest",
-                 every: float = 1.0) -> None:
+                 every: float = 1.0, gauge: Any = None) -> None:
+        self.gauge = gauge  # shouwang_blind{what} (alerts.metrics), or None
         self.engine = engine
         self.clock_now = clock_now
         self.zone = zone
@@ -78,6 +79,7 @@ class BlindWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_now: datetime | None = None
+        self._started_wall = time.time()
         self.checks = 0
 
     # -- what the screens and /healthz read ------------------------------------------------------------
@@ -91,6 +93,7 @@ class BlindWatch:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._started_wall = time.time()
         self._thread = threading.Thread(target=self._run, name=f"blind-watch-{self.process}", daemon=True)
         self._thread.start()
 
@@ -107,6 +110,13 @@ class BlindWatch:
                 log.exception("blind-state check failed")
             self._stop.wait(self.every)
 
+    def _export(self) -> None:
+        if self.gauge is None:
+            return
+        now_blind = {b["what"] for b in self.state()}
+        for what in (DATABASE, SCHEDULER, INGEST, SYSTEM):
+            self.gauge.labels(what).set(1 if what in now_blind else 0)
+
     def check(self) -> None:
         """One look at every blind state."""
         wall = time.time()
@@ -117,6 +127,7 @@ class BlindWatch:
         except Exception as exc:
             self._set(DATABASE, Blind(DATABASE, self._last_now, wall, type(exc).__name__))
             self.checks += 1
+            self._export()
             return
         self._last_now = now
         down = self._clear(DATABASE)
@@ -126,12 +137,13 @@ class BlindWatch:
         self._ingest(now, wall)
         self._open_system_alarms(now, wall)
         self.checks += 1
+        self._export()
 
     def _set(self, key: str, blind: Blind) -> None:
         with self._lock:
             if key not in self._blind:
                 self._blind[key] = blind
-                log.error("the watch is blind", extra={"what": blind.what, "process": self.process})
+                log.error("the watch is blind", extra={"what": blind.what, "proc": self.process})
 
     def _clear(self, key: str) -> Blind | None:
         with self._lock:
@@ -154,13 +166,14 @@ class BlindWatch:
                 # nobody is woken for an outage that is over
                 transitions.resolved_by_source(session, alarm, now, outcome=Outcome.SYSTEM_RECOVERED,
                                                note=f"database reachable again at {self._local(now)}")
-        log.warning("database reachable again", extra={"process": self.process, "seconds": round(seconds, 1)})
+        log.warning("database reachable again", extra={"proc": self.process, "seconds": round(seconds, 1)})
 
     def _scheduler(self, now: datetime, wall: float) -> None:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             rows = session.scalars(select(WatchStatus).where(WatchStatus.name.like("tick:%"))).all()
             ticks = [float(r.detail.get("wall")) for r in rows if isinstance(r.detail, dict) and r.detail.get("wall")]
-            stale = tick_stale(ticks, wall, self.tick_stale_after)
+            # a process just started gives the scheduler the same time to tick before judging it
+            stale = tick_stale(ticks or [self._started_wall], wall, self.tick_stale_after)
             alarm = alarms.find_open(session, AlarmKind.SYSTEM, system_key="scheduler")
             if stale:
                 last = max(ticks) if ticks else None
@@ -238,6 +251,7 @@ class Watchdog:
         return target
 
     def start(self) -> None:
+        self._started_wall = time.time()
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
         self._thread.start()
 

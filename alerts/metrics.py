@@ -34,3 +34,9 @@ class Metrics:
         self.broker_connected = Gauge("shouwang_broker_connected", "1 while the consumer is connected",
                                       registry=self.registry)
         self.tick_seconds = Histogram("shouwang_tick_seconds", "Duration of one rule tick", registry=self.registry)
+        self.last_tick = Gauge("shouwang_last_tick_timestamp_seconds", "Unix time of this process's last rule tick",
+                               registry=self.registry)
+        self.blind = Gauge("shouwang_blind", "1 while this process knows the watch is blind, by what",
+                           ["what"], registry=self.registry)
+        self.incidents_open = Gauge("shouwang_infrastructure_incidents_open", "Open infrastructure incidents",
+                                    registry=self.registry)

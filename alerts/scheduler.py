@@ -69,6 +69,7 @@ class Watch:
         self.last_tick_real = time.monotonic()
         self.last_tick_at = now
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
+        self.metrics.last_tick.set(time.time())
         for alarm_id in result.raised:
             self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc()
             log.warning("alarm raised", extra={"alarm": alarm_id, "kind": "inactivity"})
@@ -93,3 +94,4 @@ class Watch:
                 Alarm.state != AlarmState.RESOLVED).group_by(Alarm.kind)).all())
         for kind in AlarmKind:
             self.metrics.alarms_open.labels(kind.value).set(counts.get(kind.value, 0))
+        self.metrics.incidents_open.set(counts.get(AlarmKind.INFRASTRUCTURE.value, 0))

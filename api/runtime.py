@@ -87,7 +87,7 @@ class Runtime:
             self.engine, self.clock.now, settings.tz, process=process,
             tick_stale_after=settings.rules.tick_stale_after, ingest_behind_after=settings.rules.ingest_behind_after,
             ingest_lag=self.consumer.lag_seconds if self.consumer else None,
-            ingest_name=self.consumer.client_id if self.consumer else "ingest")
+            ingest_name=self.consumer.client_id if self.consumer else "ingest", gauge=self.metrics.blind)
         self.watchdog = Watchdog(settings.watchdog.ping_url, self.blind.blind, settings.watchdog.every,
                                  settings.watchdog.timeout) if settings.watchdog.ping_url else None
         self.app: FastAPI = create_app(AppContext(

@@ -52,7 +52,7 @@ class ScenarioRun:
         self.clock.set(instant)
         self.published += self.publisher.publish_until(self.timeline, instant)
         wait_for(lambda: self._received() >= self.published and self.consumer.status()["queue"] == 0,
-                 timeout=60, message=f"{self.published} messages processed")
+                 timeout=300, message=f"{self.published} messages processed")
         for _ in range(2):  # the second tick surely started after the commit
             mark = time.monotonic()
             wait_for(lambda mark=mark: (self.runtime.watch.last_tick_real or 0) > mark, message="a tick")
