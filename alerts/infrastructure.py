@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import alarms, incidents, transitions
@@ -119,7 +119,7 @@ def _since(alarm: Alarm) -> datetime:
 
 
 def step(session: Session, now: datetime, limits: incidents.IncidentLimits, window: timedelta,
-         local: Any = None) -> IncidentResult:
+         local: Any = None, offline_after: timedelta = timedelta(hours=2)) -> IncidentResult:
     """One pass: resolve incidents whose group reports again, explain resident alarms by a drained backlog,
     open the incidents the silence calls for. ``window`` is the global inactivity window (the backlog test);
     ``local`` words an instant for people (default ISO)."""
@@ -128,7 +128,7 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
     topology = _topology(session)
     open_rows = _open_incidents(session)
     for alarm in open_rows:
-        _maybe_resolve(session, alarm, topology, now, limits, word, result)
+        _maybe_resolve(session, alarm, topology, now, limits, word, result, offline_after)
     _explain_by_backlog(session, now, window, word, result)
     still_open = [a for a in open_rows if a.state != AlarmState.RESOLVED]
     stale: dict[int, datetime] = {}
@@ -236,7 +236,8 @@ def _move_members(session: Session, old: int, new: int) -> None:
 
 
 def _maybe_resolve(session: Session, alarm: Alarm, topology: _Topology, now: datetime,
-                   limits: incidents.IncidentLimits, word: Any, result: IncidentResult) -> None:
+                   limits: incidents.IncidentLimits, word: Any, result: IncidentResult,
+                   offline_after: timedelta) -> None:
     scope = alarm.scope or {}
     key = scope.get("group", "")
     group = topology.by_key.get(key)
@@ -252,6 +253,13 @@ def _maybe_resolve(session: Session, alarm: Alarm, topology: _Topology, now: dat
     transitions.resolved_by_source(session, alarm, now, outcome=Outcome.REPORTING_AGAIN,
                                    note=f"{scope.get('label', key)} reports again at {word(now)}")
     released = release_hold(session, alarm, now, by="shouwang", why="the incident is over")
+    # the covered devices not heard since: their offline limit runs from the end of the outage, so the
+    # group's slow reporters are not a flood of maintenance alarms; a device that died meanwhile still is one
+    slack = min(incidents.HEARD_SLACK, limits.window / 5)
+    session.execute(update(Device).where(
+        Device.id.in_(scope.get("devices") or [-1]), Device.online.is_(True),
+        or_(Device.last_seen_at.is_(None), Device.last_seen_at <= since + slack),
+    ).values(offline_due_at=now + offline_after).execution_options(synchronize_session=False))
     log.warning("infrastructure incident over", extra={"alarm": alarm.id, "released": released})
     result.resolved.append(alarm.id)
 

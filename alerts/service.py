@@ -116,7 +116,8 @@ def due_residents(now: datetime, batch: int) -> Select[Any]:
 def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
     """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure)."""
     found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
-                                local=lambda t: _local(t, policy))
+                                local=lambda t: _local(t, policy),
+                                offline_after=policy.device_limits.offline_after)
     for name in ("opened", "resolved", "merged", "explained"):
         getattr(result.incidents, name).extend(getattr(found, name))
 

@@ -82,8 +82,8 @@ def test_a_stopped_scheduler_is_seen_by_the_api_only_process_and_cleared_when_ti
 
 # -- ingest behind -----------------------------------------------------------------------------------------
 def test_stalled_ingest_commits_are_a_system_alarm_and_the_lag_gauge_is_set(pg_url: str, topic_base: str) -> None:
-    """The consumer's commits are held by a lock on the events and quarantine tables (a slow or stuck database); reads and
-    the alarm's own writes go on."""
+    """The consumer's commits are held by a lock on the events and quarantine tables (a slow or stuck
+    database); reads and the alarm's own writes go on."""
     settings = _settings(pg_url, topic_base, ingest_behind_after="1s")
     runtime = Runtime(settings, process="ingest")
     runtime.start()
