@@ -1,0 +1,221 @@
+"""Outages are one incident (issue 15, SPEC section 3): the simulator's ``gateway-dark`` scenario end to end
+over the machine's real Mosquitto, a whole Shouwang process on the manual clock (SQLite and PostgreSQL).
+
+The scenario is the shipped one with a 4 h inactivity window (so that windows run out inside the outage
+without simulating a whole day), fewer homes, and a resident who fell an hour before the outage."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.models import Alarm, AlarmState, Attempt, AttemptStatus, Gateway, QuarantinedMessage, Resident
+from alerts.registry.community import load_community
+from api.runtime import Runtime
+from config.settings import Settings
+from simulator.scenario import Scenario, load_scenario
+from tests.conftest import T0
+from tests.helpers import TestPublisher, wait_for
+from tests.scenario_run import ScenarioRun, steps
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+WINDOW = 4 * H
+
+
+def _settings(settings: Settings) -> Settings:
+    rules = settings.rules.model_copy(update={"inactivity_window": WINDOW, "early_warning": 3 * H})
+    return settings.model_copy(update={"rules": rules})
+
+
+def _dark(backlog: bool, homes: list[str] | None = None, fall: bool = True) -> Scenario:
+    shipped = load_scenario("gateway-dark")
+    dark: dict[str, Any] = {"kind": "gateway_dark", "at": "2h", "for": "4h30m", "backlog": backlog}
+    if homes:
+        dark["homes"] = homes
+    incidents = [dark, *([{"kind": "fall", "home": 1, "at": "1h"}] if fall else [])]
+    return dataclasses.replace(shipped, community={**shipped.community, "homes": 24}, incidents=incidents)
+
+
+@pytest.fixture
+def make_run(service_settings: Settings, topic_base: str) -> Iterator[Any]:
+    runs: list[ScenarioRun] = []
+
+    def make(scenario: Scenario) -> ScenarioRun:
+        runs.append(ScenarioRun(_settings(service_settings), topic_base, scenario, T0))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        run.close()
+
+
+def _resident(run: ScenarioRun, ref: str) -> Resident:
+    with Session(run.runtime.engine) as session:
+        return session.scalars(select(Resident).where(Resident.external_ref == ref)).one()
+
+
+def _open_incidents(run: ScenarioRun) -> list[Alarm]:
+    return [a for a in run.alarms("infrastructure") if a.state != AlarmState.RESOLVED]
+
+
+def _attempts_of(run: ScenarioRun, alarm_id: int) -> list[Attempt]:
+    with Session(run.runtime.engine) as session:
+        return list(session.scalars(select(Attempt).where(Attempt.alarm_id == alarm_id,
+                                                          Attempt.status != AttemptStatus.SKIPPED)))
+
+
+def _walk(run: ScenarioRun, end: datetime) -> dict[str, Any]:
+    """Step the run to ``end``; note when the first incident opened and the most incidents open at once."""
+    dark = run.sim.incident("gateway_dark")
+    seen: dict[str, Any] = {"first_open": None, "most_open": 0}
+    extra = {dark.at + k * M for k in range(0, 16)}
+    for instant in steps(T0, end, 5 * M, extra):
+        run.step(instant)
+        opened = _open_incidents(run)
+        if opened and seen["first_open"] is None:
+            seen["first_open"] = instant
+        if dark.at <= instant < (dark.until or end):
+            seen["most_open"] = max(seen["most_open"], len(opened))
+    return seen
+
+
+@pytest.mark.parametrize("backlog", [False, True], ids=["messages-lost", "backlog-delivered"])
+def test_a_dark_community_is_one_incident_and_no_family_is_called_during_the_hold(
+        make_run: Any, backlog: bool) -> None:
+    run = make_run(_dark(backlog))
+    dark = run.sim.incident("gateway_dark")
+    assert dark.until is not None
+    seen = _walk(run, dark.until + 30 * M)
+
+    # ONE infrastructure alarm, within 15 minutes of the outage (a smaller group found a tick earlier is
+    # merged into it, never left open beside it)
+    assert seen["first_open"] is not None and seen["first_open"] <= dark.at + 15 * M
+    assert seen["most_open"] == 1
+    incidents = run.alarms("infrastructure")
+    assert all(a.outcome == "merged" for a in incidents[:-1])
+    main = incidents[-1]
+    assert main.scope and main.scope["group"].startswith("community:") and len(main.scope["residents"]) == 24
+    assert main.state == AlarmState.RESOLVED and main.outcome == "reporting_again"  # the group reports again
+    # no per-device offline flood: not one maintenance alarm or SMS while it was open
+    assert [a for a in run.alarms("device_offline") if dark.at <= a.opened_at <= dark.until] == []
+    assert not [a for a in run.attempts() if a.template == "maintenance_sms"]
+    # the incident itself: the grid worker and the supervisor by SMS, nobody called
+    targets = {(a.target, a.channel) for a in _attempts_of(run, main.id)}
+    assert targets == {("grid_worker", "sms"), ("supervisor", "sms")}
+
+    # the residents whose window ran out inside the outage: marked, check-called, the centre called, and
+    # no family before the hold ended
+    inside = [a for a in run.alarms("inactivity") if dark.at <= a.opened_at < dark.until]
+    assert inside and all(a.possibly_infrastructure and a.incident_id is not None for a in inside)
+    attempts = {a.id: _attempts_of(run, a.id) for a in inside}
+    assert any(t.target == "resident" and t.channel == "voice" for ts in attempts.values() for t in ts)
+    assert any(t.target == "supervisor" and t.channel == "voice" for ts in attempts.values() for t in ts)
+    for alarm in inside:
+        assert alarm.hold_until is not None
+        early = [t for t in attempts[alarm.id] if t.target == "family" and t.created_at < alarm.hold_until]
+        assert early == [], f"family called during the hold of {alarm.code}"
+
+    # the resident who really fell an hour before the outage: alarmed inside it, marked, family called
+    # after the hold (never suppressed)
+    fallen = _resident(run, "r001")
+    [fall] = [a for a in inside if a.resident_id == fallen.id]
+    family = [t for t in attempts[fall.id] if t.target == "family"]
+    assert family and all(t.created_at >= fall.hold_until for t in family)  # type: ignore[operator]
+    assert fall.state != AlarmState.RESOLVED
+
+    if backlog:
+        # the backlog filled their gap: no resident alarm left open that it explains
+        with Session(run.runtime.engine) as session:
+            for alarm in run.alarms("inactivity"):
+                resident = session.get(Resident, alarm.resident_id)
+                assert resident is not None
+                explained = resident.last_activity_at is not None and \
+                    resident.last_activity_at + WINDOW > alarm.opened_at
+                assert not (explained and alarm.state != AlarmState.RESOLVED), alarm.code
+        assert any(a.outcome == "activity_resumed" for a in inside)
+
+
+def test_one_dark_gateway_is_one_incident_for_that_gateway_and_the_other_homes_are_unaffected(
+        make_run: Any, service_settings: Settings) -> None:
+    probe = dataclasses.replace(load_scenario("gateway-dark"), incidents=[],
+                                community={**load_scenario("gateway-dark").community, "homes": 24,
+                                           "formats": {"native": 2, "zigbee2mqtt": 1}})
+    zigbee = [h.ref for h in probe.build(T0, service_settings.tz).community.homes if h.fmt == "zigbee2mqtt"]
+    scenario = dataclasses.replace(_dark(False, zigbee, fall=False), community=probe.community)
+    run = make_run(scenario)
+    dark = run.sim.incident("gateway_dark")
+    _walk(run, dark.at + 3 * H)
+    [incident] = run.alarms("infrastructure")
+    with Session(run.runtime.engine) as session:
+        gateway = session.scalars(select(Gateway)).one()
+        refs = dict(session.execute(select(Resident.id, Resident.external_ref)).all())
+    assert incident.scope and incident.scope["group"] == f"gateway:{gateway.id}"
+    assert {refs[r] for r in incident.scope["residents"]} == set(zigbee)
+    # the other homes: no alarm of any kind, nobody marked
+    others = {r for r, ref in refs.items() if ref not in zigbee}
+    assert not [a for a in run.alarms() if a.resident_id in others]
+    assert not [a for a in run.alarms("device_offline")]
+
+
+def test_a_zigbee2mqtt_bridge_reporting_offline_opens_the_gateway_incident_at_once(
+        service_settings: Settings, topic_base: str) -> None:
+    base = f"{topic_base}/z2m"
+    runtime = Runtime(service_settings, process="test")
+    data = {"community": {"name": "测试社区"}, "grids": [{"name": "一网格", "micro_grids": [{"name": "1号楼"}]}],
+            "gateways": [{"id": base, "kind": "zigbee2mqtt", "name": "1号楼网关"}],
+            "workers": [{"name": "李娜", "phone": "+8613800000001", "role": "grid_worker", "grid": "一网格"}],
+            "residents": [{"ref": f"r{i}", "name": f"老人{i}", "micro_grid": "一网格/1号楼",
+                           "devices": [{"id": f"pir-{i}", "kind": "motion", "gateway": base}]} for i in range(3)]}
+    with Session(runtime.engine) as session, session.begin():
+        load_community(session, data, T0, runtime.policy.limits)
+    runtime.start()
+    publisher = TestPublisher()
+    try:
+        assert runtime.consumer is not None
+        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+        publisher.publish(f"{base}/bridge/state", b'{"state": "offline"}')
+        # at once: the clock does not move, no silence has to pass
+        [incident] = wait_for(lambda: [a for a in _alarms(runtime) if a.kind == "infrastructure"],
+                              message="the gateway incident")
+        assert incident.scope and incident.scope["gateway_offline"] and len(incident.scope["residents"]) == 3
+        assert "reported offline" in incident.reason
+        publisher.publish(f"{base}/bridge/state", b"online")  # the legacy plain-text form
+        wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="resolved")
+        # a bridge nobody registered is quarantined like an unknown device
+        publisher.publish(f"{topic_base}/z2m-other/bridge/state", b"offline")
+    finally:
+        publisher.close()
+        runtime.stop()
+
+
+def test_an_unknown_gateway_is_quarantined(service_settings: Settings, topic_base: str) -> None:
+    runtime = Runtime(service_settings, process="test")
+    runtime.start()
+    publisher = TestPublisher()
+    try:
+        assert runtime.consumer is not None
+        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+        publisher.publish(f"{topic_base}/z2m/bridge/state", b'{"state": "offline"}')
+
+        def held() -> list[QuarantinedMessage]:
+            with Session(runtime.engine) as session:
+                return list(session.scalars(select(QuarantinedMessage)))
+
+        [message] = wait_for(held, message="quarantined")
+        assert message.reason == "unknown_gateway" and message.device_external_id == f"{topic_base}/z2m"
+        assert _alarms(runtime) == []
+    finally:
+        publisher.close()
+        runtime.stop()
+
+
+def _alarms(runtime: Runtime) -> list[Alarm]:
+    with Session(runtime.engine) as session:
+        return list(session.scalars(select(Alarm).order_by(Alarm.id)))
