@@ -100,11 +100,11 @@ def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mappi
     ``gaps`` maps a home to its usual longest gap between two messages (over the lookback): a home is
     *overdue* once it has been silent for longer than that and than the window, so a home that reports
     hourly is not overdue after ten minutes. Without ``gaps`` every home's gap is taken as the window
-    (a cheap first pass: the tick asks for the gaps of the homes it then finds, and asks again).
+    (a cheap first pass: the tick asks for the gaps of the homes it then finds, and asks again; in that
+    second pass a home whose gap was not asked for is not judged overdue).
     ``stale`` maps a home to the start of an earlier incident that covered it: a home last heard before
     that is a straggler of that incident (not yet heard again), never the start of a new one."""
     stale = stale or {}
-    gaps = gaps if gaps is not None else {}
     if group.offline_since is not None and group.offline_since <= now:
         return Silence(group, frozenset(group.homes), group.offline_since, len(group.homes),
                        f"gateway {group.label} reported offline")
@@ -115,8 +115,9 @@ def silence_in(group: Group, now: datetime, limits: IncidentLimits, stale: Mappi
         if home in stale and seen <= stale[home]:
             continue
         reporting.append((seen, home))
+    unknown = limits.lookback if gaps else limits.window  # the gap of a home not asked for
     overdue = sorted((seen, home) for seen, home in reporting
-                     if now - seen >= max(limits.window, gaps.get(home, limits.window)))
+                     if now - seen >= max(limits.window, (gaps or {}).get(home, unknown)))
     if len(overdue) < limits.min_homes:
         return None
     best: list[tuple[datetime, int]] = []

@@ -99,7 +99,8 @@ def test_a_dark_community_is_one_incident_and_no_family_is_called_during_the_hol
     assert seen["first_open"] is not None and seen["first_open"] <= dark.at + 15 * M
     assert seen["most_open"] == 1
     incidents = run.alarms("infrastructure")
-    assert all(a.outcome == "merged" for a in incidents[:-1])
+    assert all(a.outcome == "merged" for a in incidents[:-1]), [
+        (a.code, str(a.opened_at), str(a.resolved_at), a.outcome, a.reason, a.scope) for a in incidents[:-1]]
     main = incidents[-1]
     assert main.scope and main.scope["group"].startswith("community:") and len(main.scope["residents"]) == 24
     assert main.state == AlarmState.RESOLVED and main.outcome == "reporting_again"  # the group reports again
@@ -113,7 +114,8 @@ def test_a_dark_community_is_one_incident_and_no_family_is_called_during_the_hol
     # the residents whose window ran out inside the outage: marked, check-called, the centre called, and
     # no family before the hold ended
     inside = [a for a in run.alarms("inactivity") if dark.at <= a.opened_at < dark.until]
-    assert inside and all(a.possibly_infrastructure and a.incident_id is not None for a in inside)
+    assert inside and all(a.possibly_infrastructure and a.incident_id is not None for a in inside), [
+        (a.code, a.opened_at, a.possibly_infrastructure, a.incident_id, a.reason) for a in inside]
     attempts = {a.id: _attempts_of(run, a.id) for a in inside}
     assert any(t.target == "resident" and t.channel == "voice" for ts in attempts.values() for t in ts)
     assert any(t.target == "supervisor" and t.channel == "voice" for ts in attempts.values() for t in ts)
