@@ -154,7 +154,9 @@ def usual_gap(instants: Sequence[datetime], lookback: timedelta) -> timedelta:
 
 def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_incidents: Sequence[OpenIncident],
          stale: Mapping[int, datetime] | None = None, gaps: Mapping[int, timedelta] | None = None) -> Plan:
-    """The incidents to open at ``now``: the largest groups first. A silence inside the group of an open
+    """The incidents to open at ``now``: the largest group that explains the silence — the community when
+    its silent homes span several gateways, the gateway when they all hang off it. A silence inside the
+    group of an open
     incident (its homes all belong to that group) extends that incident to the homes found; a silence
     whose homes open incidents already cover is not a new one; open incidents of smaller groups inside a
     new one are merged into it."""
@@ -166,10 +168,14 @@ def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_in
         covered |= incident.homes
     current = list(open_incidents)
     opened_keys = {i.group for i in open_incidents}
+    found_in = {g.key: f for g in ordered if (f := silence_in(g, now, limits, stale, gaps)) is not None}
     for group in ordered:
-        found = silence_in(group, now, limits, stale, gaps)
+        found = found_in.get(group.key)
         if found is None:
             continue
+        if any(other.key != group.key and found.homes <= other.homes and found.homes <= members[other.key]
+               and len(members[other.key]) < len(members[group.key]) for other in found_in.values()):
+            continue  # a smaller group holds the whole silence (its gateway, its building): that explains it
         owner = next((i for i in current if found.homes <= members.get(i.group, i.homes)
                       and LEVELS.index(i.group.split(":", 1)[0]) <= group.level), None)
         if owner is not None:  # the open incident's group holds it: that incident grows

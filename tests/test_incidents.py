@@ -151,3 +151,22 @@ def test_the_infrastructure_policy_never_calls_family_or_the_resident() -> None:
     assert targets == {"grid_worker", "supervisor"} and channels == {"sms"}
     assert esc.policy_from_dict(policy.to_dict()) == policy
     assert esc.policy_from_dict(_variant().to_dict()) == _variant()
+
+
+def test_a_silence_that_one_gateway_holds_is_that_gateway_s_even_when_its_building_counts_it_too() -> None:
+    now = T0 + 60 * M
+    dark = {i: now - 12 * M for i in range(4)}  # the four homes on the gateway
+    quiet = {i: now - 40 * M for i in range(4, 8)}  # the rest of the building, quiet this evening
+    groups = [_group("micro_grid:1", dark | quiet), _group("gateway:1", dark)]
+    gaps = dict.fromkeys(range(8), 5 * M) | dict.fromkeys(range(4, 8), timedelta(hours=1))
+    plan = incidents.plan(groups, now, LIMITS, [], gaps=gaps)
+    assert [s.key for s in plan.open] == ["gateway:1"]
+
+
+def test_an_open_incident_grows_with_newly_silent_homes_of_its_group() -> None:
+    now = T0 + 60 * M
+    seen = {i: now - 30 * M for i in range(8)}
+    group = _group("community:1", seen)
+    opened = [OpenIncident(alarm_id=3, group="community:1", homes=frozenset(range(4)), since=now - 30 * M)]
+    plan = incidents.plan([group], now, LIMITS, opened, gaps=dict.fromkeys(range(8), 5 * M))
+    assert plan.open == [] and plan.extend == {3: frozenset(range(8))}

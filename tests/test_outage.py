@@ -154,7 +154,9 @@ def test_one_dark_gateway_is_one_incident_for_that_gateway_and_the_other_homes_a
     run = make_run(scenario)
     dark = run.sim.incident("gateway_dark")
     _walk(run, dark.at + 3 * H)
-    [incident] = run.alarms("infrastructure")
+    incidents = run.alarms("infrastructure")
+    assert len(incidents) == 1, [(a.code, str(a.opened_at), a.outcome, a.reason, a.scope) for a in incidents]
+    [incident] = incidents
     with Session(run.runtime.engine) as session:
         gateway = session.scalars(select(Gateway)).one()
         refs = dict(session.execute(select(Resident.id, Resident.external_ref)).all())
