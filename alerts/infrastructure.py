@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from alerts import alarms, incidents, transitions
+from alerts import alarms, incidents, rules, transitions
 from alerts.escalation import policy as esc
+from alerts.limits import resident_limits
 from alerts.models import (
     Alarm,
     AlarmKind,
@@ -277,8 +278,7 @@ def _explain_by_backlog(session: Session, now: datetime, window: timedelta, word
         activity = resident.last_activity_at
         if alarm.last_activity_at is not None and activity <= alarm.last_activity_at:
             continue
-        resident_window = timedelta(seconds=resident.inactivity_window_s) if resident.inactivity_window_s \
-            else window
+        resident_window = resident_limits(session, resident, rules.Limits(window=window, early_warning=window)).window
         if incidents.backlog_explains(activity, alarm.opened_at, resident_window):
             transitions.resolved_by_activity(session, alarm, now,
                                              note=f"movement at {word(activity)} (delivered after the outage)")

@@ -65,8 +65,8 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
                  clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None,
-                 rules: bool = True) -> None:
-        self.rules = rules  # False: an API-only process, it does not tick (its BlindWatch still watches)
+                 ticks: bool = True) -> None:
+        self.ticks = ticks  # False: an API-only process, it does not tick (its BlindWatch still watches)
         self.settings = settings
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.clock = clock or make_clock(settings.clock, self.engine)
@@ -94,7 +94,7 @@ class Runtime:
             settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
             provider=self.provider, chain=self.chain, secret_key=self.secret_key,
             ingest_status=self.consumer.status if self.consumer else None,
-            last_tick=(lambda: (self.watch.last_tick_real, self.watch.last_tick_at)) if rules else None,
+            last_tick=(lambda: (self.watch.last_tick_real, self.watch.last_tick_at)) if ticks else None,
             blind=self.blind.state,
         ))
         self._server: uvicorn.Server | None = None
@@ -112,7 +112,7 @@ class Runtime:
         self.seed()
         if self.consumer is not None:
             self.consumer.start()
-        if self.rules:
+        if self.ticks:
             self.watch.start()
         self.blind.start()
         if self.watchdog is not None:
