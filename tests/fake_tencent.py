@@ -136,7 +136,7 @@ class FakeTencent:
         if algorithm != "TC3-HMAC-SHA256":
             return f"unsupported algorithm {algorithm!r}"
         fields = dict(part.strip().split("=", 1) for part in rest.split(",") if "=" in part)
-        secret_id, date, service, _ = (fields.get("Credential", "").split("/") + ["", "", "", ""])[:4]
+        secret_id, date, service, _ = [*fields.get("Credential", "").split("/"), "", "", "", ""][:4]
         if secret_id != SECRET_ID or service != "sms":
             return "unknown secret id or service"
         timestamp = handler.headers.get("X-TC-Timestamp", "")

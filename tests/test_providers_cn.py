@@ -53,7 +53,8 @@ COMMUNITY = {
          "contacts": [{"name": "王强", "phone": FAMILY1, "priority": 1},
                       {"name": "王丽", "phone": FAMILY2, "priority": 2}]},
         {"ref": "r2", "name": LONG_NAME, "address": "1号楼 1单元 101", "phone": "+8613700000009",
-         "micro_grid": "第一网格/1号楼", "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
+         "micro_grid": "第一网格/1号楼",
+         "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
     ],
 }
 
