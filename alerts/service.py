@@ -19,7 +19,7 @@ from sqlalchemy import Engine, Select, delete, or_, select
 from sqlalchemy.orm import Session
 
 from alerts import alarms, rules, transitions
-from alerts.db import claim
+from alerts.db import changed, claim
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
@@ -104,7 +104,7 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
-def due_residents(now: datetime, batch: int) -> Select[Any]:
+def due_residents(now: datetime, batch: int) -> Select[Resident, int | None, int | None]:
     """The tick's query for residents whose stored deadline has passed, earliest first (to be claimed)."""
     return (residents_with_limits().where(Resident.due_at.isnot(None), Resident.due_at <= now)
             .order_by(Resident.due_at).limit(batch))
@@ -330,7 +330,7 @@ def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 1000
         while True:
             with Session(engine) as session, session.begin():
                 ids = select(model.id).where(model.received_at < cutoff).limit(chunk).scalar_subquery()
-                count = session.execute(delete(model).where(model.id.in_(ids))).rowcount
+                count = changed(session, delete(model).where(model.id.in_(ids)))
             removed += count
             if count < chunk:
                 break
