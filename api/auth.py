@@ -172,7 +172,8 @@ class AddressLimit:
 def _reserve(engine: Engine, account: str, source: str, now: datetime) -> None:
     """Count this attempt as a failure before checking it, atomically and committed at once (so parallel
     guesses cannot all pass); a success clears it. Raises LoginError while the pair is locked."""
-    with Session(engine) as session, session.begin():
+    locked = False
+    with Session(engine) as session, session.begin():  # committed even when the attempt is refused
         values = {"account": account, "source": source, "failures": 0, "lockouts": 0}
         if engine.dialect.name == "postgresql":
             session.execute(pg_insert(SignInFailure).values(**values).on_conflict_do_nothing())
@@ -184,13 +185,14 @@ def _reserve(engine: Engine, account: str, source: str, now: datetime) -> None:
                               .values(failures=SignInFailure.failures + 1)
                               .returning(SignInFailure.failures, SignInFailure.lockouts)).first()
         if row is None:
-            raise LoginError("too many failed sign-ins; try again later")
-        failures, lockouts = row
-        if failures > MAX_FAILURES:
-            lock = min(LOCKOUT * (2 ** min(lockouts, 10)), MAX_LOCKOUT)
+            locked = True
+        elif row[0] > MAX_FAILURES:
+            lock = min(LOCKOUT * (2 ** min(row[1], 10)), MAX_LOCKOUT)
             session.execute(update(SignInFailure).where(key).values(
                 failures=0, lockouts=SignInFailure.lockouts + 1, locked_until=now + lock))
-            raise LoginError("too many failed sign-ins; try again later")
+            locked = True
+    if locked:
+        raise LoginError("too many failed sign-ins; try again later")
 
 
 def _cleared(engine: Engine, account: str, source: str) -> None:
