@@ -286,6 +286,29 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    alarm_id: Mapped[int | None] = mapped_column(Integer)  # a session opened by an SMS link: that alarm only
+
+
+class SignInFailure(Base):
+    """Failed sign-ins of one account from one client address, counted atomically; at the limit the pair
+    is locked, each lock longer than the last (back-off), so a stranger's guesses never lock the owner
+    out from their own address."""
+
+    __tablename__ = "sign_in_failures"
+    account: Mapped[str] = mapped_column(String(150), primary_key=True)  # user:<name> / worker:<phone>
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client address
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookReceipt(Base):
+    """A provider event already handled (an SMS's MessageSid, a call's CallSid + digits): a replay of a
+    signed webhook finds it here and changes nothing."""
+
+    __tablename__ = "webhook_receipts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column()
 
 
 class Event(Base):

@@ -44,12 +44,18 @@ from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_sc
 log = logging.getLogger("shouwang")
 
 
+NEW_PASSWORD_ENV = "SHOUWANG_NEW_PASSWORD"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # the password for `user add` is the command's input, not a setting: take it out before the settings
+    # loader (which refuses unknown SHOUWANG_* names) and out of the environment children would inherit
+    args.env_password = os.environ.pop(NEW_PASSWORD_ENV, None)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
@@ -363,7 +369,7 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
 
 
 def _user(settings: Settings, args: argparse.Namespace) -> int:
-    password = args.password or os.environ.get("SHOUWANG_NEW_PASSWORD")
+    password = args.password or getattr(args, "env_password", None)
     if not password or len(password) < 8:
         print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
               file=sys.stderr)

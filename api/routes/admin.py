@@ -474,6 +474,8 @@ def update_worker(worker_id: int, body: WorkerPatch, context: ContextDep, sessio
     pin = fields.pop("pin", None)
     with _translated():
         worker = admin.save_worker(session, admin.get(session, Worker, worker_id), fields)
+    if fields.get("active") is False:
+        accounts.deactivate_worker(session, worker)  # their sessions end
     if pin:
         accounts.set_pin(session, worker.phone, pin)
     _audit(session, context.clock.now(), who, "worker.update", f"worker:{worker.id}",

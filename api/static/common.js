@@ -23,6 +23,13 @@ const SW = (() => {
       map_amap: "高德地图", map_geo: "地图", movement: "有活动", phone_mark: "☎",
       resident_fine: "老人平安", needed_help: "需要帮助", taken_to_hospital: "已送医",
       away_with_family: "在家属处", device_fault: "设备故障", other: "其他", sign_out: "退出",
+      // the phone page's states, results and sign-in notices
+      st_open: "待处理", st_acknowledged: "已确认", st_accepted: "正在前往", st_arrived: "已到达现场",
+      st_resolved: "已结案", st_family: "家属处理中", accepted_done: "已出发 ✓", arrived_done: "已到达 ✓",
+      accepted_flash: "已记录：您正在前往", arrived_flash: "已记录：您已到达现场", resolved_flash: "已结案，谢谢您",
+      action_failed: "操作未成功，请重试", signed_out: "已退出登录", session_expired: "登录已过期，请重新登录",
+      sign_in_to_open: "请先登录以查看这条告警", login_failed: "手机号或PIN码不正确",
+      too_many: "尝试次数过多，请稍后再试",
     },
     en: {
       title: "Shouwang · Community care centre", open_alarms: "Open alarms", live: "live",
@@ -41,6 +48,13 @@ const SW = (() => {
       phone_mark: "☎", resident_fine: "Resident fine", needed_help: "Needed help",
       taken_to_hospital: "Taken to hospital", away_with_family: "Away with family", device_fault: "Device fault",
       other: "Other", sign_out: "Sign out",
+      st_open: "open", st_acknowledged: "acknowledged", st_accepted: "on the way", st_arrived: "on site",
+      st_resolved: "resolved", st_family: "family handling", accepted_done: "On my way ✓", arrived_done: "Arrived ✓",
+      accepted_flash: "Noted: you are on your way", arrived_flash: "Noted: you are on site",
+      resolved_flash: "Resolved, thank you", action_failed: "That did not work; try again",
+      signed_out: "Signed out", session_expired: "Your session has ended; sign in again",
+      sign_in_to_open: "Sign in to open this alarm", login_failed: "Wrong phone number or PIN",
+      too_many: "Too many attempts; try again later",
     },
   };
   let lang = "zh";

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts.db import claim
+from alerts.db import changed, claim
 from alerts.models import Alarm, AlarmKind, AlarmState, Attempt, AuditEntry, Device, Resident, WatchStatus
 from config.settings import RobotSettings
 
@@ -47,7 +47,7 @@ RATE_LIMITED = {45009, 130101}  # WeCom / DingTalk: too many messages, try later
 MAX_TRIES = 5
 SUMMARY_KEY = "duty-group-summary"
 
-TEXT = {
+TEXT: dict[str, dict[str, Any]] = {
     "zh": {"resident": "## 守望告警 {code}\n**{kind}** · {name}，{address}\n> {reason}\n\n"
                        "开始时间 {opened}\n[打开大屏]({link})",
            "system": "## 守望系统告警 {code}（监测中断）\n> {reason}\n\n"
@@ -282,9 +282,9 @@ class DutyGroup:
             elif row.detail.get("day") == day:
                 return None
             else:
-                won = session.execute(update(WatchStatus).where(
+                won = changed(session, update(WatchStatus).where(
                     WatchStatus.name == SUMMARY_KEY, WatchStatus.updated_at == row.updated_at,
-                ).values(updated_at=now, detail={"day": day})).rowcount
+                ).values(updated_at=now, detail={"day": day}))
                 if won != 1:
                     return None
             notice = self._summary_text(session, local)
