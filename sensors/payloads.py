@@ -64,6 +64,9 @@ class Reading:
     availability: Literal["online", "offline"] | None = None
     event_uid: str | None = None
     value: str | None = None
+    # a node's own report (ESPHome ``<prefix>/status``, Homie ``$state``/``$stats``): when no device has
+    # this id, it applies to every device whose id lies under it (``<id>/...``)
+    node: bool = False
 
 
 @dataclass(frozen=True)

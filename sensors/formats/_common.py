@@ -47,14 +47,16 @@ def binary_reading(device: str, kind: DeviceKind, on: bool, *, closed_when: OnOf
                    value="released")
 
 
-def availability(device: str, payload: bytes, *, online: str, offline: str, what: str) -> ParseResult:
+def availability(device: str, payload: bytes, *, online: str, offline: str, what: str,
+                 node: bool = False) -> ParseResult:
     """A plain-text availability report (a last will / birth message) whose payload is ``online`` or
-    ``offline`` as the vendor spells them: the device's health, never activity."""
+    ``offline`` as the vendor spells them: the device's health, never activity. ``node``: the report is a
+    node's, which applies to the devices under it (see :class:`sensors.payloads.Reading`)."""
     value = text(payload)
     if value not in (online, offline):
         return Rejection("invalid_field", f"{what} must be {online} or {offline}, got {value[:40]!r}", device)
     state: Literal["online", "offline"] = "online" if value == online else "offline"
-    return Reading(device=device, kind="availability", availability=state, value=state)
+    return Reading(device=device, kind="availability", availability=state, value=state, node=node)
 
 
 def load_object(payload: bytes, device: str | None) -> dict[str, Any] | Rejection:

@@ -69,7 +69,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "", sensor: s
 def _status(node: str, payload: bytes) -> ParseResult:
     if not valid_device(node):
         return Rejection("unknown_topic", f"no ESPHome node in {node!r}")
-    return availability(node, payload, online="online", offline="offline", what="status")
+    return availability(node, payload, online="online", offline="offline", what="status", node=True)
 
 
 def render_binary_sensor(node: str, name: str, on: bool) -> tuple[str, bytes]:
