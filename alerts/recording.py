@@ -38,6 +38,7 @@ from alerts.models import (
     QuarantinedMessage,
     QuarantineOverflow,
     Resident,
+    table_of,
 )
 from alerts.observations import Observation, Quarantined
 
@@ -216,10 +217,10 @@ def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchRe
     plain = [r for r in rows if r["event_uid"] is None]
     with_uid = [r for r in rows if r["event_uid"] is not None]
     inserted = list(plain)
-    insert_rows(session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in plain])
+    insert_rows(session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in plain])
     if with_uid:
         new = set(insert_rows_ignoring_conflicts(
-            session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
+            session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
             index_elements=["device_id", "event_uid"], index_where=Event.event_uid.isnot(None),
             returning=["device_id", "event_uid"],
         ))
@@ -297,7 +298,7 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Device.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Device), "b_id")
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
@@ -382,7 +383,7 @@ def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, floa
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Resident.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Resident), "b_id")
 
 
 def _source(q: Quarantined) -> str:
@@ -433,14 +434,12 @@ def _quarantine(session: Session, held: list[Quarantined], now: datetime, result
 def _count_overflow(session: Session, hour: datetime, now: datetime,
                     overflow: dict[tuple[str, str], list[int]]) -> None:
     """Add to the hour's overflow rows (one per source and reason), creating them as needed."""
-    table = QuarantineOverflow.__table__
-    dialect = session.get_bind().dialect
-    insert_for = postgresql.insert if is_postgres(dialect) else sqlite.insert
+    insert_for = postgresql.insert if is_postgres(session.get_bind().dialect) else sqlite.insert
     for (src, reason), (count, size) in sorted(overflow.items()):
-        statement = insert_for(table).values(hour=hour, source=src, reason=reason, dropped=count,
-                                             dropped_bytes=size, last_at=now)
+        statement = insert_for(QuarantineOverflow).values(hour=hour, source=src, reason=reason, dropped=count,
+                                                          dropped_bytes=size, last_at=now)
         session.execute(statement.on_conflict_do_update(
             index_elements=["hour", "source", "reason"],
-            set_={"dropped": table.c.dropped + statement.excluded.dropped,
-                  "dropped_bytes": table.c.dropped_bytes + statement.excluded.dropped_bytes,
+            set_={"dropped": QuarantineOverflow.dropped + statement.excluded.dropped,
+                  "dropped_bytes": QuarantineOverflow.dropped_bytes + statement.excluded.dropped_bytes,
                   "last_at": statement.excluded.last_at}))

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from sensors.payloads import ParseResult, Reading, Rejection, device_id_is_valid
+from sensors.payloads import Availability, ParseResult, Reading, Rejection, device_id_is_valid
 
 DeviceKind = Literal["motion", "door", "button"]
 OnOff = Literal["on", "off"]
@@ -55,7 +55,7 @@ def availability(device: str, payload: bytes, *, online: str, offline: str, what
     value = text(payload)
     if value not in (online, offline):
         return Rejection("invalid_field", f"{what} must be {online} or {offline}, got {value[:40]!r}", device)
-    state: Literal["online", "offline"] = "online" if value == online else "offline"
+    state: Availability = "online" if value == online else "offline"
     return Reading(device=device, kind="availability", availability=state, value=state, node=node)
 
 

@@ -104,9 +104,10 @@ def _motion_status(device: str, payload: bytes, force_update: bool) -> ParseResu
     data, motion = found
     battery = None
     if data.get("bat") is not None:
-        battery = percent(data["bat"], "bat", device)
-        if isinstance(battery, Rejection):
-            return battery
+        level = percent(data["bat"], "bat", device)
+        if isinstance(level, Rejection):
+            return level
+        battery = level
     return binary_reading(device, "motion", motion, closed_when=None, change_only=not force_update,
                           battery=battery)
 

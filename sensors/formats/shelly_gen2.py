@@ -35,7 +35,7 @@ RPC responses and requests are skipped.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -167,7 +167,7 @@ def _battery(params: dict[str, Any], device: str) -> int | Rejection | None:
 
 
 def _health(device: str, device_time: datetime | None, battery: int | None, what: str) -> ParseResult:
-    kind = "battery" if battery is not None else "heartbeat"
+    kind: Literal["battery", "heartbeat"] = "battery" if battery is not None else "heartbeat"
     return Reading(device=device, kind=kind, device_time=device_time, battery=battery, value=what[:100])
 
 
