@@ -292,3 +292,34 @@ def test_sql_error_logs_never_include_the_statement_parameters(db_url: str, limi
         engine.dispose()
     assert "INSERT INTO residents" in caplog.text and phone not in caplog.text
     assert phone not in str(raised.value)
+
+
+# -- 3. (screen) the resident card shows a device's clock skew ----------------------------------------------
+def test_the_resident_card_on_the_screen_marks_a_device_whose_clock_runs_ahead(tmp_path: Path) -> None:
+    pytest.importorskip("playwright")
+    from playwright.sync_api import expect, sync_playwright
+
+    from api.runtime import ingest_policy
+    from tests.test_browser import CHROMIUM, Site, marker, open_page
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium")
+    site = Site(tmp_path, homes=2)
+    try:
+        with Session(site.engine) as session, session.begin():
+            record_batch(session, [Observation(device="pir-1", kind="heartbeat", topic="t", delivery_key="skew",
+                                               device_time=T0 + H)], [], T0, ingest_policy(site.settings))
+            rid = session.scalars(select(Resident.id).where(Resident.external_ref == "r1")).one()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                outside: list[str] = []
+                page = open_page(browser, f"{site.url}/screen?token={site.screen_token}", outside)
+                expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
+                marker(page, rid).click()
+                expect(page.locator("#card .clock-skew")).to_have_text("时钟超前 ×1", timeout=10000)
+                assert not outside
+            finally:
+                browser.close()
+    finally:
+        site.close()
