@@ -35,6 +35,7 @@ SEVERITY = {
     AlarmKind.SYSTEM: Severity.HIGH,
     AlarmKind.DEVICE_OFFLINE: Severity.LOW,
     AlarmKind.LOW_BATTERY: Severity.LOW,
+    AlarmKind.CLOCK_SKEW: Severity.LOW,
 }
 
 
@@ -87,7 +88,7 @@ def open_alarm(
 
 POLICY_FOR_KIND = {
     AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
-    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system",
+    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.CLOCK_SKEW: "maintenance", AlarmKind.SYSTEM: "system",
 }
 
 

@@ -320,7 +320,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{message.at.isoformat()} {message.topic} {message.payload[:200]!r}{flags}")
         return 0
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-simulator-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         if until is not None:
@@ -356,7 +357,8 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
         print("shouwang: load mode needs a bound: --count N and/or --duration S", file=sys.stderr)
         return 2
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-load-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         sent, seconds = publisher.publish_at_rate(load_messages(community, settings.tz, SystemClock().now),

@@ -19,6 +19,9 @@ class DeviceOut(BaseModel):
     battery: int | None
     last_seen_at: datetime | None
     availability: str | None
+    clock_skew_count: int = Field(0, description="reports whose device time was further ahead than the allowed "
+                                  "clock skew (stored at receive time instead); SPEC section 2")
+    last_clock_skew_at: datetime | None = Field(None, description="when the last such report was received")
 
 
 class ResidentOut(BaseModel):
