@@ -1,7 +1,7 @@
 """auth hardening: sign-in failures per account and source, seen webhook ids, link-scoped sessions
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 01:40:00.000000
 
 ``sign_in_failures`` counts failed sign-ins per (account, client address) atomically, with a back-off
@@ -18,7 +18,7 @@ from alembic import op
 import alerts.db
 
 revision: str = '0006'
-down_revision: str | None = '0004'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
