@@ -270,6 +270,7 @@ class UserRole(enum.StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     SCREEN = "screen"
+    INTEGRATION = "integration"  # another system (the canteen's card system): may report signs of life only
 
 
 class User(Base):
