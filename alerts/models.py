@@ -70,6 +70,8 @@ class AlarmKind(enum.StrEnum):
     LOW_BATTERY = "low_battery"
     CLOCK_SKEW = "clock_skew"  # a device keeps sending times from the future (maintenance, SPEC section 2)
     SYSTEM = "system"
+    ROUTINE = "routine"  # no activity inside a time window ("did not get up"): a resident alarm
+    RHYTHM = "rhythm"  # today departs from the learned rhythm: a low-key notice, amber
 
 
 class Severity(enum.StrEnum):
@@ -138,6 +140,7 @@ class Grid(Base):
     name: Mapped[str] = mapped_column(String(200))
     inactivity_window_s: Mapped[int | None] = mapped_column(Integer)
     early_warning_s: Mapped[int | None] = mapped_column(Integer)
+    routine_window: Mapped[str | None] = mapped_column(String(11))  # "07:00-10:00", local time
     community: Mapped[Community] = relationship(back_populates="grids")
     micro_grids: Mapped[list[MicroGrid]] = relationship(back_populates="grid")
 
@@ -165,6 +168,10 @@ class Resident(Base):
             postgresql_where=text("due_at IS NOT NULL"),
             sqlite_where=text("due_at IS NOT NULL"),
         ),
+        Index("ix_residents_routine_due_at", "routine_due_at", postgresql_where=text("routine_due_at IS NOT NULL"),
+              sqlite_where=text("routine_due_at IS NOT NULL")),
+        Index("ix_residents_rhythm_due_at", "rhythm_due_at", postgresql_where=text("rhythm_due_at IS NOT NULL"),
+              sqlite_where=text("rhythm_due_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
@@ -185,6 +192,12 @@ class Resident(Base):
     watch_from: Mapped[datetime | None] = mapped_column()
     due_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
+    # time-window rule ("07:00-10:00"; NULL: the grid's, if any) and the end of the next window to judge
+    routine_window: Mapped[str | None] = mapped_column(String(11))
+    routine_due_at: Mapped[datetime | None] = mapped_column()
+    # the learned daily rhythm (alerts/rhythm.py, as a dict) and when the tick next looks at it
+    rhythm: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    rhythm_due_at: Mapped[datetime | None] = mapped_column()
     micro_grid: Mapped[MicroGrid | None] = relationship()
     devices: Mapped[list[Device]] = relationship(back_populates="resident")
     contacts: Mapped[list[Contact]] = relationship(
@@ -261,6 +274,7 @@ class UserRole(enum.StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     SCREEN = "screen"
+    INTEGRATION = "integration"  # another system (the canteen's card system): may report signs of life only
 
 
 class User(Base):
@@ -516,6 +530,20 @@ class QuarantineOverflow(Base):
     dropped: Mapped[int] = mapped_column(BigInteger)
     dropped_bytes: Mapped[int] = mapped_column(BigInteger)
     last_at: Mapped[datetime] = mapped_column()
+
+
+class SignOfLife(Base):
+    """A sign of life from outside the home: a meal-card swipe at the canteen, a worker's visit, a
+    phone call, a family visit. Counts as activity; shown on the resident card with its source."""
+
+    __tablename__ = "signs_of_life"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column()
+    source: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column()
+    recorded_by: Mapped[str] = mapped_column(String(200))
 
 
 class AuditEntry(Base):

@@ -124,14 +124,14 @@ def resident_status(
     open_alarm_kinds: frozenset[str],
     devices_online: list[bool],
 ) -> ResidentStatus:
-    if "inactivity" in open_alarm_kinds or "panic" in open_alarm_kinds:
+    if open_alarm_kinds & {"inactivity", "panic", "routine"}:
         return ResidentStatus.ALARM
     if is_away(away_until, away_until_activity, now):
         return ResidentStatus.AWAY
     start = watch_start(last_activity, watch_from)
     if start is not None and away_until is not None:
         start = max(start, away_until)
-    if start is not None and now >= start + limits.early_warning:
+    if "rhythm" in open_alarm_kinds or (start is not None and now >= start + limits.early_warning):
         return ResidentStatus.WARNING
     if devices_online and not any(devices_online):
         return ResidentStatus.OFFLINE

@@ -14,7 +14,7 @@ from alerts import rules
 from alerts.models import Alarm, AlarmKind, AlarmState, Device
 from alerts.views import alarm_row, resident_rows
 
-RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC)
+RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
 SEVERITY_ORDER = {"critical": 0, "high": 1, "low": 2}
 
 
@@ -25,6 +25,8 @@ def colour(status: str, alarm: dict[str, Any] | None, blind: bool) -> tuple[str,
     blue: acknowledged, someone is on it; amber: early warning, or the check call to the resident in
     progress (phone mark); grey: devices offline or the watch is blind; green: active.
     """
+    if alarm is not None and alarm["kind"] == AlarmKind.RHYTHM:  # a low-key notice, never red
+        return ("amber", False, False) if alarm["state"] == AlarmState.OPEN else ("blue", False, False)
     if alarm is not None and alarm["state"] == AlarmState.OPEN:
         if alarm["kind"] == AlarmKind.PANIC:
             return "red", True, False

@@ -54,6 +54,15 @@ def screen_token(session: Session, now: datetime, ttl: timedelta, label: str = "
     return issue_token(session, utcnow(), ttl, user_id=user.id, label=label)
 
 
+def integration_token(session: Session, now: datetime, name: str, ttl: timedelta) -> str:
+    """A long-lived token for another system (the canteen's card system) that may only report signs of
+    life (``POST /api/residents/{id}/activity``); one password-less ``integration`` account per name."""
+    username = f"integration:{name}"
+    user = session.scalars(select(User).where(User.username == username)).first() or add_user(
+        session, username, UserRole.INTEGRATION, None, now, name=name)
+    return issue_token(session, now, ttl, user_id=user.id, label=name)
+
+
 def token_for(session: Session, now: datetime, role: str, *, username: str | None = None,
               ttl: timedelta = timedelta(hours=12)) -> str:
     """A session token for a centre role (tests and the demo). ``now`` stamps the account; the token's

@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--label", default="wall screen")
     token.set_defaults(handler=_screen_token)
 
+    integration = commands.add_parser(
+        "integration-token", help="print a long-lived token for another system (e.g. the canteen's meal cards) "
+                                  "that may only report signs of life")
+    integration.add_argument("name", help="what the system is, e.g. canteen")
+    integration.add_argument("--days", type=int, default=365, help="how long the token lives (default 365)")
+    integration.set_defaults(handler=_integration_token)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the native MQTT payload")
     schema.set_defaults(handler=_schema)
 
@@ -401,6 +408,16 @@ def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
     now = make_clock(settings.clock, engine).now()
     with Session(engine) as session, session.begin():
         token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
+    print(token)
+    return 0
+
+
+def _integration_token(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    now = make_clock(settings.clock, engine).now()
+    with Session(engine) as session, session.begin():
+        token = accounts.integration_token(session, now, args.name, timedelta(days=args.days))
     print(token)
     return 0
 

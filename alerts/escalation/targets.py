@@ -85,6 +85,8 @@ def skip_reason(session: Session, person: Person, channel: str, now: datetime, s
 def template_for(kind: str, target: str, channel: str) -> str:
     if kind in (AlarmKind.DEVICE_OFFLINE, AlarmKind.LOW_BATTERY, AlarmKind.CLOCK_SKEW):
         return "maintenance_sms"
+    if kind == AlarmKind.RHYTHM:
+        return "rhythm_sms"
     if kind == AlarmKind.SYSTEM:
         return "system_call" if channel == "voice" else "system_sms"
     if target == "resident" and channel == "voice":

@@ -44,6 +44,11 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "zh": "守望系统告警。{reason}。告警编号{code}。确认请按1。",
         "en": "Shouwang system alarm. {reason}. Alarm {code}. Press 1 to acknowledge.",
     },
+    "rhythm_sms": {
+        "zh": "【守望】留意 {code}：{name}（{address}）{reason}。不是告警，方便时请关注一下。{link}",
+        "en": "[Shouwang] Notice {code}: {name} ({address}): {reason}. Not an alarm; please look in when you "
+              "can. {link}",
+    },
     "outcome_sms": {
         "zh": "【守望】{name}的告警{code}已处理：{outcome}。{note}",
         "en": "[Shouwang] Alarm {code} for {name} was closed: {outcome}. {note}",

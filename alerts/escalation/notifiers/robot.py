@@ -57,7 +57,8 @@ TEXT: dict[str, dict[str, Any]] = {
                       "- 昨日平均响应：{response}\n[打开大屏]({link})",
            "none": "无", "minutes": "{m}分钟",
            "kinds": {"inactivity": "长时间无活动", "panic": "紧急按钮", "system": "系统", "device_offline": "设备离线",
-                     "low_battery": "电量低"}},
+                     "low_battery": "电量低", "clock_skew": "设备时钟超前", "routine": "时段内无活动",
+                     "rhythm": "作息异常提醒"}},
     "en": {"resident": "## Shouwang alarm {code}\n**{kind}** · {name}, {address}\n> {reason}\n\nSince {opened}\n"
                        "[Open the screen]({link})",
            "system": "## Shouwang system alarm {code} (watch impaired)\n> {reason}\n\nSince {opened}. Check now.\n"
@@ -68,7 +69,9 @@ TEXT: dict[str, dict[str, Any]] = {
                       "[Open the screen]({link})",
            "none": "none", "minutes": "{m} min",
            "kinds": {"inactivity": "no activity", "panic": "panic button", "system": "system",
-                     "device_offline": "device offline", "low_battery": "low battery"}},
+                     "device_offline": "device offline", "low_battery": "low battery",
+                     "clock_skew": "device clock ahead", "routine": "no activity in time window",
+                     "rhythm": "rhythm notice"}},
 }
 
 
