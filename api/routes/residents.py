@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from sqlalchemy import select
 
 from alerts.models import AuditEntry, Contact, Grid, MicroGrid, Worker
 from alerts.views import resident_rows
 from api.auth import CurrentPrincipal, resident_scope, visible_resident
 from api.deps import ContextDep, SessionDep
+from api.errors import MAX_ID
 from api.schemas import ResidentCardOut, ResidentOut
 
 router = APIRouter(prefix="/api/residents", tags=["residents"])
@@ -23,7 +24,7 @@ def list_residents(context: ContextDep, session: SessionDep, principal: CurrentP
 
 
 @router.get("/{resident_id}", response_model=ResidentCardOut, responses={404: {"description": "no such resident"}})
-def resident_card(resident_id: int, context: ContextDep, session: SessionDep,
+def resident_card(resident_id: Annotated[int, Path(ge=1, le=MAX_ID)], context: ContextDep, session: SessionDep,
                   principal: CurrentPrincipal) -> dict[str, Any]:
     """The resident card: state, address, devices and battery, contacts, grid and micro-grid workers.
     Every view is written to the audit log with who."""
