@@ -42,7 +42,7 @@ def secret_key(engine: Engine, configured: str | None, process: str) -> str:
     if others:
         log.warning("api.secret_key differs between processes: SMS links signed by one do not open on the "
                     "others; give every process the same key, or none (then they share a generated one)",
-                    extra={"process": process, "other_processes": sorted(others)})
+                    extra={"this_process": process, "other_processes": sorted(others)})
     return key
 
 
