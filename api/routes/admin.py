@@ -6,10 +6,10 @@ change writes an audit entry with who; entries about residents name the fields c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -54,6 +54,7 @@ from api.deps import AppContext, ContextDep, SessionDep
 from api.errors import MAX_ID
 
 router = APIRouter(tags=["admin"])
+Row = TypeVar("Row")
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such row"}}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -80,6 +81,28 @@ def _translated() -> Iterator[None]:
 
 def _audit(session: Session, now: datetime, who: Principal, action: str, target: str, **detail: Any) -> None:
     session.add(AuditEntry(at=now, actor=who.label, action=action, target=target, detail=detail))
+
+
+def _saved(session: Session, now: datetime, who: Principal, action: str, save: Callable[[], Row],
+           **detail: Any) -> Row:
+    """One write of a row: the service call (its errors as HTTP errors), then the audit entry naming the
+    row it returned (``grid.update`` -> ``grid:12``)."""
+    with _translated():
+        row = save()
+    _audit(session, now, who, action, f"{action.split('.')[0]}:{row.id}", **detail)
+    return row
+
+
+def _deleted(session: Session, now: datetime, who: Principal, model: type[Any], row_id: int,
+             remove: Callable[[Session, Any], None], keep: Callable[[Any], dict[str, Any]] | None = None) -> Response:
+    """Get, delete and audit one row; ``keep`` picks what the audit entry remembers of it."""
+    kind = model.__tablename__.removesuffix("s")
+    with _translated():
+        row = admin.get(session, model, row_id)
+        detail = keep(row) if keep is not None else {}
+        remove(session, row)
+    _audit(session, now, who, f"{kind}.delete", f"{kind}:{row_id}", **detail)
+    return Response(status_code=204)
 
 
 def _hours(seconds: int | None) -> float | None:
@@ -117,29 +140,22 @@ def list_grids(session: SessionDep, _staff: CentreStaff) -> list[GridOut]:
 
 @router.post("/api/admin/grids", response_model=GridOut, status_code=201, responses=WRITE_ERRORS)
 def create_grid(body: GridIn, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
-    with _translated():
-        grid = admin.save_grid(session, None, body.model_dump(), context.clock.now(), context.policy.limits)
-    _audit(session, context.clock.now(), who, "grid.create", f"grid:{grid.id}", **body.model_dump())
-    return _grid_out(grid)
+    now, fields = context.clock.now(), body.model_dump()
+    return _grid_out(_saved(session, now, who, "grid.create", lambda: admin.save_grid(
+        session, None, fields, now, context.policy.limits), **fields))
 
 
 @router.patch("/api/admin/grids/{grid_id}", response_model=GridOut, responses=WRITE_ERRORS)
 def update_grid(grid_id: RowId, body: GridPatch, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
-    with _translated():
-        grid = admin.save_grid(session, admin.get(session, Grid, grid_id), fields, now, context.policy.limits)
-    _audit(session, now, who, "grid.update", f"grid:{grid.id}", **fields)
-    return _grid_out(grid)
+    return _grid_out(_saved(session, now, who, "grid.update", lambda: admin.save_grid(
+        session, admin.get(session, Grid, grid_id), fields, now, context.policy.limits), **fields))
 
 
 @router.delete("/api/admin/grids/{grid_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_grid(grid_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        grid = admin.get(session, Grid, grid_id)
-        name = grid.name
-        admin.delete_grid(session, grid)
-    _audit(session, context.clock.now(), who, "grid.delete", f"grid:{grid_id}", name=name)
-    return Response(status_code=204)
+    return _deleted(session, context.clock.now(), who, Grid, grid_id, admin.delete_grid,
+                    lambda grid: {"name": grid.name})
 
 
 def _micro_out(micro: MicroGrid) -> MicroGridOut:
@@ -156,32 +172,23 @@ def list_micro_grids(session: SessionDep, _staff: CentreStaff, grid_id: IdFilter
 
 @router.post("/api/admin/micro-grids", response_model=MicroGridOut, status_code=201, responses=WRITE_ERRORS)
 def create_micro_grid(body: MicroGridIn, context: ContextDep, session: SessionDep, who: Admin) -> MicroGridOut:
-    with _translated():
-        micro = admin.save_micro_grid(session, None, body.model_dump(), context.clock.now(),
-                                       context.policy.limits)
-    _audit(session, context.clock.now(), who, "micro_grid.create", f"micro_grid:{micro.id}", **body.model_dump())
-    return _micro_out(micro)
+    now, fields = context.clock.now(), body.model_dump()
+    return _micro_out(_saved(session, now, who, "micro_grid.create", lambda: admin.save_micro_grid(
+        session, None, fields, now, context.policy.limits), **fields))
 
 
 @router.patch("/api/admin/micro-grids/{micro_grid_id}", response_model=MicroGridOut, responses=WRITE_ERRORS)
 def update_micro_grid(micro_grid_id: RowId, body: MicroGridPatch, context: ContextDep, session: SessionDep,
                       who: Admin) -> MicroGridOut:
-    fields = body.model_dump(exclude_unset=True)
-    with _translated():
-        micro = admin.save_micro_grid(session, admin.get(session, MicroGrid, micro_grid_id), fields,
-                                      context.clock.now(), context.policy.limits)
-    _audit(session, context.clock.now(), who, "micro_grid.update", f"micro_grid:{micro.id}", **fields)
-    return _micro_out(micro)
+    now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
+    return _micro_out(_saved(session, now, who, "micro_grid.update", lambda: admin.save_micro_grid(
+        session, admin.get(session, MicroGrid, micro_grid_id), fields, now, context.policy.limits), **fields))
 
 
 @router.delete("/api/admin/micro-grids/{micro_grid_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_micro_grid(micro_grid_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        micro = admin.get(session, MicroGrid, micro_grid_id)
-        name = micro.name
-        admin.delete_micro_grid(session, micro)
-    _audit(session, context.clock.now(), who, "micro_grid.delete", f"micro_grid:{micro_grid_id}", name=name)
-    return Response(status_code=204)
+    return _deleted(session, context.clock.now(), who, MicroGrid, micro_grid_id, admin.delete_micro_grid,
+                    lambda micro: {"name": micro.name})
 
 
 # -- residents -------------------------------------------------------------------------------------------
@@ -359,33 +366,24 @@ def list_devices(session: SessionDep, _staff: CentreStaff, resident_id: IdFilter
 
 @router.post("/api/admin/devices", response_model=DeviceAdminOut, status_code=201, responses=WRITE_ERRORS)
 def create_device(body: DeviceIn, context: ContextDep, session: SessionDep, who: Admin) -> DeviceAdminOut:
-    now = context.clock.now()
-    with _translated():
-        device = admin.save_device(session, None, body.model_dump(), now, context.policy.device_limits.offline_after)
-    _audit(session, now, who, "device.create", f"device:{device.id}", **body.model_dump(mode="json"))
-    return _device_out(device)
+    now, offline_after = context.clock.now(), context.policy.device_limits.offline_after
+    return _device_out(_saved(session, now, who, "device.create", lambda: admin.save_device(
+        session, None, body.model_dump(), now, offline_after), **body.model_dump(mode="json")))
 
 
 @router.patch("/api/admin/devices/{device_id}", response_model=DeviceAdminOut, responses=WRITE_ERRORS)
 def update_device(device_id: RowId, body: DevicePatch, context: ContextDep, session: SessionDep,
                   who: Admin) -> DeviceAdminOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
-    with _translated():
-        device = admin.save_device(session, admin.get(session, Device, device_id), fields, now,
-                                   context.policy.device_limits.offline_after)
-    _audit(session, now, who, "device.update", f"device:{device.id}", **body.model_dump(mode="json",
-                                                                                         exclude_unset=True))
-    return _device_out(device)
+    return _device_out(_saved(session, now, who, "device.update", lambda: admin.save_device(
+        session, admin.get(session, Device, device_id), fields, now, context.policy.device_limits.offline_after),
+        **body.model_dump(mode="json", exclude_unset=True)))
 
 
 @router.delete("/api/admin/devices/{device_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_device(device_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        device = admin.get(session, Device, device_id)
-        external_id = device.external_id
-        admin.delete_device(session, device)
-    _audit(session, context.clock.now(), who, "device.delete", f"device:{device_id}", external_id=external_id)
-    return Response(status_code=204)
+    return _deleted(session, context.clock.now(), who, Device, device_id, admin.delete_device,
+                    lambda device: {"external_id": device.external_id})
 
 
 @router.post("/api/quarantine/{quarantine_id}/adopt", response_model=AdoptOut, tags=["quarantine"],
@@ -486,10 +484,7 @@ def update_worker(worker_id: RowId, body: WorkerPatch, context: ContextDep, sess
 
 @router.delete("/api/admin/workers/{worker_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_worker(worker_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        admin.delete_worker(session, admin.get(session, Worker, worker_id))
-    _audit(session, context.clock.now(), who, "worker.delete", f"worker:{worker_id}")
-    return Response(status_code=204)
+    return _deleted(session, context.clock.now(), who, Worker, worker_id, admin.delete_worker)
 
 
 # -- the audit log ---------------------------------------------------------------------------------------
