@@ -26,6 +26,7 @@ from alerts.models import (
     Outcome,
     Resident,
     Severity,
+    table_of,
 )
 
 SEVERITY = {
@@ -34,6 +35,7 @@ SEVERITY = {
     AlarmKind.SYSTEM: Severity.HIGH,
     AlarmKind.DEVICE_OFFLINE: Severity.LOW,
     AlarmKind.LOW_BATTERY: Severity.LOW,
+    AlarmKind.CLOCK_SKEW: Severity.LOW,
 }
 
 
@@ -69,7 +71,7 @@ def open_alarm(
     decides, so two processes never open two.
     """
     key = open_key(kind, resident_id=resident_id, device_id=device_id, system_key=system_key)
-    table = Alarm.__table__
+    table = table_of(Alarm)
     statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).values(
         kind=kind, severity=SEVERITY[kind], state=AlarmState.OPEN, open_key=key, resident_id=resident_id,
         device_id=device_id, system_key=system_key, reason=reason, devices_offline=devices_offline,
@@ -86,7 +88,7 @@ def open_alarm(
 
 POLICY_FOR_KIND = {
     AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
-    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system",
+    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.CLOCK_SKEW: "maintenance", AlarmKind.SYSTEM: "system",
 }
 
 

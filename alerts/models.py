@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -35,6 +36,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The mapped table of a model, typed as a ``Table`` (``__table__`` is typed as any ``FromClause``)."""
+    return Base.metadata.tables[str(model.__tablename__)]
 
 
 class DeviceKind(enum.StrEnum):
@@ -62,6 +68,7 @@ class AlarmKind(enum.StrEnum):
     PANIC = "panic"
     DEVICE_OFFLINE = "device_offline"
     LOW_BATTERY = "low_battery"
+    CLOCK_SKEW = "clock_skew"  # a device keeps sending times from the future (maintenance, SPEC section 2)
     SYSTEM = "system"
 
 
@@ -213,6 +220,9 @@ class Device(Base):
     offline_due_at: Mapped[datetime | None] = mapped_column()
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)  # last reported occupancy / contact closed
+    # reports whose device time was further ahead than rules.clock_skew (stored at receive time), and the last
+    clock_skew_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_clock_skew_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
     resident: Mapped[Resident | None] = relationship(back_populates="devices")
 
@@ -280,6 +290,29 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    alarm_id: Mapped[int | None] = mapped_column(Integer)  # a session opened by an SMS link: that alarm only
+
+
+class SignInFailure(Base):
+    """Failed sign-ins of one account from one client address, counted atomically; at the limit the pair
+    is locked, each lock longer than the last (back-off), so a stranger's guesses never lock the owner
+    out from their own address."""
+
+    __tablename__ = "sign_in_failures"
+    account: Mapped[str] = mapped_column(String(150), primary_key=True)  # user:<name> / worker:<phone>
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client address
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookReceipt(Base):
+    """A provider event already handled (an SMS's MessageSid, a call's CallSid + digits): a replay of a
+    signed webhook finds it here and changes nothing."""
+
+    __tablename__ = "webhook_receipts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column()
 
 
 class Event(Base):
@@ -468,6 +501,21 @@ class QuarantinedMessage(Base):
     device_external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     delivery_key: Mapped[str] = mapped_column(String(32), index=True)
     adopted_at: Mapped[datetime | None] = mapped_column()
+
+
+class QuarantineOverflow(Base):
+    """What the quarantine did not keep: per hour, source (the device's external id, else the topic) and
+    reason, how many messages and bytes were only counted (see ``alerts.recording.QUARANTINE_KEEP_PER_SOURCE``)."""
+
+    __tablename__ = "quarantine_overflow"
+    __table_args__ = (UniqueConstraint("hour", "source", "reason", name="uq_quarantine_overflow_hour_source"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[datetime] = mapped_column(index=True)  # start of the hour (UTC)
+    source: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(40))
+    dropped: Mapped[int] = mapped_column(BigInteger)
+    dropped_bytes: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column()
 
 
 class AuditEntry(Base):

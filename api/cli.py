@@ -46,12 +46,18 @@ from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_sc
 log = logging.getLogger("shouwang")
 
 
+NEW_PASSWORD_ENV = "SHOUWANG_NEW_PASSWORD"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # the password for `user add` is the command's input, not a setting: take it out before the settings
+    # loader (which refuses unknown SHOUWANG_* names) and out of the environment children would inherit
+    args.env_password = os.environ.pop(NEW_PASSWORD_ENV, None)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
@@ -366,7 +372,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{message.at.isoformat()} {message.topic} {message.payload[:200]!r}{flags}")
         return 0
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-simulator-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         if until is not None:
@@ -402,7 +409,8 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
         print("shouwang: load mode needs a bound: --count N and/or --duration S", file=sys.stderr)
         return 2
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-load-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         sent, seconds = publisher.publish_at_rate(load_messages(community, settings.tz, SystemClock().now),
@@ -415,7 +423,7 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
 
 
 def _user(settings: Settings, args: argparse.Namespace) -> int:
-    password = args.password or os.environ.get("SHOUWANG_NEW_PASSWORD")
+    password = args.password or getattr(args, "env_password", None)
     if not password or len(password) < 8:
         print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
               file=sys.stderr)

@@ -35,6 +35,9 @@ class DeviceOut(BaseModel):
     availability: str | None = Field(description="what the device (or its bridge's last will) last said of "
                                      "itself: 'online', 'offline', or null if it never said; `online` is the "
                                      "verdict that counts")
+    clock_skew_count: int = Field(0, description="reports whose device time was further ahead than the allowed "
+                                  "clock skew (stored at receive time instead); SPEC section 2")
+    last_clock_skew_at: datetime | None = Field(None, description="when the last such report was received")
 
 
 class ResidentOut(BaseModel):

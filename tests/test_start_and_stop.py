@@ -198,3 +198,13 @@ def test_demo_help_warns_about_data_shows_defaults_and_lists_the_scenarios() -> 
     assert "--seed" in text and "same seed gives the same community" in text
     for name in shipped_scenarios():
         assert name in text
+
+
+# -- 15: the metrics are documented ---------------------------------------------------------------------------
+def test_every_prometheus_metric_is_documented() -> None:
+    from alerts.metrics import Metrics
+
+    documented = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    names = {metric.name for metric in Metrics().registry.collect()}
+    missing = sorted(n for n in names if n not in documented and f"{n}_total" not in documented)
+    assert names and not missing, missing

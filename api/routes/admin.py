@@ -475,6 +475,8 @@ def update_worker(worker_id: RowId, body: WorkerPatch, context: ContextDep, sess
     pin = fields.pop("pin", None)
     with _translated():
         worker = admin.save_worker(session, admin.get(session, Worker, worker_id), fields)
+    if fields.get("active") is False:
+        accounts.deactivate_worker(session, worker)  # their sessions end
     if pin:
         accounts.set_pin(session, worker.phone, pin)
     _audit(session, context.clock.now(), who, "worker.update", f"worker:{worker.id}",

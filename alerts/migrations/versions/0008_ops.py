@@ -2,7 +2,7 @@
 shared by every process of one database; fingerprints of configured keys, to warn when processes disagree
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01 02:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import alerts.db
 
 revision: str = '0008'
-down_revision: str | None = '0004'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
