@@ -556,6 +556,16 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class ServiceSecret(Base):
+    """Secrets of the service itself (``api/secret_key.py``): the SMS-link signing key generated on first
+    start, and fingerprints (never the keys) of keys given in settings, one per process."""
+
+    __tablename__ = "service_secrets"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column()
+
+
 class WatchStatus(Base):
     """Heartbeats of the watch itself: one row per component and process (scheduler tick, consumer)."""
 

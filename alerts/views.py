@@ -42,7 +42,7 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
             devices_online=[d.online for d in devices[resident.id]],
         )
         result.append({
-            "id": resident.id, "name": resident.name, "address": resident.address,
+            "id": resident.id, "ref": resident.external_ref, "name": resident.name, "address": resident.address,
             "latitude": resident.latitude, "longitude": resident.longitude, "phone": resident.phone,
             "micro_grid_id": resident.micro_grid_id, "status": status.value,
             "last_activity_at": resident.last_activity_at, "due_at": resident.due_at,
