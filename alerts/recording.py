@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
@@ -28,6 +28,7 @@ from alerts.db import (
     is_postgres,
     one_of,
 )
+from alerts.escalation.templates import Language
 from alerts.limits import LIMIT_COLUMNS, limits_from, with_grid
 from alerts.models import (
     AlarmKind,
@@ -56,6 +57,8 @@ class IngestPolicy:
     device_limits: rules.DeviceLimits
     clock_skew: timedelta
     redelivery_window: timedelta
+    language: Language = "zh"  # notify.language and the local time zone: the words of a panic alarm
+    zone: tzinfo = wording.DEFAULT_ZONE
 
 
 @dataclass
@@ -110,7 +113,7 @@ def record_batch(session: Session, observations: Sequence[Observation], quaranti
     rows, device_updates = _events(known, devices, now, policy, result)
     inserted = _insert_events(session, rows, result)
     _update_devices(session, device_updates, policy.device_limits)
-    _apply_activity(session, inserted, devices, now, result)
+    _apply_activity(session, inserted, devices, now, result, policy)
     _quarantine(session, held, now, result)
     return result
 
@@ -268,7 +271,7 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
-                    now: datetime, result: BatchResult) -> None:
+                    now: datetime, result: BatchResult, policy: IngestPolicy) -> None:
     """Move the residents' last activity for the inserted activity rows; open panic alarms."""
     by_id = {d.id: d for d in devices.values()}
     latest: dict[int, tuple[datetime, float]] = {}
@@ -286,8 +289,10 @@ def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: d
             panics.setdefault((device.resident_id, device.id), row["occurred_at"])
     _move_last_activity(session, latest)
     for (resident_id, device_id), pressed_at in panics.items():
+        params = {"at": wording.instant(pressed_at)}
         alarm_id = open_alarm(
-            session, AlarmKind.PANIC, now, reason=f"panic button pressed at {pressed_at.isoformat()}",
+            session, AlarmKind.PANIC, now, reason_code="panic", reason_params=params,
+            reason=wording.reason("panic", params, policy.language, policy.zone),
             resident_id=resident_id, device_id=None if resident_id is not None else device_id,
             last_activity_at=pressed_at,
         )

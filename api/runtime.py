@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.escalation import runner as chain
@@ -41,6 +41,7 @@ def watch_policy(settings: Settings) -> WatchPolicy:
         device_limits=rules.DeviceLimits(offline_after=r.device_offline_after, offline_grace=r.offline_grace,
                                          low_battery_percent=r.low_battery_percent),
         broker_down_after=r.broker_down_alarm_after, event_retention=r.event_retention, zone=settings.tz,
+        language=settings.notify.language,
     )
 
 
@@ -56,7 +57,8 @@ def chain_settings(settings: Settings, secret_key: str = "") -> ChainSettings:
 def ingest_policy(settings: Settings) -> IngestPolicy:
     policy = watch_policy(settings)
     return IngestPolicy(limits=policy.limits, device_limits=policy.device_limits,
-                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window)
+                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window,
+                        language=settings.notify.language, zone=settings.tz)
 
 
 class Runtime:
@@ -67,6 +69,7 @@ class Runtime:
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
         self.policy = watch_policy(settings)
+        wording.configure(settings.notify.language, settings.tz)
         self.secret_key = settings.api.secret_key or secrets.token_urlsafe(32)
         if settings.api.secret_key is None:
             log.warning("api.secret_key is not set: SMS links will not survive a restart (set "

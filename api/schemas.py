@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -92,7 +93,9 @@ class AlarmOut(BaseModel):
     resident_id: int | None
     device_id: int | None
     system_key: str | None
-    reason: str
+    reason: str = Field(description="why it opened, worded in notify.language, local time")
+    reason_code: str | None = Field(None, description="the reason for programs (alerts/wording.py REASONS)")
+    reason_params: dict[str, Any] | None = Field(None, description="the reason's parameters (instants in UTC)")
     devices_offline: bool
     opened_at: datetime
     last_activity_at: datetime | None
@@ -102,6 +105,7 @@ class AlarmOut(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     outcome: str | None
+    outcome_text: str | None = Field(None, description="the outcome worded in notify.language")
     note: str | None
     auto_resolved: bool
     step: int | None = Field(None, description="escalation step reached (1-based)")
