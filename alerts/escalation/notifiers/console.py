@@ -3,7 +3,9 @@ records them like any provider, so the demo and a fresh install work with no int
 
 For the demo it can play the people: a ``script`` maps a phone number to what that person does
 (``no-answer``, ``busy``, ``press:1`` after some delay, ...); :meth:`poll` hands the resulting events to
-the chain when the (possibly simulated) clock reaches them.
+the chain when the (possibly simulated) clock reaches them. With ``timed`` (the demo's simulated people,
+:mod:`simulator.people`), :meth:`take_due` hands them over with the instant each happened instead, so
+they are applied at that instant and not at the next tick (at 600x a tick is 10 simulated minutes).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ConsoleProvider:
         self._pending: list[tuple[datetime, ProviderEvent]] = []
         self._lock = threading.Lock()
         self.sent: list[tuple[str, str, str]] = []  # (channel, to, text): what a test or the demo can read
+        self.timed = False  # the events are taken with their instants by take_due (poll returns none)
 
     def call(self, attempt_id: int, to: str, message: Message) -> str:
         provider_id = f"console-call-{next(self._ids)}"
@@ -88,7 +91,13 @@ class ConsoleProvider:
         return WebhookReply(render(message, self.language) if message else "", "text/plain")
 
     def poll(self, now: datetime) -> list[ProviderEvent]:
+        if self.timed:
+            return []
+        return [event for _, event in self.take_due(now)]
+
+    def take_due(self, now: datetime) -> list[tuple[datetime, ProviderEvent]]:
+        """The events that happened by ``now``, each with its instant, oldest first."""
         with self._lock:
-            due = [event for at, event in self._pending if at <= now]
+            due = sorted(((at, event) for at, event in self._pending if at <= now), key=lambda pair: pair[0])
             self._pending = [(at, event) for at, event in self._pending if at > now]
         return due
