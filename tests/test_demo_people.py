@@ -112,6 +112,9 @@ def test_the_demo_people_answer_at_their_own_times_and_the_kpis_match_a_hand_cou
     alarms = demo.alarms()
     assert [a.kind for a in alarms] == ["inactivity", "panic", "inactivity", "inactivity"]
     assert all(a.responders_called_at is not None and a.acknowledged_at is not None for a in alarms)
+    # the chain moves on simulated time, not on the tick: the check call rings out after 40 s and the
+    # responders are called then; a panic calls them at the press
+    assert [a.responders_called_at - a.opened_at for a in alarms] == [40 * S, 0 * S, 40 * S, 40 * S]  # type: ignore[operator]
     # each answer at its own instant: the grid worker's calls, in order, answered after 45 s, 50 s, 95 s, 45 s
     answered = [a.acknowledged_at - a.responders_called_at for a in alarms]  # type: ignore[operator]
     assert answered == [45 * S, 50 * S, 95 * S, 45 * S]
@@ -130,6 +133,7 @@ def test_the_demo_people_answer_at_their_own_times_and_the_kpis_match_a_hand_cou
         "on_site_45min_share": sum(d <= 45 * M for d in on_site) / 4,
         "median_ack_seconds": statistics.median(to_ack),
     }
+    assert to_ack == [85, 50, 135, 85] and expected["median_ack_seconds"] == 85
     assert expected["ack_within_60s_share"] == 0.75
     assert 0 < expected["on_site_45min_share"] < 1  # travel times spread across the 45-minute line
     got = demo.kpis(now)

@@ -43,6 +43,15 @@ class Behaviour:
 Script = Callable[[str], Behaviour | None]
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """A simulated person's event: due ``at`` (the send plus the person's delay ``after``)."""
+
+    at: datetime
+    event: ProviderEvent
+    after: timedelta
+
+
 class ConsoleProvider:
     name = "console"
 
@@ -51,7 +60,7 @@ class ConsoleProvider:
         self.language = language
         self.script = script
         self._ids = itertools.count(1)
-        self._pending: list[tuple[datetime, ProviderEvent]] = []
+        self._pending: list[Scheduled] = []
         self._lock = threading.Lock()
         self.sent: list[tuple[str, str, str]] = []  # (channel, to, text): what a test or the demo can read
         self.timed = False  # the events are taken with their instants by take_due (poll returns none)
@@ -72,7 +81,7 @@ class ConsoleProvider:
             else:
                 events.append(CallStatus(attempt_id, provider_id, behaviour.outcome))
             with self._lock:
-                self._pending.extend((at, event) for event in events)
+                self._pending.extend(Scheduled(at, event, behaviour.after) for event in events)
         return provider_id
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
@@ -81,7 +90,8 @@ class ConsoleProvider:
         self.sent.append(("sms", to, text))
         log.warning("SMS %s: %s", to, text, extra={"attempt": attempt_id})
         with self._lock:
-            self._pending.append((self._clock(), SmsStatus(attempt_id, provider_id, "delivered")))
+            self._pending.append(Scheduled(self._clock(), SmsStatus(attempt_id, provider_id, "delivered"),
+                                           timedelta(0)))
         return provider_id
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
@@ -93,11 +103,11 @@ class ConsoleProvider:
     def poll(self, now: datetime) -> list[ProviderEvent]:
         if self.timed:
             return []
-        return [event for _, event in self.take_due(now)]
+        return [s.event for s in self.take_due(now)]
 
-    def take_due(self, now: datetime) -> list[tuple[datetime, ProviderEvent]]:
-        """The events that happened by ``now``, each with its instant, oldest first."""
+    def take_due(self, now: datetime | None = None) -> list[Scheduled]:
+        """The events due by ``now`` (all of them without ``now``), with their instants, oldest first."""
         with self._lock:
-            due = sorted(((at, event) for at, event in self._pending if at <= now), key=lambda pair: pair[0])
-            self._pending = [(at, event) for at, event in self._pending if at > now]
+            due = sorted((s for s in self._pending if now is None or s.at <= now), key=lambda s: s.at)
+            self._pending = [s for s in self._pending if now is not None and s.at > now]
         return due
