@@ -26,6 +26,7 @@ from alerts.models import (
     Outcome,
     Resident,
     Severity,
+    table_of,
 )
 
 SEVERITY = {
@@ -71,7 +72,7 @@ def open_alarm(
     decides, so two processes never open two.
     """
     key = open_key(kind, resident_id=resident_id, device_id=device_id, system_key=system_key)
-    table = Alarm.__table__
+    table = table_of(Alarm)
     statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).values(
         kind=kind, severity=SEVERITY[kind], state=AlarmState.OPEN, open_key=key, resident_id=resident_id,
         device_id=device_id, system_key=system_key, reason=reason, reason_code=reason_code,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple, cast
 
 from alembic import command
 from alembic.config import Config
@@ -33,14 +33,16 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+Ts = TypeVarTuple("Ts")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -169,6 +171,7 @@ def _copy(session: Session, table: str, columns: Mapping[str, TypeEngine[Any]],
     dialect = session.get_bind().dialect
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     driver = session.connection().connection.driver_connection
+    assert driver is not None, "COPY needs a live driver connection"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             copy.set_types([_binary_type(type_) for type_ in columns.values()])
@@ -278,7 +281,12 @@ class BatchParameters:
         _sql(session, f"DELETE FROM {self.stage_name}")
 
 
-def claim(query: Select[Any], dialect: Dialect, of: Any = None) -> Select[Any]:
+def changed(session: Session, statement: Update | Delete) -> int:
+    """Execute an UPDATE or DELETE; how many rows it changed (the conditional-UPDATE claim's answer)."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def claim(query: Select[*Ts], dialect: Dialect, of: Any = None) -> Select[*Ts]:
     """Lock the selected rows for this transaction, skipping rows another process holds.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED``. SQLite has one writer at a time (BEGIN IMMEDIATE), so the

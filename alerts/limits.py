@@ -9,7 +9,7 @@ change between restarts, and a grid's window changes for all its residents at on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -17,14 +17,16 @@ from sqlalchemy.orm import Session
 from alerts import rules
 from alerts.models import Grid, MicroGrid, Resident
 
+Ts = TypeVarTuple("Ts")
 
-def with_grid(query: Select[Any]) -> Select[Any]:
+
+def with_grid(query: Select[*Ts]) -> Select[*Ts]:
     """``query`` joined resident -> micro-grid -> grid (outer joins: a resident may have neither)."""
     return (query.outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
             .outerjoin(Grid, MicroGrid.grid_id == Grid.id))
 
 
-def residents_with_limits() -> Select[tuple[Resident, int | None, int | None]]:
+def residents_with_limits() -> Select[Resident, int | None, int | None]:
     """Residents with their grid's overrides; give each row to :func:`limits_of`."""
     return with_grid(select(Resident, Grid.inactivity_window_s, Grid.early_warning_s))
 

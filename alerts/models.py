@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -35,6 +36,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The mapped table of a model, typed as a ``Table`` (``__table__`` is typed as any ``FromClause``)."""
+    return Base.metadata.tables[str(model.__tablename__)]
 
 
 class DeviceKind(enum.StrEnum):

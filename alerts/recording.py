@@ -37,6 +37,7 @@ from alerts.models import (
     Event,
     QuarantinedMessage,
     Resident,
+    table_of,
 )
 from alerts.observations import Observation, Quarantined
 
@@ -191,10 +192,10 @@ def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchRe
     plain = [r for r in rows if r["event_uid"] is None]
     with_uid = [r for r in rows if r["event_uid"] is not None]
     inserted = list(plain)
-    insert_rows(session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in plain])
+    insert_rows(session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in plain])
     if with_uid:
         new = set(insert_rows_ignoring_conflicts(
-            session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
+            session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
             index_elements=["device_id", "event_uid"], index_where=Event.event_uid.isnot(None),
             returning=["device_id", "event_uid"],
         ))
@@ -267,7 +268,7 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Device.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Device), "b_id")
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
@@ -326,7 +327,7 @@ def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, floa
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Resident.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Resident), "b_id")
 
 
 def _quarantine(session: Session, held: list[Quarantined], now: datetime, result: BatchResult) -> None:

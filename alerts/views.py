@@ -26,7 +26,8 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
     open_kinds: dict[int, set[str]] = defaultdict(set)
     for rid, kind in session.execute(select(Alarm.resident_id, Alarm.kind).where(
             Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(ids))):
-        open_kinds[rid].add(kind)
+        if rid is not None:
+            open_kinds[rid].add(kind)
     devices: dict[int, list[Device]] = defaultdict(list)
     for device in session.scalars(select(Device).where(Device.resident_id.in_(ids))):
         assert device.resident_id is not None

@@ -180,10 +180,11 @@ class Consumer:
                 self._disconnected_since = None
                 self._ever_connected = True
             self.metrics.broker_connected.set(1)
-            options = SubscribeOptions(qos=1) if self.settings.protocol == "5" else 1
-            topics = [(subscription(route.topic, self.settings.share_group), options)
-                      for route in self.settings.routes]
-            client.subscribe(topics)
+            names = [subscription(route.topic, self.settings.share_group) for route in self.settings.routes]
+            if self.settings.protocol == "5":
+                client.subscribe([(name, SubscribeOptions(qos=1)) for name in names])
+            else:
+                client.subscribe([(name, 1) for name in names])
             log.info("connected to broker", extra={"broker": self.settings.url, "client_id": self.client_id})
         except Exception:
             log.exception("on_connect failed")

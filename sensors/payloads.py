@@ -26,6 +26,9 @@ ReadingKind = Literal[
 ACTIVITY_KINDS = frozenset({"motion", "door", "button", "meter"})
 
 
+
+Availability = Literal["online", "offline"]
+
 class NativePayload(BaseModel):
     """One report from a device in Shouwang's own format."""
 
@@ -61,7 +64,7 @@ class Reading:
     # count as activity only when ``occupied`` changes (Zigbee2MQTT with cache_state on, door contacts)
     change_only: bool = False
     battery: int | None = None
-    availability: Literal["online", "offline"] | None = None
+    availability: Availability | None = None
     event_uid: str | None = None
     value: str | None = None
 

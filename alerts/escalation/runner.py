@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 import config
 from alerts import alarms as alarm_ops
 from alerts.alarms import snapshot_policy
-from alerts.db import claim
+from alerts.db import changed, claim
 from alerts.escalation import policy as esc
 from alerts.escalation.notifiers.base import (
     NotifyError,
@@ -244,10 +244,10 @@ def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings
                     status=AttemptStatus.FAILED, ended_at=now, error=f"gave up after {tries} tries"))
                 continue
             threshold = now - settings.retry_after * (2 ** max(tries - 1, 0))
-            won = session.execute(update(Attempt).where(
+            won = changed(session, update(Attempt).where(
                 Attempt.id == attempt_id, Attempt.status == AttemptStatus.PENDING,
                 or_(Attempt.claimed_at.is_(None), Attempt.claimed_at <= threshold),
-            ).values(claimed_at=now)).rowcount
+            ).values(claimed_at=now))
             if won == 1:
                 claimed.append(attempt_id)
     if claimed:

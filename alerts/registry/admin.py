@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from alerts.models import (
     ApiToken,
     Attempt,
     AuditEntry,
+    Base,
     Community,
     Contact,
     Device,
@@ -40,6 +41,8 @@ from alerts.models import (
     WorkerRole,
 )
 from alerts.registry import geo
+
+M = TypeVar("M", bound=Base)
 
 
 class AdminError(ValueError):
@@ -70,7 +73,7 @@ _NAMES = {"communities": "community", "grids": "grid", "micro_grids": "micro-gri
           "devices": "device", "contacts": "contact", "workers": "worker", "quarantine": "quarantined message"}
 
 
-def get(session: Session, model: type[Any], row_id: int) -> Any:
+def get(session: Session, model: type[M], row_id: int) -> M:
     row = session.get(model, row_id)
     if row is None:
         raise NotFound(f"no {_NAMES.get(model.__tablename__, model.__tablename__)} {row_id}")
@@ -100,7 +103,7 @@ def create_community(session: Session, name: str, point: Point | None = None) ->
 def default_community(session: Session, community_id: int | None = None) -> Community:
     """The given community, or the only one there is."""
     if community_id is not None:
-        return get(session, Community, community_id)  # type: ignore[no-any-return]
+        return get(session, Community, community_id)
     found = session.scalars(select(Community).limit(2)).all()
     if len(found) != 1:
         raise AdminError("name the community (community_id): there are " + ("none yet" if not found else "several"))

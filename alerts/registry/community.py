@@ -9,7 +9,7 @@ alarm (absence of data is not evidence of safety).
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from alerts import rules
 from alerts.limits import refresh_due, refresh_grid
 from alerts.models import (
     AuditEntry,
+    Base,
     Community,
     Contact,
     Device,
@@ -28,6 +29,8 @@ from alerts.models import (
     Worker,
     WorkerRole,
 )
+
+M = TypeVar("M", bound=Base)
 
 
 class CommunityFileError(ValueError):
@@ -61,12 +64,7 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
            now: datetime, default: rules.Limits) -> dict[str, MicroGrid]:
     found: dict[str, MicroGrid] = {}
     for item in grids:
-        grid = session.scalars(select(Grid).where(Grid.community_id == community.id,
-                                                  Grid.name == item["name"])).first()
-        if grid is None:
-            grid = Grid(community_id=community.id, name=item["name"])
-            session.add(grid)
-            counts["grids"] += 1
+        grid = _get_or_add(session, counts, "grids", Grid, community_id=community.id, name=item["name"])
         window, warning = _hours(item.get("window_hours")), _hours(item.get("early_warning_hours"))
         changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s) != (window, warning)
         grid.inactivity_window_s, grid.early_warning_s = window, warning
@@ -74,12 +72,7 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
         if changed:
             refresh_grid(session, grid.id, default, now)
         for sub in item.get("micro_grids", []):
-            micro = session.scalars(select(MicroGrid).where(MicroGrid.grid_id == grid.id,
-                                                            MicroGrid.name == sub["name"])).first()
-            if micro is None:
-                micro = MicroGrid(grid_id=grid.id, name=sub["name"])
-                session.add(micro)
-                counts["micro_grids"] += 1
+            micro = _get_or_add(session, counts, "micro_grids", MicroGrid, grid_id=grid.id, name=sub["name"])
             session.flush()
             found[f"{grid.name}/{micro.name}"] = micro
     return found
@@ -153,6 +146,16 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
                                          relation=contact.get("relation", "family"),
                                          priority=contact.get("priority", position)))
         counts["contacts"] += 1
+
+
+def _get_or_add(session: Session, counts: dict[str, int], what: str, model: type[M], **keys: Any) -> M:
+    """The row with these key values, or a new one (counted under ``what``)."""
+    row = session.scalars(select(model).filter_by(**keys)).first()
+    if row is None:
+        row = model(**keys)
+        session.add(row)
+        counts[what] += 1
+    return row
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, text, valid_device
-from sensors.payloads import Ignored, ParseResult, Reading, Rejection
+from sensors.payloads import Availability, Ignored, ParseResult, Reading, Rejection
 
 STATES = {"ON": True, "OFF": False}
 
@@ -72,7 +72,7 @@ def _status(node: str, payload: bytes) -> ParseResult:
     value = text(payload)
     if value not in ("online", "offline"):
         return Rejection("invalid_field", f"status must be online or offline, got {value[:40]!r}", node)
-    availability = "online" if value == "online" else "offline"
+    availability: Availability = "online" if value == "online" else "offline"
     return Reading(device=node, kind="availability", availability=availability, value=availability)
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, percent, text, valid_device
-from sensors.payloads import Ignored, ParseResult, Reading, Rejection
+from sensors.payloads import Availability, Ignored, ParseResult, Reading, Rejection
 
 LIFECYCLE = {"ready": "online", "sleeping": "online", "disconnected": "offline", "lost": "offline",
              "alert": "offline"}
@@ -86,7 +86,7 @@ def _lifecycle(device: str, value: str) -> ParseResult:
     if value not in LIFECYCLE:
         return Rejection("invalid_field", f"$state must be one of init, ready, disconnected, sleeping, lost, "
                          f"alert; got {value[:40]!r}", device)
-    availability = "online" if LIFECYCLE[value] == "online" else "offline"
+    availability: Availability = "online" if LIFECYCLE[value] == "online" else "offline"
     return Reading(device=device, kind="availability", availability=availability, value=value)
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, percent, text, valid_device
-from sensors.payloads import Ignored, ParseResult, Reading, Rejection
+from sensors.payloads import Availability, Ignored, ParseResult, Reading, Rejection
 
 # topics whose first level after <id> reports outputs, meters or device internals: the device is alive
 HEALTH_GROUPS = frozenset({
@@ -92,7 +92,7 @@ def _online(device: str, payload: bytes) -> ParseResult:
     value = text(payload)
     if value not in ("true", "false"):
         return Rejection("invalid_field", f"online must be true or false, got {value[:40]!r}", device)
-    availability = "online" if value == "true" else "offline"
+    availability: Availability = "online" if value == "true" else "offline"
     return Reading(device=device, kind="availability", availability=availability, value=availability)
 
 
@@ -103,11 +103,12 @@ def _motion_status(device: str, payload: bytes, force_update: bool) -> ParseResu
     motion = data.get("motion")
     if not isinstance(motion, bool):
         return Rejection("invalid_field", f"a Shelly Motion status needs motion true/false, got {motion!r}", device)
-    battery = None
+    battery: int | None = None
     if data.get("bat") is not None:
-        battery = percent(data["bat"], "bat", device)
-        if isinstance(battery, Rejection):
-            return battery
+        level = percent(data["bat"], "bat", device)
+        if isinstance(level, Rejection):
+            return level
+        battery = level
     return binary_reading(device, "motion", motion, closed_when=None, change_only=not force_update,
                           battery=battery)
 

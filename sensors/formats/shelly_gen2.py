@@ -35,12 +35,12 @@ RPC responses and requests are skipped.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, percent, text, valid_device
-from sensors.payloads import BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
+from sensors.payloads import Availability, BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
 
 PRESSES = frozenset({"single_push", "double_push", "triple_push", "long_push"})
 
@@ -75,7 +75,7 @@ def _online(device: str, payload: bytes) -> ParseResult:
     value = text(payload)
     if value not in ("true", "false"):
         return Rejection("invalid_field", f"online must be true or false, got {value[:40]!r}", device)
-    availability = "online" if value == "true" else "offline"
+    availability: Availability = "online" if value == "true" else "offline"
     return Reading(device=device, kind="availability", availability=availability, value=availability)
 
 
@@ -175,7 +175,7 @@ def _battery(params: dict[str, Any], device: str) -> int | Rejection | None:
 
 
 def _health(device: str, device_time: datetime | None, battery: int | None, what: str) -> ParseResult:
-    kind = "battery" if battery is not None else "heartbeat"
+    kind: Literal["battery", "heartbeat"] = "battery" if battery is not None else "heartbeat"
     return Reading(device=device, kind=kind, device_time=device_time, battery=battery, value=what[:100])
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, text, valid_device
-from sensors.payloads import BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
+from sensors.payloads import Availability, BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
 
 DEFAULT_SENSOR = "Switch1"
 
@@ -82,7 +82,7 @@ def _lwt(device: str, payload: bytes) -> ParseResult:
     state = text(payload)
     if state not in ("Online", "Offline"):
         return Rejection("invalid_field", f"LWT must be Online or Offline, got {state[:40]!r}", device)
-    availability = "online" if state == "Online" else "offline"
+    availability: Availability = "online" if state == "Online" else "offline"
     return Reading(device=device, kind="availability", availability=availability, value=availability)
 
 
