@@ -14,7 +14,7 @@ from alerts import rules, wording
 from alerts.models import Alarm, AlarmKind, AlarmState, Device
 from alerts.views import alarm_row, resident_rows
 
-RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC)
+RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
 SEVERITY_ORDER = {"critical": 0, "high": 1, "low": 2}
 
 
@@ -25,6 +25,8 @@ def colour(status: str, alarm: dict[str, Any] | None, blind: bool) -> tuple[str,
     blue: acknowledged, someone is on it; amber: early warning, or the check call to the resident in
     progress (phone mark); grey: devices offline or the watch is blind; green: active.
     """
+    if alarm is not None and alarm["kind"] == AlarmKind.RHYTHM:  # a low-key notice, never red
+        return ("amber", False, False) if alarm["state"] == AlarmState.OPEN else ("blue", False, False)
     if alarm is not None and alarm["state"] == AlarmState.OPEN:
         if alarm["kind"] == AlarmKind.PANIC:
             return "red", True, False
@@ -75,9 +77,10 @@ COLOUR_RANK = {"red": 0, "blue": 1, "amber": 2, "grey": 3, "green": 4}
 
 def _urgency(alarm: dict[str, Any]) -> tuple[int, int, datetime]:
     """The most urgent state wins (SPEC section 5: red > blue > amber), whatever the kind; between two
-    of the same colour a panic first (it flashes), then the older alarm."""
+    of the same colour a panic first (it flashes), a rhythm notice last, then the older alarm."""
     shade, _, _ = colour("active", alarm, False)
-    return COLOUR_RANK[shade], 0 if alarm["kind"] == AlarmKind.PANIC else 1, alarm["opened_at"]
+    kind = 0 if alarm["kind"] == AlarmKind.PANIC else 2 if alarm["kind"] == AlarmKind.RHYTHM else 1
+    return COLOUR_RANK[shade], kind, alarm["opened_at"]
 
 
 def kpis(session: Session, now: datetime, zone: tzinfo, residents: list[dict[str, Any]],

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, Select, delete, or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rules, transitions, wording
-from alerts.db import changed, claim
+from alerts import alarms, detection, rules, transitions, wording
+from alerts.db import changed, claim, guarded
 from alerts.escalation.templates import Language
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
@@ -62,6 +62,8 @@ class TickResult:
     battery_alarms: list[int] = field(default_factory=list)
     system_raised: list[int] = field(default_factory=list)
     system_resolved: list[int] = field(default_factory=list)
+    routine_alarms: list[int] = field(default_factory=list)
+    rhythm_notices: list[int] = field(default_factory=list)
     skipped_rules: bool = False
 
 
@@ -85,6 +87,8 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         _broker_alarm(engine, now, policy, ingest, result)
     if ingest is None or (ingest.connected and ingest.caught_up):
         _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
+        _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
+        _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
         _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
         _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
         _run(engine, lambda s: _devices_back(s, now, policy, result))
@@ -145,19 +149,6 @@ def _due_resident(session: Session, resident: Resident, grid_window: int | None,
         resident.due_at = decision.due_at
 
 
-def guarded(session: Session, what: str, row_id: int, step: Callable[[], Any],
-            push_back: Callable[[], Any] | None = None) -> None:
-    """Run one row's rule step under its own savepoint (healthchecks' ``handle_going_down``): a row that
-    raises is rolled back alone, logged with its id and pushed back a little; the other rows go on."""
-    try:
-        with session.begin_nested():
-            step()
-    except Exception:
-        log.exception("rule step failed for one row; the others go on", extra={"row": what, "id": row_id})
-        if push_back is not None:
-            push_back()
-
-
 def _raise_inactivity(session: Session, resident: Resident, limits: rules.Limits, now: datetime,
                       policy: WatchPolicy) -> int | None:
     devices = session.execute(select(Device.online, Device.offline_due_at)
@@ -181,8 +172,8 @@ def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolic
     query = (
         select(Alarm, Resident)
         .join(Resident, Alarm.resident_id == Resident.id)
-        .where(Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
-               Resident.last_activity_at.isnot(None),
+        .where(Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.ROUTINE, AlarmKind.RHYTHM)),
+               Alarm.state != AlarmState.RESOLVED, Resident.last_activity_at.isnot(None),
                or_(Alarm.last_activity_at.is_(None), Resident.last_activity_at > Alarm.last_activity_at),
                or_(Alarm.activity_seen_at.is_(None), Resident.last_activity_at > Alarm.activity_seen_at))
     )
@@ -196,8 +187,9 @@ def _activity_on_alarm(session: Session, alarm: Alarm, resident: Resident, now: 
                        result: TickResult) -> None:
     action = rules.on_activity_during_alarm(
         snapshot=alarm.last_activity_at, activity_at=resident.last_activity_at,
-        responders_called_at=alarm.responders_called_at,
-        acknowledged=alarm.state == AlarmState.ACKNOWLEDGED,
+        # a rhythm notice calls nobody to the door: movement always ends it
+        responders_called_at=None if alarm.kind == AlarmKind.RHYTHM else alarm.responders_called_at,
+        acknowledged=alarm.state == AlarmState.ACKNOWLEDGED and alarm.kind != AlarmKind.RHYTHM,
     )
     assert resident.last_activity_at is not None
     when = _local(resident.last_activity_at, policy)

@@ -69,6 +69,14 @@ REASONS: dict[str, dict[Language, str]] = {
     "device_never_heard": {"zh": "设备{device}从未上报", "en": "device {device} never reported"},
     "low_battery": {"zh": "设备{device}电量{battery}%（低于{threshold}%）",
                     "en": "device {device} battery at {battery} % (below {threshold} %)"},
+    "routine": {"zh": "{start}至{end}之间无活动", "en": "no activity between {start} and {end}"},
+    "rhythm_not_up": {"zh": "尚未起床：平时{usual}前起床（已学习{days}天）；今天04:00以来无活动",
+                      "en": "not up yet: usually up by {usual} ({days} days learned); no activity today since 04:00"},
+    "rhythm_silent": {"zh": "自{since}起无活动：远超学习到的白天最长安静时间（{usual}分钟）",
+                      "en": "silent since {since}: far longer than the longest daytime silence learned ({usual} min)"},
+    "clock_skew": {"zh": "设备{device}时钟超前：{hours}小时内{count}次上报来自未来（超前{minutes}分钟以上）",
+                   "en": "device {device} clock runs ahead: {count} reports from the future in {hours} h "
+                         "(more than {minutes} min ahead)"},
     "broker_lost": {"zh": "监护失明：接收进程{consumer}于{since}与MQTT服务器断开连接",
                     "en": "the watch is blind: consumer {consumer} lost the MQTT broker at {since}"},
 }
@@ -80,8 +88,10 @@ def reason(code: str, params: Mapping[str, Any], language: Language, zone: tzinf
     for key in ("at", "since", "last"):
         if isinstance(p.get(key), str):
             p[key] = local_time(p[key], zone, seconds=code == "panic")
-    if code == "inactivity":
-        text = REASONS[code][language].format(hours=f"{float(p['hours']):.1f}", window=f"{float(p['window']):g}")
+    if code in ("inactivity", "routine"):
+        template = REASONS[code][language]
+        text = template.format(**p) if code == "routine" else template.format(
+            hours=f"{float(p['hours']):.1f}", window=f"{float(p['window']):g}")
         if p.get("last"):
             text += REASONS["inactivity.last"][language].format(last=p["last"])
         if p.get("devices_offline"):

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -121,11 +121,13 @@ class FormatRoute(BaseModel):
 class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # credentials may be given in the url (mqtt://user:password@host:port): they are moved to
+    # username/password and the url keeps only scheme, host and port, so it can be shown and logged
     url: str = "mqtt://127.0.0.1:1883"
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str = "shouwang-ingest"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(None, repr=False)  # never shown: not in repr, /healthz or logs
     # $share/<group>/... so several processes split the stream; empty for brokers without shared subs.
     share_group: str = "shouwang"
     keepalive: int = Field(30, ge=5, le=3600)
@@ -155,6 +157,25 @@ class MqttSettings(BaseModel):
         if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
             raise ValueError("mqtt url must look like mqtt://host:port, e.g. mqtt://127.0.0.1:1883")
         return url
+
+    @model_validator(mode="after")
+    def _credentials_from_url(self) -> MqttSettings:
+        parsed = urlparse(self.url)
+        if parsed.username is None and parsed.password is None:
+            return self
+        user = unquote(parsed.username or "") or None
+        if self.username and user and self.username != user:
+            raise ValueError("mqtt.url and mqtt.username name different users: give the user in one place")
+        if self.password and parsed.password is not None:
+            raise ValueError("mqtt.url and mqtt.password both give a password: give it in one place")
+        self.username = self.username or user
+        self.password = self.password or (unquote(parsed.password) if parsed.password is not None else None)
+        host = parsed.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parsed.port is not None:
+            netloc += f":{parsed.port}"
+        self.url = urlunparse(parsed._replace(netloc=netloc))
+        return self
 
     @property
     def host(self) -> str:

@@ -392,8 +392,15 @@ class Consumer:
             self.metrics.quarantined.labels(reason).inc(count)
             if count > len(result.rejected):
                 log.warning("messages quarantined", extra={"reason": reason, "count": count})
+        if result.quarantine_dropped:
+            self.metrics.quarantine_dropped.inc(result.quarantine_dropped)
+            log.warning("quarantine full for some sources this hour: messages counted, not kept",
+                        extra={"count": result.quarantine_dropped})
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.clock_skew.inc(result.clock_skew)
         if result.panic_alarms:
             self.metrics.alarms_raised.labels("panic").inc(len(result.panic_alarms))
             log.warning("panic alarm raised", extra={"alarms": result.panic_alarms})
+        if result.clock_skew_alarms:
+            self.metrics.alarms_raised.labels("clock_skew").inc(len(result.clock_skew_alarms))
+            log.warning("device clock runs ahead: listed for maintenance", extra={"alarms": result.clock_skew_alarms})

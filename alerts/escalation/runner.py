@@ -37,6 +37,7 @@ from alerts.escalation.targets import (
     alarm_params,
     phone_link,
     resolve_targets,
+    send_params,
     skip_reason,
     template_for,
 )
@@ -87,10 +88,10 @@ def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettin
     _audit(engine, now, result)
     for _ in range(50):
         created, claimed = _advance_due(engine, now, settings, result)
-        _send(engine, created, now, provider, result)
+        _send(engine, created, now, provider, result, settings)
         if claimed < CLAIM_BATCH:
             break
-    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result)
+    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result, settings)
     return result
 
 
@@ -158,7 +159,7 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
             for channel in contact.channels:
                 own = dict(params)
                 if channel == "sms" and person.worker_id is not None and settings.link_secret:
-                    own["link"] = phone_link(settings, person.worker_id, alarm.id, now)
+                    own.update(phone_link(settings, person.worker_id, alarm.id))
                 attempt = Attempt(alarm_id=alarm.id, step=step, cycle=alarm.cycle, token=alarm.escalation_token,
                                   target=person.target, person=person.name, phone=person.phone, channel=channel,
                                   template=template_for(alarm.kind, person.target, channel), params=own,
@@ -184,14 +185,15 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
 
 
 # -- sending: outside any transaction ---------------------------------------------------------------------
-def _send(engine: Engine, attempt_ids: Sequence[int], now: datetime, provider: Provider, result: RunResult) -> None:
+def _send(engine: Engine, attempt_ids: Sequence[int], now: datetime, provider: Provider, result: RunResult,
+          settings: ChainSettings) -> None:
     for attempt_id in attempt_ids:
         with Session(engine) as session:
             attempt = session.get(Attempt, attempt_id)
             if attempt is None or attempt.status != AttemptStatus.PENDING or attempt.phone is None:
                 continue
             phone, channel = attempt.phone, attempt.channel
-            message = Message(attempt.template, dict(attempt.params))
+            message = Message(attempt.template, send_params(session, settings, dict(attempt.params)))
         try:
             if channel == "voice":
                 provider_id = provider.call(attempt_id, phone, message)

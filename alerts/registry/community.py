@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import routine, rules
 from alerts.limits import refresh_due, refresh_grid
 from alerts.models import (
     AuditEntry,
@@ -66,8 +66,10 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
     for item in grids:
         grid = _get_or_add(session, counts, "grids", Grid, community_id=community.id, name=item["name"])
         window, warning = _hours(item.get("window_hours")), _hours(item.get("early_warning_hours"))
-        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s) != (window, warning)
-        grid.inactivity_window_s, grid.early_warning_s = window, warning
+        routine_window = _routine(item.get("routine"), f"grid {item['name']!r}")
+        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s,
+                                           grid.routine_window) != (window, warning, routine_window)
+        grid.inactivity_window_s, grid.early_warning_s, grid.routine_window = window, warning, routine_window
         session.flush()
         if changed:
             refresh_grid(session, grid.id, default, now)
@@ -115,6 +117,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
     resident.phone = item.get("phone")
     resident.inactivity_window_s = _hours(item.get("window_hours"))
     resident.early_warning_s = _hours(item.get("early_warning_hours"))
+    resident.routine_window = _routine(item.get("routine"), f"resident {ref!r}")
     consent = item.get("consent")
     resident.consent_at = consent if isinstance(consent, date) or consent is None else date.fromisoformat(consent)
     if "micro_grid" in item:
@@ -156,6 +159,14 @@ def _get_or_add(session: Session, counts: dict[str, int], what: str, model: type
         session.add(row)
         counts[what] += 1
     return row
+
+
+def _routine(text: str | None, what: str) -> str | None:
+    try:
+        window = routine.parse_window(text)
+    except routine.WindowError as exc:
+        raise CommunityFileError(f"{what}: {exc}") from exc
+    return str(window) if window else None
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:

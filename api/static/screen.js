@@ -112,12 +112,14 @@
   }
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
-    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery") return "grey";
+    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery" || a.kind === "clock_skew") {
+      return "grey";
+    }
     if (a.state === "acknowledged") return "blue";
     if (a.kind === "panic" || a.responders_called_at) return "red";
     return "amber";
   }
-  const MAINTENANCE = new Set(["device_offline", "low_battery"]);
+  const MAINTENANCE = new Set(["device_offline", "low_battery", "clock_skew"]);
   // Maintenance alarms are grouped by home (SPEC section 3): one entry per home, its devices inside,
   // at the place of the home's oldest one.
   function groupedAlarms(alarms) {
@@ -185,7 +187,8 @@
     try {
       const r = await SW.api(`/api/residents/${id}`);
       const devices = r.devices.map((d) => `<li>${SW.esc(d.external_id)} (${SW.esc(d.kind)}) · ` +
-        `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}</li>`).join("");
+        `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}` +
+        `${d.clock_skew_count ? ` · <span class="clock-skew">${t("clock_skew")} ×${d.clock_skew_count}</span>` : ""}</li>`).join("");
       const contacts = r.contacts.map((c) => `<li>${SW.esc(c.name)} (${SW.esc(c.relation)}) ${SW.esc(c.phone)}</li>`).join("");
       const workers = r.workers.map((w) => `<li>${SW.esc(w.name)} ${SW.esc(w.phone)}</li>`).join("");
       card.innerHTML = `<h3>${SW.esc(r.name)} ${r.age ? "· " + r.age + t("age") : ""}</h3>` +
@@ -233,7 +236,7 @@
       const out = await SW.api("/api/auth/login", {method: "POST", body: JSON.stringify(
         {username: login.username.value, password: login.password.value})});
       SW.setToken(out.token); login.hidden = true; start();
-    } catch (err) { document.getElementById("login-error").textContent = String(err.message || err); }
+    } catch (err) { document.getElementById("login-error").textContent = String(err.text || err.message || err); }
   });
   try { await SW.api("/api/auth/me"); start(); } catch (e) { login.hidden = false; }
 })();

@@ -117,7 +117,7 @@ class AliyunProvider:
             start_code=templates.code(message.template), start_tts_params=_json(templates.params(message)),
             menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=templates.code("call_thanks"))],
             play_times=self.settings.play_times, timeout=self.settings.key_timeout * 1000, out_id=str(attempt_id))
-        body = self._send(lambda: self._voice.ivr_call_with_options(request, self._runtime))  # type: ignore[union-attr]
+        body = self._send(lambda: self._voice.ivr_call_with_options(request, self._runtime))
         return str(body.get("CallId") or "")
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
@@ -130,7 +130,7 @@ class AliyunProvider:
             phone_numbers=aliyun_number(to), sign_name=self.settings.sign_name,
             template_code=templates.code(message.template), template_param=_json(templates.params(message)),
             out_id=str(attempt_id))
-        body = self._send(lambda: self._sms.send_sms_with_options(request, self._runtime))  # type: ignore[union-attr]
+        body = self._send(lambda: self._sms.send_sms_with_options(request, self._runtime))
         return str(body.get("BizId") or "")
 
     def _send(self, send: Any) -> dict[str, Any]:

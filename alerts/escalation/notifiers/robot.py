@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts.db import claim
+from alerts.db import changed, claim
 from alerts.models import Alarm, AlarmKind, AlarmState, Attempt, AuditEntry, Device, Resident, WatchStatus
 from config.settings import RobotSettings
 
@@ -47,7 +47,7 @@ RATE_LIMITED = {45009, 130101}  # WeCom / DingTalk: too many messages, try later
 MAX_TRIES = 5
 SUMMARY_KEY = "duty-group-summary"
 
-TEXT = {
+TEXT: dict[str, dict[str, Any]] = {
     "zh": {"resident": "## 守望告警 {code}\n**{kind}** · {name}，{address}\n> {reason}\n\n"
                        "开始时间 {opened}\n[打开大屏]({link})",
            "system": "## 守望系统告警 {code}（监测中断）\n> {reason}\n\n"
@@ -57,7 +57,8 @@ TEXT = {
                       "- 昨日平均响应：{response}\n[打开大屏]({link})",
            "none": "无", "minutes": "{m}分钟",
            "kinds": {"inactivity": "长时间无活动", "panic": "紧急按钮", "system": "系统", "device_offline": "设备离线",
-                     "low_battery": "电量低"}},
+                     "low_battery": "电量低", "clock_skew": "设备时钟超前", "routine": "时段内无活动",
+                     "rhythm": "作息异常提醒"}},
     "en": {"resident": "## Shouwang alarm {code}\n**{kind}** · {name}, {address}\n> {reason}\n\nSince {opened}\n"
                        "[Open the screen]({link})",
            "system": "## Shouwang system alarm {code} (watch impaired)\n> {reason}\n\nSince {opened}. Check now.\n"
@@ -68,7 +69,9 @@ TEXT = {
                       "[Open the screen]({link})",
            "none": "none", "minutes": "{m} min",
            "kinds": {"inactivity": "no activity", "panic": "panic button", "system": "system",
-                     "device_offline": "device offline", "low_battery": "low battery"}},
+                     "device_offline": "device offline", "low_battery": "low battery",
+                     "clock_skew": "device clock ahead", "routine": "no activity in time window",
+                     "rhythm": "rhythm notice"}},
 }
 
 
@@ -282,9 +285,9 @@ class DutyGroup:
             elif row.detail.get("day") == day:
                 return None
             else:
-                won = session.execute(update(WatchStatus).where(
+                won = changed(session, update(WatchStatus).where(
                     WatchStatus.name == SUMMARY_KEY, WatchStatus.updated_at == row.updated_at,
-                ).values(updated_at=now, detail={"day": day})).rowcount
+                ).values(updated_at=now, detail={"day": day}))
                 if won != 1:
                     return None
             notice = self._summary_text(session, local)

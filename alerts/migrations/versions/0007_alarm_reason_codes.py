@@ -1,7 +1,7 @@
 """alarm reason codes: the reason of an alarm as a code and parameters, worded in the reader's language
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0012
 Create Date: 2026-12-01 01:30:00.000000
 
 ``reason`` stays: the text in the configured language when the alarm opened (the SMS and the spoken
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
-down_revision: str | None = '0004'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
