@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from alerts.clock import FastClock, ManualClock, make_clock
 from alerts.db import make_engine, upgrade
-from alerts.escalation.notifiers.console import Behaviour, Script
+from alerts.escalation.notifiers.console import ConsoleProvider
 from alerts.models import ManualClockRow
 from alerts.registry.community import CommunityFileError, load_community
 from api import accounts
@@ -40,6 +40,7 @@ from sensors.payloads import native_schema_json
 from simulator.devices import FORMATS
 from simulator.homes import Community, to_toml
 from simulator.load import load_messages
+from simulator.people import SimulatedPeople, demo_script
 from simulator.publisher import Publisher, is_loopback
 from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_scenarios
 
@@ -246,7 +247,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     engine.dispose()
 
     grid_worker = next(w["phone"] for w in community.as_data()["workers"] if w["role"] == "grid_worker")
-    runtime = Runtime(settings, process="demo", clock=clock, script=_demo_people(grid_worker))
+    runtime = Runtime(settings, process="demo", clock=clock, script=demo_script(grid_worker))
     with Session(runtime.engine) as session, session.begin():
         screen = accounts.screen_token(session, clock.now(), timedelta(days=365), "demo screen")
         admin = accounts.token_for(session, clock.now(), "admin", username="demo-admin", ttl=timedelta(days=365))
@@ -254,6 +255,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     _write_private(data / "tokens.json", json.dumps({"screen": screen, "admin": admin, "worker_phone": grid_worker,
                                                      "worker_pin": DEMO_PIN}))
     runtime.start()
+    people = _people(runtime, clock)
     publisher = Publisher(broker.host, broker.port)
     publisher.connect()
     sim = threading.Thread(target=publisher.run, args=(simulation.timeline(), clock), name="simulator", daemon=True)
@@ -268,7 +270,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
           f"(14 h of silence takes {window_real:.0f} s).\n"
           f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
           f"{window_real + 5:.0f} s, a check call nobody answers, then the grid worker and family called;\n"
-          f"  the grid worker presses 1 two simulated minutes later. Calls and SMS are printed here (console).\n"
+          f"  the grid worker answers within a minute or two, presses 1 and is on site 15 to 56 minutes later\n"
+          f"  (simulated). Calls and SMS are printed here (console).\n"
           f"  Map screen:  http://127.0.0.1:{port}/screen?token={screen}\n"
           f"  Phone page:  http://127.0.0.1:{port}/m/  (grid worker {grid_worker}, PIN {DEMO_PIN})\n"
           f"  API:         http://127.0.0.1:{port}/docs  (admin token in {data / 'tokens.json'})\n"
@@ -277,6 +280,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     try:
         runtime.serve_http("127.0.0.1", port)
     finally:
+        people.set()
         publisher.close()
         runtime.stop()
         broker.stop()
@@ -286,16 +290,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 DEMO_PIN = "1234"
 
 
-def _demo_people(grid_worker: str) -> Script:
-    """The demo's simulated people: residents and family do not pick up; the grid worker answers the
-    escalation call after two (simulated) minutes and presses 1."""
+def _people(runtime: Runtime, clock: FastClock) -> threading.Event:
+    """The demo's simulated people act at their own simulated instants (simulator.people), checked every
+    50 ms of real time (30 simulated seconds at 600x). Returns the event that stops them."""
+    stop = threading.Event()
+    if not isinstance(runtime.provider, ConsoleProvider):
+        return stop
+    people = SimulatedPeople(runtime.engine, runtime.provider, runtime.chain)
 
-    def behaviour(phone: str) -> Behaviour | None:
-        if phone == grid_worker:
-            return Behaviour("answer", digits="1", after=timedelta(minutes=2))
-        return Behaviour("no-answer", after=timedelta(seconds=40))
+    def run() -> None:
+        while not stop.wait(0.05):
+            try:
+                people.act(clock.now())
+            except Exception:  # a failed act is retried on the next round; the demo goes on
+                logging.getLogger(__name__).exception("simulated people")
 
-    return behaviour
+    threading.Thread(target=run, name="simulated-people", daemon=True).start()
+    return stop
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.escalation import runner as chain
@@ -46,6 +46,7 @@ def watch_policy(settings: Settings) -> WatchPolicy:
         device_limits=rules.DeviceLimits(offline_after=r.device_offline_after, offline_grace=r.offline_grace,
                                          low_battery_percent=r.low_battery_percent),
         broker_down_after=r.broker_down_alarm_after, event_retention=r.event_retention, zone=settings.tz,
+        language=settings.notify.language,
     )
 
 
@@ -61,7 +62,8 @@ def chain_settings(settings: Settings, secret_key: str = "") -> ChainSettings:
 def ingest_policy(settings: Settings) -> IngestPolicy:
     policy = watch_policy(settings)
     return IngestPolicy(limits=policy.limits, device_limits=policy.device_limits,
-                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window)
+                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window,
+                        language=settings.notify.language, zone=settings.tz)
 
 
 # open connections (a screen's event stream) get this long to end when the server stops
@@ -98,6 +100,7 @@ class Runtime:
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
         self.policy = watch_policy(settings)
+        wording.configure(settings.notify.language, settings.tz)
         self.secret_key = secret_key(self.engine, settings.api.secret_key, process)
         self.chain = chain_settings(settings, self.secret_key)
         self.provider = provider or make_provider(settings.notify, self.clock.now, script)

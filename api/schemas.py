@@ -4,7 +4,7 @@ what it means, so ``/docs`` is the reference)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
@@ -130,13 +130,16 @@ class AttemptOut(BaseModel):
 class AlarmOut(BaseModel):
     id: int
     code: str = Field(description="short code quoted in SMS; a reply with it acknowledges")
-    kind: str = Field(description="inactivity, panic, device_offline, low_battery or system")
+    kind: str = Field(description="inactivity, panic, routine, rhythm, device_offline, low_battery, clock_skew "
+                                  "or system")
     severity: str = Field(description="critical, high or low")
     state: str = Field(description="open, acknowledged or resolved")
     resident_id: int | None = Field(description="null for a system alarm")
     device_id: int | None = Field(description="the device of a device alarm (offline, battery, panic)")
     system_key: str | None = Field(description="what a system alarm is about (e.g. the broker)")
-    reason: str = Field(description="why it was raised, for people")
+    reason: str = Field(description="why it opened, worded in notify.language, local time")
+    reason_code: str | None = Field(None, description="the reason for programs (alerts/wording.py REASONS)")
+    reason_params: dict[str, Any] | None = Field(None, description="the reason's parameters (instants in UTC)")
     devices_offline: bool = Field(description="the home's devices were offline when it opened (may be a fault)")
     opened_at: datetime = Field(description=TIME)
     last_activity_at: datetime | None = Field(description=f"the home's last activity before it opened ({TIME})")
@@ -146,6 +149,7 @@ class AlarmOut(BaseModel):
     resolved_at: datetime | None = Field(description=TIME)
     resolved_by: str | None = Field(description="who resolved it, or 'system'")
     outcome: str | None = Field(description="how it ended (resident_fine, needed_help, activity_resumed, ...)")
+    outcome_text: str | None = Field(None, description="the outcome worded in notify.language")
     note: str | None = Field(description="free text left by the people who handled it")
     auto_resolved: bool = Field(description="ended by Shouwang itself (activity, device back, battery ok)")
     step: int | None = Field(None, description="escalation step reached (1-based)")
