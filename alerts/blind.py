@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from alerts import alarms, transitions
+from alerts import alarms, transitions, wording
 from alerts.models import Alarm, AlarmKind, AlarmState, Outcome, WatchStatus
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,15 @@ class Blind:
     def as_dict(self) -> dict[str, Any]:
         return {"what": self.what, "since": self.since.isoformat() if self.since else None,
                 "since_wall": self.since_wall, "detail": self.detail}
+
+
+def _worded(code: str, params: dict[str, Any], fallback: str) -> str:
+    """The stored text of a system alarm (SMS, calls) in ``notify.language``; screens word the code."""
+    words = wording.configured()
+    try:
+        return wording.reason(code, params, words.language, words.zone)
+    except (KeyError, ValueError):
+        return fallback
 
 
 def tick_stale(last_ticks: list[float], now_wall: float, stale_after: timedelta) -> bool:
@@ -159,7 +168,11 @@ class BlindWatch:
                   f"{self._local(start)} to {self._local(now)} (about {seconds:.0f} s)")
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             key = f"database:{self.process}:{int(down.since_wall)}"
-            alarm_id = alarms.open_alarm(session, AlarmKind.SYSTEM, now, reason=reason, system_key=key)
+            params = {"process": self.process, "since": start.isoformat(), "until": now.isoformat(),
+                      "seconds": f"{seconds:.0f}"}
+            alarm_id = alarms.open_alarm(session, AlarmKind.SYSTEM, now, reason=_worded("database_outage", params,
+                                                                                       reason),
+                                         system_key=key, reason_code="database_outage", reason_params=params)
             alarm = session.get(Alarm, alarm_id) if alarm_id is not None else None
             if alarm is not None:
                 # a record of what happened: the supervisor sees it on the screen and in the history;
@@ -171,7 +184,7 @@ class BlindWatch:
     def _scheduler(self, now: datetime, wall: float) -> None:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             rows = session.scalars(select(WatchStatus).where(WatchStatus.name.like("tick:%"))).all()
-            ticks = [float(r.detail.get("wall")) for r in rows if isinstance(r.detail, dict) and r.detail.get("wall")]
+            ticks = [float(r.detail["wall"]) for r in rows if isinstance(r.detail, dict) and r.detail.get("wall")]
             # a process just started gives the scheduler the same time to tick before judging it
             stale = tick_stale(ticks or [self._started_wall], wall, self.tick_stale_after)
             alarm = alarms.find_open(session, AlarmKind.SYSTEM, system_key="scheduler")
@@ -181,9 +194,12 @@ class BlindWatch:
                                            f"last tick {wall - last:.0f} s ago" if last else "no tick yet"))
                 if alarm is None:
                     ago = f"{wall - last:.0f} s" if last else "ever"
+                    params = {"ago": f"{wall - last:.0f}" if last else "∞", "process": self.process}
+                    fallback = f"the watch is blind: no rule tick in any process for {ago} (seen by {self.process})"
                     alarm_id = alarms.open_alarm(
                         session, AlarmKind.SYSTEM, now, system_key="scheduler",
-                        reason=f"the watch is blind: no rule tick in any process for {ago} (seen by {self.process})")
+                        reason=_worded("scheduler_stale", params, fallback), reason_code="scheduler_stale",
+                        reason_params=params)
                     if alarm_id is not None:
                         log.error("system alarm: scheduler not ticking", extra={"alarm": alarm_id})
             else:
@@ -216,9 +232,11 @@ class BlindWatch:
             if behind:
                 self._set(INGEST, Blind(INGEST, now, wall, f"{lag:.0f} s behind"))
                 if alarm is None:
-                    alarms.open_alarm(session, AlarmKind.SYSTEM, now, system_key=key, reason=(
-                        f"the watch is blind: ingest {self.ingest_name} is {lag:.0f} s behind (messages received "
-                        f"and not stored; limit {self.ingest_behind_after.total_seconds():g} s)"))
+                    params = {"consumer": self.ingest_name, "lag": f"{lag:.0f}",
+                              "limit": f"{self.ingest_behind_after.total_seconds():g}"}
+                    alarms.open_alarm(session, AlarmKind.SYSTEM, now, system_key=key,
+                                      reason=_worded("ingest_behind", params, "the watch is blind: ingest behind"),
+                                      reason_code="ingest_behind", reason_params=params)
             else:
                 self._clear(INGEST)
                 if alarm is not None and alarm.state != AlarmState.RESOLVED:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from alerts import alarms, incidents, rules, transitions
+from alerts import alarms, incidents, rules, transitions, wording
 from alerts.escalation import policy as esc
 from alerts.limits import resident_limits
 from alerts.models import (
@@ -83,6 +83,8 @@ def _topology(session: Session) -> _Topology:
                 f"grid:{grid_id}" if grid_id is not None else None,
                 f"micro_grid:{micro_id}" if micro_id is not None else None,
                 f"gateway:{gateway_id}" if gateway_id is not None else None]
+        if resident_id is None:  # the join makes it so; said for the type checker
+            continue
         for key in keys:
             if key is None:
                 continue
@@ -178,7 +180,8 @@ def _usual_gaps(session: Session, homes: set[int], now: datetime, lookback: time
             Event.resident_id.in_(ordered[start:start + 500]), Event.occurred_at >= now - 2 * lookback,
             Event.occurred_at <= now).order_by(Event.resident_id, Event.occurred_at))
         for resident_id, at in rows:
-            instants[resident_id].append(at)
+            if resident_id is not None:
+                instants[resident_id].append(at)
     gaps = {}
     for home in homes:
         seen = instants.get(home, [])
@@ -196,10 +199,14 @@ def _open(session: Session, silence: incidents.Silence, topology: _Topology, now
     homes = set(silence.homes) | {r for r, seen in silence.group.homes.items()
                                   if seen is None or seen <= silence.since + slack}
     devices = sorted(d for r in homes for d in topology.devices_of[key].get(r, []))
-    reason = (f"possible infrastructure outage: {silence.reason}, last heard {word(silence.since)}; "
-              f"{len(homes)} homes, {len(devices)} devices")
-    alarm_id = alarms.open_alarm(session, AlarmKind.INFRASTRUCTURE, now, reason=reason,
-                                 system_key=f"infra:{key}")
+    offline = silence.group.offline_since is not None
+    params = {"group": silence.group.label, "since": silence.since.isoformat(), "homes": len(homes),
+              "devices": len(devices), "silent": len(silence.homes), "reporting": silence.reporting}
+    code = "gateway_offline" if offline else "infrastructure"
+    words = wording.configured()  # the stored text (SMS, calls) in notify.language; screens word the code
+    reason = wording.reason(code, params, words.language, words.zone)
+    alarm_id = alarms.open_alarm(session, AlarmKind.INFRASTRUCTURE, now, reason=reason, reason_code=code,
+                                 reason_params=params, system_key=f"infra:{key}")
     if alarm_id is None:
         return None
     alarm = session.get(Alarm, alarm_id)
@@ -276,7 +283,7 @@ def _explain_by_backlog(session: Session, now: datetime, window: timedelta, word
     ).all()
     for alarm, resident in rows:
         activity = resident.last_activity_at
-        if alarm.last_activity_at is not None and activity <= alarm.last_activity_at:
+        if activity is None or (alarm.last_activity_at is not None and activity <= alarm.last_activity_at):
             continue
         resident_window = resident_limits(session, resident, rules.Limits(window=window, early_warning=window)).window
         if incidents.backlog_explains(activity, alarm.opened_at, resident_window):
@@ -312,18 +319,18 @@ def mark_raised(session: Session, alarm_ids: Iterable[int], now: datetime) -> li
         EscalationPolicy.name == INFRASTRUCTURE_VARIANT))
     marked = []
     for alarm in session.scalars(select(Alarm).where(Alarm.id.in_(ids), Alarm.kind == AlarmKind.INACTIVITY)):
-        incident = by_resident.get(alarm.resident_id or -1)
-        if incident is None or alarm.step >= 0:
+        covering = by_resident.get(alarm.resident_id or -1)
+        if covering is None or alarm.step >= 0:
             continue
         alarm.possibly_infrastructure = True
-        alarm.incident_id = incident.id
+        alarm.incident_id = covering.id
         hold = DEFAULT_HOLD
         if variant is not None:
             alarm.policy = variant
             hold = esc.policy_from_dict(variant).hold or DEFAULT_HOLD
         alarm.hold_until = alarm.opened_at + hold
         alarms.record(session, alarm, now, action="possibly_infrastructure", actor="shouwang",
-                      detail=f"raised inside infrastructure incident {incident.code}; family held until "
+                      detail=f"raised inside infrastructure incident {covering.code}; family held until "
                              f"{alarm.hold_until.isoformat(timespec='minutes')}")
         marked.append(alarm.id)
     return marked

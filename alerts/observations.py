@@ -23,6 +23,8 @@ class Observation:
     event_uid: str | None = None
     value: str | None = None
     gateway: str | None = None  # the gateway it came through; for kind "gateway" the gateway itself
+    # a node's report: without a device of this id it applies to the devices under it (``<id>/...``)
+    node: bool = False
     payload: bytes = b""  # kept so an unknown device's message can be quarantined whole
 
 

@@ -64,7 +64,7 @@ def test_a_stopped_scheduler_is_seen_by_the_api_only_process_and_cleared_when_ti
         health = TestClient(api_only.app)
         ticking.watch.stop()  # the only scheduler stops; the API-only process must notice
         [alarm] = wait_for(lambda: _system(ticking.engine, "scheduler"), message="the scheduler alarm")
-        assert alarm.state == AlarmState.OPEN and "no rule tick" in alarm.reason
+        assert alarm.state == AlarmState.OPEN and alarm.reason_code == "scheduler_stale" and "监护失明" in alarm.reason
         wait_for(lambda: any(b["what"] == blind_mod.SCHEDULER for b in api_only.blind.state()),
                  message="the API-only process knows")
         response = health.get("/healthz")
@@ -98,7 +98,7 @@ def test_stalled_ingest_commits_are_a_system_alarm_and_the_lag_gauge_is_set(pg_u
             connection.execute(text("LOCK TABLE events, quarantine IN EXCLUSIVE MODE"))
             publisher.publish(f"{topic_base}/events/stalled-1", b'{"type": "heartbeat"}')
             [alarm] = wait_for(lambda: _system(runtime.engine, "ingest:"), timeout=30, message="the ingest alarm")
-            assert "behind" in alarm.reason and alarm.state == AlarmState.OPEN
+            assert alarm.reason_code == "ingest_behind" and alarm.state == AlarmState.OPEN
             lag = runtime.metrics.registry.get_sample_value("shouwang_ingest_lag_seconds")
             assert lag is not None and lag > 1
             assert any(b["what"] == blind_mod.INGEST for b in runtime.blind.state())
@@ -225,7 +225,9 @@ def test_a_cut_database_is_told_to_the_screen_and_recorded_as_a_system_alarm_whe
         assert not health.json()["database_ok"]
         proxy.start()
         records = wait_for(lambda: _records(runtime), timeout=30, message="the outage recorded")
-        assert "database unreachable" in records[0].reason and " to " in records[0].reason
+        record = records[0]
+        assert record.reason_code == "database_outage" and "无法连接数据库" in record.reason
+        assert record.reason_params and record.reason_params["since"] <= record.reason_params["until"]
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, message="healthy again")
     finally:
         proxy.start() if proxy._listener is None else None

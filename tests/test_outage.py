@@ -189,7 +189,7 @@ def test_a_zigbee2mqtt_bridge_reporting_offline_opens_the_gateway_incident_at_on
         [incident] = wait_for(lambda: [a for a in _alarms(runtime) if a.kind == "infrastructure"],
                               message="the gateway incident")
         assert incident.scope and incident.scope["gateway_offline"] and len(incident.scope["residents"]) == 3
-        assert "reported offline" in incident.reason
+        assert incident.reason_code == "gateway_offline" and "报告离线" in incident.reason
         publisher.publish(f"{base}/bridge/state", b"online")  # the legacy plain-text form
         wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="resolved")
         # a bridge nobody registered is quarantined like an unknown device

@@ -2,7 +2,7 @@
 scope, the "possibly infrastructure" mark, the covering incident and the family hold
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0007
 Create Date: 2026-11-24 10:00:00.000000
 
 SQLite cannot add a foreign key to an existing table in place, so ``devices.gateway_id`` goes through a
@@ -17,7 +17,7 @@ from alembic import op
 from alerts.db import UTCDateTime
 
 revision: str = '0009'
-down_revision: str | None = '0004'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
