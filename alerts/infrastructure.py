@@ -292,12 +292,15 @@ def _explain_by_backlog(session: Session, now: datetime, window: timedelta, word
             result.explained.append(alarm.id)
 
 
-def covered(session: Session) -> tuple[set[int], set[int]]:
-    """The device and resident ids covered by open infrastructure incidents."""
+def covered(session: Session, now: datetime, grace: timedelta) -> tuple[set[int], set[int]]:
+    """The device and resident ids covered by open infrastructure incidents, and by those over for less than
+    ``grace``: a gateway that comes back delivers its backlog over some time, and a device whose newest
+    held message has not been stored yet is not dead."""
     devices: set[int] = set()
     residents: set[int] = set()
-    for scope in session.scalars(select(Alarm.scope).where(Alarm.kind == AlarmKind.INFRASTRUCTURE,
-                                                           Alarm.state != AlarmState.RESOLVED)):
+    for scope in session.scalars(select(Alarm.scope).where(
+            Alarm.kind == AlarmKind.INFRASTRUCTURE, Alarm.outcome.is_distinct_from(Outcome.MERGED),
+            or_(Alarm.state != AlarmState.RESOLVED, Alarm.resolved_at >= now - grace))):
         devices.update((scope or {}).get("devices", []))
         residents.update((scope or {}).get("residents", []))
     return devices, residents

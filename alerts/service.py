@@ -227,7 +227,8 @@ def _devices_offline(session: Session, now: datetime, policy: WatchPolicy, resul
         .limit(CLAIM_BATCH)
     )
     devices = list(session.scalars(claim(query, session.get_bind().dialect)))
-    covered_devices, covered_homes = infrastructure.covered(session) if devices else (set(), set())
+    covered_devices, covered_homes = (infrastructure.covered(session, now, policy.incidents.window) if devices
+                                      else (set(), set()))
     for device in devices:
         if device.id in covered_devices or device.resident_id in covered_homes:
             # an open infrastructure incident lists it: no offline alarm of its own; asked again later
