@@ -129,9 +129,10 @@ class AttemptOut(BaseModel):
 
 class BlindOut(BaseModel):
     what: str = Field(description="database unreachable, scheduler not ticking, ingest behind, system alarm open")
-    since: datetime | None
-    since_wall: float
-    detail: str = ""
+    since: datetime | None = Field(description="the service clock when it began (the last instant known, when "
+                                   "the database is gone)")
+    since_wall: float = Field(description="Unix time (real) when this process noticed")
+    detail: str = Field("", description="more about it (the error, the lag, the open alarms' reasons)")
 
 
 class AlarmOut(BaseModel):

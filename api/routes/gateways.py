@@ -5,53 +5,56 @@ staff; every change writes an audit entry."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from alerts.models import AuditEntry, Device, Gateway, GatewayKind, Resident
+from alerts.models import AuditEntry, Community, Device, Gateway, GatewayKind, Resident
 from api.auth import Admin, CentreStaff
 from api.deps import ContextDep, SessionDep
+from api.errors import MAX_ID
 
 router = APIRouter(tags=["admin"])
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such gateway"},
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such gateway, or no such community"},
                                            409: {"description": "a gateway with this external id exists"}}
+GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="the gateway's id")]
 
 
 class GatewayIn(BaseModel):
-    external_id: str = Field(min_length=1, max_length=200, description="Zigbee2MQTT: the bridge's base topic")
-    kind: GatewayKind = GatewayKind.ZIGBEE2MQTT
-    name: str = Field("", max_length=200)
-    community_id: int | None = None
+    external_id: str = Field(min_length=1, max_length=200, description="the id it reports under; Zigbee2MQTT: the "
+                             "bridge's base topic")
+    kind: GatewayKind = Field(GatewayKind.ZIGBEE2MQTT, description="zigbee2mqtt, native or other")
+    name: str = Field("", max_length=200, description="a label for people (\"2号楼 Zigbee 网关\")")
+    community_id: int | None = Field(None, ge=1, le=MAX_ID, description="the community it serves")
 
 
 class GatewayPatch(BaseModel):
-    external_id: str | None = Field(None, min_length=1, max_length=200)
-    kind: GatewayKind | None = None
-    name: str | None = Field(None, max_length=200)
-    community_id: int | None = None
+    external_id: str | None = Field(None, min_length=1, max_length=200, description="the id it reports under")
+    kind: GatewayKind | None = Field(None, description="zigbee2mqtt, native or other")
+    name: str | None = Field(None, max_length=200, description="a label for people")
+    community_id: int | None = Field(None, ge=1, le=MAX_ID, description="the community it serves; null: none")
 
 
 class GatewayHome(BaseModel):
-    resident_id: int
-    name: str
-    devices: list[str]
+    resident_id: int = Field(description="the resident whose home has devices behind the gateway")
+    name: str = Field(description="the resident's name")
+    devices: list[str] = Field(description="the external ids of the home's devices behind the gateway")
 
 
 class GatewayOut(BaseModel):
-    id: int
-    external_id: str
-    kind: str
-    name: str
-    community_id: int | None
-    online: bool
-    availability: str | None
-    availability_at: datetime | None
-    last_seen_at: datetime | None
-    homes: list[GatewayHome]
+    id: int = Field(description="the gateway's id")
+    external_id: str = Field(description="the id it reports under (Zigbee2MQTT: the base topic)")
+    kind: str = Field(description="zigbee2mqtt, native or other")
+    name: str = Field(description="a label for people")
+    community_id: int | None = Field(description="the community it serves")
+    online: bool = Field(description="false while its own last report says offline")
+    availability: str | None = Field(description="its own last report: online or offline (null: none yet)")
+    availability_at: datetime | None = Field(description="when that report came")
+    last_seen_at: datetime | None = Field(description="the last message heard through it")
+    homes: list[GatewayHome] = Field(description="the homes with devices behind it")
 
 
 def _out(session: Session, gateway: Gateway) -> GatewayOut:
@@ -75,6 +78,11 @@ def _get(session: Session, gateway_id: int) -> Gateway:
     return gateway
 
 
+def _community(session: Session, community_id: int | None) -> None:
+    if community_id is not None and session.get(Community, community_id) is None:
+        raise HTTPException(404, f"no community {community_id}")
+
+
 def _unique(session: Session, external_id: str, own: int | None) -> None:
     found = session.scalar(select(Gateway.id).where(Gateway.external_id == external_id))
     if found is not None and found != own:
@@ -88,7 +96,7 @@ def list_gateways(session: SessionDep, _staff: CentreStaff) -> list[GatewayOut]:
 
 
 @router.get("/api/admin/gateways/{gateway_id}", response_model=GatewayOut, responses=ERRORS)
-def get_gateway(gateway_id: int, session: SessionDep, _staff: CentreStaff) -> GatewayOut:
+def get_gateway(gateway_id: GatewayId, session: SessionDep, _staff: CentreStaff) -> GatewayOut:
     return _out(session, _get(session, gateway_id))
 
 
@@ -96,6 +104,7 @@ def get_gateway(gateway_id: int, session: SessionDep, _staff: CentreStaff) -> Ga
 def create_gateway(body: GatewayIn, context: ContextDep, session: SessionDep, who: Admin) -> GatewayOut:
     now = context.clock.now()
     _unique(session, body.external_id, None)
+    _community(session, body.community_id)
     gateway = Gateway(external_id=body.external_id, kind=body.kind, name=body.name, community_id=body.community_id,
                       online=True, created_at=now)
     session.add(gateway)
@@ -106,12 +115,13 @@ def create_gateway(body: GatewayIn, context: ContextDep, session: SessionDep, wh
 
 
 @router.patch("/api/admin/gateways/{gateway_id}", response_model=GatewayOut, responses=ERRORS)
-def update_gateway(gateway_id: int, body: GatewayPatch, context: ContextDep, session: SessionDep,
+def update_gateway(gateway_id: GatewayId, body: GatewayPatch, context: ContextDep, session: SessionDep,
                    who: Admin) -> GatewayOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
     gateway = _get(session, gateway_id)
     if fields.get("external_id"):
         _unique(session, fields["external_id"], gateway.id)
+    _community(session, fields.get("community_id"))
     for name, value in fields.items():
         if value is not None or name == "community_id":
             setattr(gateway, name, value)
@@ -121,11 +131,12 @@ def update_gateway(gateway_id: int, body: GatewayPatch, context: ContextDep, ses
     return _out(session, gateway)
 
 
-@router.delete("/api/admin/gateways/{gateway_id}", status_code=204, responses=ERRORS)
-def delete_gateway(gateway_id: int, context: ContextDep, session: SessionDep, who: Admin) -> None:
+@router.delete("/api/admin/gateways/{gateway_id}", status_code=204, response_class=Response, responses=ERRORS)
+def delete_gateway(gateway_id: GatewayId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
     """Remove a gateway; its devices stay, reporting through no shared gateway."""
     gateway = _get(session, gateway_id)
     session.execute(update(Device).where(Device.gateway_id == gateway.id).values(gateway_id=None))
     session.add(AuditEntry(at=context.clock.now(), actor=who.label, action="gateway.delete",
                            target=f"gateway:{gateway.id}", detail={"external_id": gateway.external_id}))
     session.delete(gateway)
+    return Response(status_code=204)
