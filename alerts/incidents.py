@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 HEARD_SLACK = timedelta(minutes=2)
+# a smaller group whose own silence holds this share of a larger group's silent homes explains it (the rest
+# being homes that happened to be quiet too)
+MOSTLY = 0.75
 # group levels, largest first
 LEVELS = ("community", "grid", "micro_grid", "gateway")
 
@@ -173,9 +176,10 @@ def plan(groups: Iterable[Group], now: datetime, limits: IncidentLimits, open_in
         found = found_in.get(group.key)
         if found is None:
             continue
-        if any(other.key != group.key and found.homes <= other.homes and found.homes <= members[other.key]
-               and len(members[other.key]) < len(members[group.key]) for other in found_in.values()):
-            continue  # a smaller group holds the whole silence (its gateway, its building): that explains it
+        if any(other.key != group.key and len(members[other.key]) < len(members[group.key])
+               and len(found.homes & other.homes) >= max(limits.min_homes, MOSTLY * len(found.homes))
+               for other in found_in.values()):
+            continue  # a smaller group holds (nearly) the whole silence: its gateway, its building explains it
         owner = next((i for i in current if found.homes <= members.get(i.group, i.homes)
                       and LEVELS.index(i.group.split(":", 1)[0]) <= group.level), None)
         if owner is not None:  # the open incident's group holds it: that incident grows

@@ -170,3 +170,13 @@ def test_an_open_incident_grows_with_newly_silent_homes_of_its_group() -> None:
     opened = [OpenIncident(alarm_id=3, group="community:1", homes=frozenset(range(4)), since=now - 30 * M)]
     plan = incidents.plan([group], now, LIMITS, opened, gaps=dict.fromkeys(range(8), 5 * M))
     assert plan.open == [] and plan.extend == {3: frozenset(range(8))}
+
+
+def test_a_home_that_happened_to_be_quiet_too_does_not_make_the_building_the_explanation() -> None:
+    now = T0 + 60 * M
+    dark = {i: now - 12 * M for i in range(4)}  # four homes on the gateway
+    quiet = {9: now - 13 * M}  # a native home of the same building, quiet just then
+    talking = {i: now - M for i in range(10, 14)}
+    groups = [_group("micro_grid:1", dark | quiet | talking), _group("gateway:1", dark)]
+    plan = incidents.plan(groups, now, LIMITS, [], gaps=dict.fromkeys([*range(4), 9, *range(10, 14)], 5 * M))
+    assert [s.key for s in plan.open] == ["gateway:1"]
