@@ -145,9 +145,11 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
                                       frozenset((a.scope or {}).get("residents", [])), _since(a))
                for a in still_open]
     decided = incidents.plan(topology.groups, now, limits, current, stale)
-    if decided.open or decided.extend:  # the cheap pass found something: judge those homes by their own gaps
-        candidates = {h for silence in decided.open for h in silence.homes}
-        candidates |= {h for homes in decided.extend.values() for h in homes}
+    if decided.open or decided.extend:
+        # the cheap pass found something: judge by their own usual gaps every home that pass could count as
+        # overdue in any group (the same homes for every group, so the groups are compared on equal terms)
+        candidates = {h for g in topology.groups for h, seen in g.homes.items()
+                      if seen is not None and now - limits.lookback <= seen <= now - limits.window}
         decided = incidents.plan(topology.groups, now, limits, current, stale,
                                  _usual_gaps(session, candidates, now, limits.lookback))
     new_ids: dict[str, int] = {}

@@ -52,6 +52,15 @@ class Watch:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    def pause(self) -> None:
+        """No tick starts until :meth:`resume` (one already running finishes). For a simulation that moves
+        a manual clock by minutes and then delivers those minutes' messages: the rules must not see the new
+        time before its messages are stored."""
+        self._scheduler.pause()
+
+    def resume(self) -> None:
+        self._scheduler.resume()
+
     def run_tick(self) -> service.TickResult | None:
         started = time.perf_counter()
         now = self.clock.now()

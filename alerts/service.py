@@ -78,6 +78,7 @@ class IngestHealth:
     caught_up: bool  # the broker's backlog has been drained since the last (re)connect
     disconnected_since: datetime | None
     name: str = "ingest"
+    lag_seconds: float = 0.0  # the oldest message received and not stored yet (real seconds)
 
 
 def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealth | None = None,
@@ -89,7 +90,9 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
     if ingest is not None:
         _broker_alarm(engine, now, policy, ingest, result)
     if ingest is None or (ingest.connected and ingest.caught_up):
-        _run(engine, lambda s: _incidents(s, now, policy, result))
+        # homes whose messages wait in ingest are not silent: no correlated silence is judged meanwhile
+        if ingest is None or ingest.lag_seconds < policy.incidents.window.total_seconds() / 10:
+            _run(engine, lambda s: _incidents(s, now, policy, result))
         _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
         _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
         _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))

@@ -138,9 +138,10 @@ class Consumer:
         with self._lock:
             if not self._connected and self._disconnected_since is None:
                 self._disconnected_since = now
-            return IngestHealth(connected=self._connected, caught_up=self._caught_up,
-                                disconnected_since=None if self._connected else self._disconnected_since,
-                                name=self.client_id)
+            connected, caught_up, since = self._connected, self._caught_up, self._disconnected_since
+        return IngestHealth(connected=connected, caught_up=caught_up,
+                            disconnected_since=None if connected else since, name=self.client_id,
+                            lag_seconds=self.lag_seconds())
 
     def lag_seconds(self) -> float:
         """How far behind ingest is (real time): the age of the oldest message received and not yet
