@@ -122,9 +122,9 @@ def hold_released(session: Session, alarm: Alarm, now: datetime, *, by: str, why
     Returns False when there was no hold to release."""
     if alarm.state == AlarmState.RESOLVED:
         raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
-    if alarm.hold_until is None or alarm.hold_until <= now:
+    if alarm.hold_until is None:
         return False
-    alarm.hold_until = now
+    alarm.hold_until = None  # no hold from now on (an acknowledged incident no longer extends it)
     if alarm.state == AlarmState.OPEN and alarm.step >= 0:
         alarm.next_action_at = now
     alarms.record(session, alarm, now, action="hold_released", actor=by, detail=why)

@@ -7,16 +7,20 @@ without simulating a whole day), fewer homes, and a resident who fell an hour be
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.clock import ManualClock
 from alerts.models import Alarm, AlarmState, Attempt, AttemptStatus, Gateway, QuarantinedMessage, Resident
 from alerts.registry.community import load_community
+from api import accounts
 from api.runtime import Runtime
 from config.settings import Settings
 from simulator.scenario import Scenario, load_scenario
@@ -27,6 +31,7 @@ from tests.scenario_run import ScenarioRun, steps
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 WINDOW = 4 * H
+HOLD = 30 * M
 
 
 def _settings(settings: Settings) -> Settings:
@@ -121,8 +126,8 @@ def test_a_dark_community_is_one_incident_and_no_family_is_called_during_the_hol
     assert any(t.target == "resident" and t.channel == "voice" for ts in attempts.values() for t in ts)
     assert any(t.target == "supervisor" and t.channel == "voice" for ts in attempts.values() for t in ts)
     for alarm in inside:
-        assert alarm.hold_until is not None
-        early = [t for t in attempts[alarm.id] if t.target == "family" and t.created_at < alarm.hold_until]
+        assert alarm.policy and alarm.policy["hold"] == "1800s"  # the infrastructure variant, 30 min
+        early = [t for t in attempts[alarm.id] if t.target == "family" and t.created_at < alarm.opened_at + HOLD]
         assert early == [], f"family called during the hold of {alarm.code}"
 
     # the resident who really fell an hour before the outage: alarmed inside it, marked, family called
@@ -130,7 +135,7 @@ def test_a_dark_community_is_one_incident_and_no_family_is_called_during_the_hol
     fallen = _resident(run, "r001")
     [fall] = [a for a in inside if a.resident_id == fallen.id]
     family = [t for t in attempts[fall.id] if t.target == "family"]
-    assert family and all(t.created_at >= fall.hold_until for t in family)  # type: ignore[operator]
+    assert family and all(t.created_at >= fall.opened_at + HOLD for t in family)
     assert fall.state != AlarmState.RESOLVED
 
     if backlog:
@@ -224,3 +229,66 @@ def test_an_unknown_gateway_is_quarantined(service_settings: Settings, topic_bas
 def _alarms(runtime: Runtime) -> list[Alarm]:
     with Session(runtime.engine) as session:
         return list(session.scalars(select(Alarm).order_by(Alarm.id)))
+
+
+def test_while_the_centre_has_acknowledged_the_incident_the_family_stays_held_until_it_is_over(
+        service_settings: Settings, topic_base: str) -> None:
+    """The outage is explained (a person took the incident): the families of residents whose window ran out
+    meanwhile are not called after the hold; they are once the network is back and the alarm still open."""
+    base = f"{topic_base}/z2m"
+    settings = _settings(service_settings)
+    runtime = Runtime(settings, process="test")
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    data = {"community": {"name": "测试社区"}, "grids": [{"name": "一网格", "micro_grids": [{"name": "1号楼"}]}],
+            "gateways": [{"id": base, "kind": "zigbee2mqtt", "name": "1号楼网关"}],
+            "workers": [{"name": "李娜", "phone": "+8613800000001", "role": "grid_worker", "grid": "一网格"},
+                        {"name": "陈静", "phone": "+8613800000003", "role": "supervisor"}],
+            "residents": [{"ref": "r0", "name": "王秀英", "phone": "+867178000000", "micro_grid": "一网格/1号楼",
+                           "devices": [{"id": "pir-0", "kind": "motion", "gateway": base}],
+                           "contacts": [{"name": "王强", "phone": "+8613900000011"}]}]}
+    with Session(runtime.engine) as session, session.begin():
+        load_community(session, data, T0, runtime.policy.limits)
+        token = accounts.token_for(session, T0, "operator", ttl=timedelta(days=3))
+    api = TestClient(runtime.app, headers={"Authorization": f"Bearer {token}"})
+    runtime.start()
+    publisher = TestPublisher()
+
+    def settle(instant: datetime) -> None:
+        clock.set(instant)
+        mark = time.monotonic()
+        for _ in range(3):  # whole ticks (rules and escalation) at this instant
+            wait_for(lambda mark=mark: (runtime.watch.last_tick_real or 0) > mark
+                     and runtime.watch.last_tick_at == instant, message="a tick at the instant")
+            mark = time.monotonic()
+
+    def family_calls() -> list[Attempt]:
+        return [a for a in run_attempts(runtime) if a.target == "family"]
+
+    try:
+        assert runtime.consumer is not None
+        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+        publisher.publish(f"{base}/bridge/state", b"offline")
+        [incident] = wait_for(lambda: [a for a in _alarms(runtime) if a.kind == "infrastructure"], message="incident")
+        assert api.post(f"/api/alarms/{incident.id}/acknowledge").status_code == 200  # the centre is on it
+        settle(T0 + WINDOW + M)  # her window runs out inside the outage
+        [alarm] = [a for a in _alarms(runtime) if a.kind == "inactivity"]
+        assert alarm.possibly_infrastructure and alarm.incident_id == incident.id
+        for minutes in (5, 20, 40, 60, 90):
+            settle(T0 + WINDOW + minutes * M)
+        assert family_calls() == []  # far past the 30-minute hold: the outage is explained, she is held
+        assert any(a.target == "resident" for a in run_attempts(runtime))  # the check call went out
+        publisher.publish(f"{base}/bridge/state", b"online")  # the network is back; she still does not move
+        wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="the incident over")
+        settle(T0 + WINDOW + 95 * M)
+        assert family_calls(), "the family is called once the outage is over and the alarm still open"
+        detail = api.get(f"/api/alarms/{alarm.id}").json()
+        assert detail["possibly_infrastructure"] and detail["hold_until"] is None
+    finally:
+        publisher.close()
+        runtime.stop()
+
+
+def run_attempts(runtime: Runtime) -> list[Attempt]:
+    with Session(runtime.engine) as session:
+        return list(session.scalars(select(Attempt).where(Attempt.status != AttemptStatus.SKIPPED)))

@@ -14,7 +14,7 @@ import logging
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from alerts.models import (
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
+HOLD_RECHECK = timedelta(minutes=5)
 
 
 
@@ -117,6 +118,7 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
             alarm.next_action_at = None
             return []
     policy = esc.policy_from_dict(alarm.policy)
+    _explained_hold(session, alarm, now)
     state = esc.ChainState(kind=alarm.kind, open=alarm.state == AlarmState.OPEN, step=alarm.step,
                            cycle=alarm.cycle, step_started_at=alarm.step_started_at,
                            family_handling=alarm.family_handling_at is not None, hold_until=alarm.hold_until)
@@ -145,6 +147,17 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
 
 
 
+
+
+def _explained_hold(session: Session, alarm: Alarm, now: datetime) -> None:
+    """A possibly-infrastructure alarm whose hold has run out while its incident is open and acknowledged
+    (a person at the centre explained the outage and is on it): the family stays held while that lasts,
+    looked at again every few minutes. The incident's end, or "not infrastructure: escalate", ends it."""
+    if alarm.hold_until is None or alarm.incident_id is None or now < alarm.hold_until:
+        return
+    incident = session.get(Alarm, alarm.incident_id)
+    if incident is not None and incident.state == AlarmState.ACKNOWLEDGED:
+        alarm.hold_until = now + HOLD_RECHECK
 
 
 def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Contact], now: datetime,
