@@ -301,8 +301,9 @@ def guarded(session: Session, what: str, row_id: int, step: Callable[[], Any],
             push_back()
 
 
-def changed(session: Session, statement: Update | Delete) -> int:
-    """Execute an UPDATE or DELETE; how many rows it changed (the conditional-UPDATE claim's answer)."""
+def changed(session: Session, statement: Update | Delete | Insert) -> int:
+    """Execute an UPDATE, DELETE or INSERT ... ON CONFLICT DO NOTHING; how many rows it changed (the
+    conditional-UPDATE claim's answer, or whether the insert won)."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 

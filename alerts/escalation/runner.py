@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 import config
 from alerts import alarms as alarm_ops
 from alerts.alarms import snapshot_policy
-from alerts.db import changed, claim
+from alerts.db import changed, claim, insert_ignoring_conflicts
 from alerts.escalation import policy as esc
 from alerts.escalation.notifiers.base import (
     NotifyError,
@@ -48,6 +48,7 @@ from alerts.models import (
     Attempt,
     AttemptStatus,
     EscalationPolicy,
+    table_of,
 )
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,16 @@ class RunResult:
 
 # -- policies ---------------------------------------------------------------------------------------------
 def seed_policies(session: Session, definitions: Sequence[dict[str, Any]], now: datetime) -> int:
-    """Insert the default policies that the database does not have yet (edits are never overwritten)."""
+    """Insert the default policies that the database does not have yet (edits are never overwritten).
+    Several processes starting together may seed at once: the unique name decides, nobody fails."""
     have = set(session.scalars(select(EscalationPolicy.name)))
     added = 0
     for definition in definitions:
         policy = esc.policy_from_dict(definition)  # refuses a broken default loudly
         if policy.name not in have:
-            session.add(EscalationPolicy(name=policy.name, definition=policy.to_dict(), updated_at=now,
-                                         updated_by="seed"))
-            added += 1
+            statement = insert_ignoring_conflicts(table_of(EscalationPolicy), session.get_bind().dialect, ["name"])
+            added += changed(session, statement.values(name=policy.name, definition=policy.to_dict(),
+                                                       updated_at=now, updated_by="seed"))
     return added
 
 
