@@ -77,8 +77,9 @@ def make_home(rng: random.Random, days: int) -> Home:
         blocked.append((dead, dead + timedelta(hours=rng.uniform(24, 60))))
     fall_day = rng.randint(10, days - 4)  # one fall per home, at any time of day or night
     fall = _local(FIRST_DAY + timedelta(days=fall_day), time(0)) + timedelta(minutes=rng.uniform(0, 24 * 60))
-    # a fall is its own incident: not while away, nor while a dead sensor's alarm may still be open
-    if not any(a - timedelta(hours=1) <= fall < b + timedelta(days=1) for a, b in blocked):
+    # a fall is its own incident: not while away or on the eve of a trip (whoever comes to fetch the
+    # resident finds them; away mode would hide the silence), nor while a dead sensor's alarm may be open
+    if not any(a - timedelta(days=2) <= fall < b + timedelta(days=1) for a, b in blocked):
         home.falls.append(fall)
         blocked.append((fall, fall + EPISODE))
         home.aways.append((fall + EPISODE - timedelta(hours=12), fall + EPISODE))  # back from hospital
@@ -276,7 +277,8 @@ lie in 30-120 minutes at weekends; 4 % of mornings are slept in by 1-2.5 hours; 
 living room busy for an hour on 10 % of afternoons; about one away trip a month of 1-5 days, marked in
 away mode; 3 % of homes lose their sensor for 1-2.5 days (not marked: it raises its alarm); one fall
 per home at a uniformly random time of day or night, after which nobody moves for 72 hours (the first
-alarm in the first 48 hours finds the fall; later alarms of the episode are not counted). The learned
+alarm in the first 48 hours finds the fall; later alarms of the episode are not counted; no fall is drawn
+while away, in the two days before a trip or while a dead sensor's alarm may be open). The learned
 rhythm never sees the simulator's profile: it learns from the activity alone.
 """
 
