@@ -15,11 +15,13 @@ import itertools
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx2 as httpx
+
+from tests.fake_http import JsonServer
 
 ACCESS_KEY_ID = "LTAI5tFakeAccessKey00"
 ACCESS_KEY_SECRET = "fakeAliyunSecret0123456789abcdef"
@@ -85,39 +87,19 @@ class FakeAliyun:
     _dropped: set[str] = field(default_factory=set)
 
     def start(self) -> FakeAliyun:
-        fake = self
+        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any] | None:
+            status, answer = self._handle(handler, body)
+            return None if status == 0 else (status, answer)  # 0: drop, no answer at all
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                status, answer = fake._handle(self, body)
-                if status == 0:  # drop: no answer at all
-                    self.close_connection = True
-                    return
-                data = json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = JsonServer(handle, "application/json;charset=utf-8")
         return self
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return f"127.0.0.1:{self._server.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _what(self, number: str) -> str:
         for e164, what in self.behaviour.items():

@@ -15,10 +15,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx2 as httpx
+
+from tests.fake_http import JsonServer
 
 SECRET_ID = "AKIDfakeTencentSecretId000000000"
 SECRET_KEY = "fakeTencentSecretKey000000000000"
@@ -63,34 +65,18 @@ class FakeTencent:
     _limited: set[str] = field(default_factory=set)
 
     def start(self) -> FakeTencent:
-        fake = self
+        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+            return 200, {"Response": self._handle(handler, body)}  # errors too: 200 and Response.Error
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                answer = {"Response": fake._handle(self, body)}
-                data = json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(200)  # Tencent answers errors with 200 and Response.Error
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = JsonServer(handle)
         return self
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return f"127.0.0.1:{self._server.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
         request_id = f"fake-{next(self._ids):08d}"

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx2 as httpx
 from twilio.request_validator import RequestValidator
+
+from tests.fake_http import JsonServer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "f" * 32
@@ -66,35 +67,18 @@ class FakeTwilio:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> FakeTwilio:
-        fake = self
+        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+            return self._handle(handler.path, handler.headers.get("Authorization", ""), dict(parse_qsl(body.decode())))
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
-                status, body = fake._handle(self.path, self.headers.get("Authorization", ""), form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = JsonServer(handle)
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     # -- the REST API the SDK calls ----------------------------------------------------------------------
     def _handle(self, path: str, authorization: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
