@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, text
@@ -134,33 +134,39 @@ def make_site(db_url: str) -> Iterator[Callable[..., Site]]:
 _serial = itertools.count(1)
 
 
-def _add(engine: Engine, row: Any) -> Any:
+R = TypeVar("R")
+
+
+def _add(engine: Engine, row: R) -> R:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         session.add(row)
     return row
 
 
+def _named(engine: Engine, model: Callable[..., R], name: str, **fields: Any) -> R:
+    """A row of ``model`` named ``name`` and a serial number unless ``fields`` name it."""
+    fields.setdefault("name", name.format(next(_serial)))
+    return _add(engine, model(**fields))
+
+
 @pytest.fixture
 def make_community(engine: Engine) -> Callable[..., Community]:
-    def make(**fields: Any) -> Community:
-        fields.setdefault("name", f"社区{next(_serial)}")
-        return _add(engine, Community(**fields))  # type: ignore[no-any-return]
-    return make
+    return lambda **fields: _named(engine, Community, "社区{}", **fields)
 
 
 @pytest.fixture
 def make_grid(engine: Engine, make_community: Callable[..., Community]) -> Callable[..., Grid]:
+    """A grid of ``community`` (a new one unless given)."""
     def make(community: Community | None = None, **fields: Any) -> Grid:
-        fields.setdefault("name", f"网格{next(_serial)}")
-        return _add(engine, Grid(community_id=(community or make_community()).id, **fields))  # type: ignore[no-any-return]
+        return _named(engine, Grid, "网格{}", community_id=(community or make_community()).id, **fields)
     return make
 
 
 @pytest.fixture
 def make_micro_grid(engine: Engine, make_grid: Callable[..., Grid]) -> Callable[..., MicroGrid]:
+    """A micro-grid (a building) of ``grid`` (a new one unless given)."""
     def make(grid: Grid | None = None, **fields: Any) -> MicroGrid:
-        fields.setdefault("name", f"{next(_serial)}号楼")
-        return _add(engine, MicroGrid(grid_id=(grid or make_grid()).id, **fields))  # type: ignore[no-any-return]
+        return _named(engine, MicroGrid, "{}号楼", grid_id=(grid or make_grid()).id, **fields)
     return make
 
 
@@ -192,7 +198,7 @@ def make_device(engine: Engine, watch_policy: WatchPolicy) -> Callable[..., Devi
         fields.setdefault("kind", "motion")
         fields.setdefault("created_at", T0)
         fields.setdefault("offline_due_at", T0 + watch_policy.device_limits.offline_after)
-        return _add(engine, Device(resident_id=resident.id if resident else None, **fields))  # type: ignore[no-any-return]
+        return _add(engine, Device(resident_id=resident.id if resident else None, **fields))
     return make
 
 
@@ -202,7 +208,7 @@ def make_contact(engine: Engine) -> Callable[..., Contact]:
         n = next(_serial)
         fields.setdefault("name", f"家属{n}")
         fields.setdefault("phone", f"+86139{n:08d}")
-        return _add(engine, Contact(resident_id=resident.id, **fields))  # type: ignore[no-any-return]
+        return _add(engine, Contact(resident_id=resident.id, **fields))
     return make
 
 
@@ -221,7 +227,7 @@ def make_worker(engine: Engine) -> Callable[..., Worker]:
         if pin is not None:
             with Session(engine) as session, session.begin():
                 accounts.set_pin(session, worker.phone, pin)
-        return worker  # type: ignore[no-any-return]
+        return worker
     return make
 
 

@@ -188,10 +188,11 @@ class Site(Store):
         if community is not None:
             self.load(community)
         self._tokens: dict[str, str] = {}
-        self._clients: list[TestClient] = []
+        self._clients: dict[str | None, TestClient] = {}
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     # the clock
     def rules_at(self, delta: timedelta) -> datetime:
@@ -241,10 +242,11 @@ class Site(Store):
             assert accounts.set_pin(session, phone, pin), f"no worker with phone {phone}"
 
     def client(self, who: str | None = None) -> TestClient:
-        """The API in-process, signed in as ``who`` (see ``token``), or anonymous; closed with the site."""
-        client = TestClient(self.runtime.app, headers=self.headers(who) if who else None)
-        self._clients.append(client)
-        return client
+        """The API in-process, signed in as ``who`` (see ``token``), or anonymous; one per ``who``, closed with
+        the site."""
+        if who not in self._clients:
+            self._clients[who] = TestClient(self.runtime.app, headers=self.headers(who) if who else None)
+        return self._clients[who]
 
     # real HTTP
     @property
@@ -285,7 +287,11 @@ class Site(Store):
         return self
 
     def close(self) -> None:
-        for client in self._clients:
+        """Stop everything the site runs; again is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
+        for client in self._clients.values():
             client.close()
         if self._thread is not None and self._thread.is_alive():
             self.stop_serving()
