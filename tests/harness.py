@@ -51,7 +51,7 @@ def app_settings(db_url: str, **groups: dict[str, Any]) -> Settings:
     """Settings of a Shouwang run in-process by a test: the test's database, the manual clock at T0, and
     maintenance alarms for silent devices only where a test asks for them. ``groups`` add to or override a
     settings group, e.g. ``notify={...}``."""
-    data: dict[str, dict[str, Any]] = {
+    data: dict[str, Any] = {
         "database": {"url": db_url},
         "clock": {"mode": "manual", "start": T0.isoformat()},
         "rules": {"device_offline_after": "30d"},
