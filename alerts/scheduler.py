@@ -54,18 +54,20 @@ class Watch:
 
     def run_tick(self) -> service.TickResult | None:
         started = time.perf_counter()
+        now = self.clock.now()
+        result: service.TickResult | None = None
         try:
-            now = self.clock.now()
             health = self.ingest(now) if self.ingest is not None else None
             result = service.tick(self.engine, now, self.policy, health, self.process)
-        except Exception:  # a failing tick is logged and retried next second
+        except Exception:  # a failing tick is logged and retried next second; escalation still runs
             log.exception("rule tick failed")
-            return None
         if self.escalate is not None:
             try:
                 self.escalate(now)
             except Exception:  # retried next tick; the auditor re-arms what was lost
                 log.exception("escalation run failed")
+        if result is None:
+            return None
         self.last_tick_real = time.monotonic()
         self.last_tick_at = now
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
@@ -73,7 +75,8 @@ class Watch:
             self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc()
             log.warning("alarm raised", extra={"alarm": alarm_id, "kind": "inactivity"})
         for kind, ids in ((AlarmKind.DEVICE_OFFLINE, result.devices_offline),
-                          (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised)):
+                          (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised),
+                          (AlarmKind.ROUTINE, result.routine_alarms), (AlarmKind.RHYTHM, result.rhythm_notices)):
             if ids:
                 self.metrics.alarms_raised.labels(kind).inc(len(ids))
         self._update_open_gauge()

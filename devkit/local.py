@@ -55,20 +55,30 @@ def mosquitto_version() -> str:
 
 class PrivateMosquitto:
     """Mosquitto from the repo's ``config/mosquitto.conf`` (copied, plus a listener on a free loopback port and
-    a persistence directory of its own), stopped with SIGTERM so it saves its persistence file."""
+    a persistence directory of its own), stopped with SIGTERM so it saves its persistence file. With ``users``
+    (name -> password) it starts from ``config/mosquitto-auth.conf`` with a password file of them."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.config = workdir / "mosquitto.conf"
         data = workdir / "mosquitto-data"
         data.mkdir(parents=True, exist_ok=True)
-        base = (ROOT / "config" / "mosquitto.conf").read_text()
+        base = (ROOT / "config" / ("mosquitto-auth.conf" if users else "mosquitto.conf")).read_text()
         # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write the persistence file
         # into the caller's folder; `user` keeps it as whoever runs it (ignored when not root).
         user = pwd.getpwuid(os.geteuid()).pw_name
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n")
+        extra = ""
+        if users:
+            passwords = workdir / "mosquitto.passwd"
+            passwords.touch(mode=0o600)
+            for name, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True,
+                               capture_output=True, timeout=30)
+            extra = f"password_file {passwords}\n"
+        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n"
+                               f"{extra}")
 
     @property
     def url(self) -> str:

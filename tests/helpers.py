@@ -19,8 +19,11 @@ class TestPublisher:
 
     __test__ = False
 
-    def __init__(self, port: int = 1883, protocol: int = mqtt.MQTTv311, client_id: str = "") -> None:
+    def __init__(self, port: int = 1883, protocol: int = mqtt.MQTTv311, client_id: str = "",
+                 username: str | None = None, password: str | None = None) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.connect("127.0.0.1", port)
