@@ -27,6 +27,7 @@ from alerts.service import WatchPolicy
 from api import accounts
 from api import runtime as api_runtime
 from config.settings import Settings, load_settings
+from tests.fake_twilio import FakeTwilio
 from tests.harness import T0, Site, Store, app_settings, manual_clock, sqlite_database
 
 __all__ = ["T0"]  # tests import T0 from here as well as from tests.harness
@@ -128,6 +129,14 @@ def make_site(db_url: str) -> Iterator[Callable[..., Site]]:
     yield make
     for site in reversed(made):
         site.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    """Twilio's REST API played locally (tests/fake_twilio.py): the people answer as ``fake.behaviour`` says."""
+    twilio = FakeTwilio().start()
+    yield twilio
+    twilio.stop()
 
 
 # -- rows built to measure: each factory takes the columns a test cares about, fills in the rest ----------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -41,22 +41,18 @@ COMMUNITY = {
 }
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    """Twilio's REST API played locally: the people answer as ``fake.behaviour`` says."""
-    twilio = FakeTwilio().start()
-    yield twilio
-    twilio.stop()
-
-
-@pytest.fixture
-def env(fake: FakeTwilio, make_site: Callable[..., Site]) -> Site:
+def served_with_twilio(make_site: Callable[..., Site], fake: FakeTwilio) -> Site:
     """Shouwang served over HTTP (Twilio's callbacks reach it), calling through the real ``twilio`` package."""
     port = free_port()
     site = make_site(community=COMMUNITY, notify={
         "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_from": FROM,
         "public_base_url": f"http://127.0.0.1:{port}", "twilio_api_base": fake.url, "retry_after": "30s"})
     return site.serve(port)
+
+
+@pytest.fixture
+def env(fake: FakeTwilio, make_site: Callable[..., Site]) -> Site:
+    return served_with_twilio(make_site, fake)
 
 
 def called(fake: FakeTwilio) -> list[tuple[str, str]]:

@@ -39,10 +39,14 @@ COMMUNITY = {
 }
 
 
-@pytest.fixture
-def api(make_site: Callable[..., Site]) -> Site:
+def served_community(make_site: Callable[..., Site]) -> Site:
     """Shouwang served over real HTTP; callers sign in as a role or as a worker (by phone)."""
     return make_site(community=COMMUNITY).serve()
+
+
+@pytest.fixture
+def api(make_site: Callable[..., Site]) -> Site:
+    return served_community(make_site)
 
 
 def raise_alarms(api: Site) -> dict[str, int]:
