@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from alerts.models import AlarmKind, ApiToken
+from alerts.models import Alarm, AlarmKind, ApiToken
 from config.settings import utcnow
 from tests.harness import Site, app_settings, sqlite_database
 from tests.helpers import ROOT
@@ -171,6 +171,14 @@ def test_the_screen_comes_back_by_itself_after_the_server_restarts(site: Site, b
     assert outside == []
 
 
+def resident_1_silent(site: Site) -> Alarm:
+    """Everyone moves at T0, all but resident 1 again at 10 h: resident 1's alarm at 14 h, the chain run."""
+    moves(site, timedelta(0), *range(1, 21))
+    moves(site, 10 * H, *range(2, 21))
+    site.at(14 * H)
+    return site.alarm(AlarmKind.INACTIVITY, resident="r1")
+
+
 def phone_signed_in(browser: Browser, site: Site, outside: list[str]) -> Page:
     phone = open_page(browser, f"{site.url}/m/", outside, viewport={"width": 390, "height": 844},
                       is_mobile=True, has_touch=True)
@@ -183,10 +191,7 @@ def phone_signed_in(browser: Browser, site: Site, outside: list[str]) -> Page:
 
 def test_the_phone_page_shows_each_state_and_each_tap_at_once(site: Site, browser: Browser) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 21))
-    moves(site, 10 * H, *range(2, 21))
-    site.at(14 * H)
-    alarm = site.alarm(AlarmKind.INACTIVITY, resident="r1")
+    alarm = resident_1_silent(site)
     phone = phone_signed_in(browser, site, outside)
     phone.locator(f'#list li[data-alarm="{alarm.id}"]').click()
     state = phone.locator("#alarm-state")
@@ -214,10 +219,7 @@ def test_the_phone_page_shows_each_state_and_each_tap_at_once(site: Site, browse
 
 def test_an_ended_session_shows_signed_out_and_the_sign_in_form_alone(site: Site, browser: Browser) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 21))
-    moves(site, 10 * H, *range(2, 21))
-    site.at(14 * H)
-    alarm = site.alarm(AlarmKind.INACTIVITY, resident="r1")
+    alarm = resident_1_silent(site)
     phone = phone_signed_in(browser, site, outside)
     expect(phone.locator(f'#list li[data-alarm="{alarm.id}"]')).to_be_visible(timeout=10000)
     with Session(site.engine) as session, session.begin():  # the session's 12 h run out (real time)
