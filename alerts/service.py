@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import Engine, Select, delete, or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, detection, rules, transitions
+from alerts import alarms, detection, rules, transitions, wording
 from alerts.db import changed, claim, guarded
+from alerts.escalation.templates import Language
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
@@ -48,6 +49,7 @@ class WatchPolicy:
     broker_down_after: timedelta
     event_retention: timedelta
     zone: Any  # tzinfo used to word times in alarm texts
+    language: Language = "zh"  # notify.language: the words of the alarm texts (alerts.wording)
 
 
 @dataclass
@@ -154,12 +156,11 @@ def _raise_inactivity(session: Session, resident: Resident, limits: rules.Limits
     offline = bool(devices) and all(not online or (due is not None and due <= now) for online, due in devices)
     start = rules.watch_start(resident.last_activity_at, resident.watch_from)
     hours = (now - start).total_seconds() / 3600 if start else limits.window.total_seconds() / 3600
-    reason = f"no activity for {hours:.1f} h (window {limits.window.total_seconds() / 3600:g} h)"
-    if resident.last_activity_at is not None:
-        reason += f"; last activity {_local(resident.last_activity_at, policy)}"
-    if offline:
-        reason += "; no data: devices offline"
-    alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=reason, resident_id=resident.id,
+    params = {"hours": round(hours, 1), "window": limits.window.total_seconds() / 3600,
+              "last": wording.instant(resident.last_activity_at), "devices_offline": offline}
+    reason = _reason("inactivity", params, policy)
+    alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=reason, reason_code="inactivity",
+                                 reason_params=params, resident_id=resident.id,
                                  last_activity_at=resident.last_activity_at, devices_offline=offline)
     if alarm_id is not None:
         log.warning("inactivity alarm raised", extra={"alarm": alarm_id, "resident": resident.id,
@@ -222,13 +223,14 @@ def _device_offline(session: Session, device: Device, now: datetime, policy: Wat
         device.offline_due_at = due
         return
     device.online = False
+    code, params = "device_never_heard", dict[str, Any](device=device.external_id)
     if device.availability == "offline" and device.availability_at is not None:
-        reason = f"device {device.external_id} reported offline at {_local(device.availability_at, policy)}"
-    else:
-        seen = _local(device.last_seen_at, policy) if device.last_seen_at else "never"
-        reason = f"device {device.external_id} silent since {seen}"
-    alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=reason,
-                                 resident_id=device.resident_id, device_id=device.id)
+        code, params = "device_reported_offline", {**params, "at": wording.instant(device.availability_at)}
+    elif device.last_seen_at is not None:
+        code, params = "device_silent", {**params, "since": wording.instant(device.last_seen_at)}
+    alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=_reason(code, params, policy),
+                                 reason_code=code, reason_params=params, resident_id=device.resident_id,
+                                 device_id=device.id)
     if alarm_id is not None:
         result.devices_offline.append(alarm_id)
 
@@ -263,7 +265,7 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     candidates = session.scalars(select(Device).where(Device.battery < threshold, ~open_for_device)
                                  .limit(CLAIM_BATCH)).all()
     for device in candidates:
-        guarded(session, "device", device.id, partial(_battery_low, session, device, now, threshold, result))
+        guarded(session, "device", device.id, partial(_battery_low, session, device, now, threshold, policy, result))
     open_low = session.execute(
         select(Alarm, Device).join(Device, Alarm.device_id == Device.id)
         .where(Alarm.kind == AlarmKind.LOW_BATTERY, Alarm.state != AlarmState.RESOLVED)
@@ -276,10 +278,12 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     return len(candidates)
 
 
-def _battery_low(session: Session, device: Device, now: datetime, threshold: int, result: TickResult) -> None:
+def _battery_low(session: Session, device: Device, now: datetime, threshold: int, policy: WatchPolicy,
+                 result: TickResult) -> None:
+    params = {"device": device.external_id, "battery": device.battery, "threshold": threshold}
     alarm_id = alarms.open_alarm(
         session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
-        reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
+        reason=_reason("low_battery", params, policy), reason_code="low_battery", reason_params=params)
     if alarm_id is not None:
         result.battery_alarms.append(alarm_id)
 
@@ -293,9 +297,10 @@ def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: In
             if alarm is None:
                 assert ingest.disconnected_since is not None
                 since = _local(ingest.disconnected_since, policy)
+                params = {"consumer": ingest.name, "since": wording.instant(ingest.disconnected_since)}
                 alarm_id = alarms.open_alarm(
-                    session, AlarmKind.SYSTEM, now, system_key=key,
-                    reason=f"the watch is blind: consumer {ingest.name} lost the MQTT broker at {since}")
+                    session, AlarmKind.SYSTEM, now, system_key=key, reason=_reason("broker_lost", params, policy),
+                    reason_code="broker_lost", reason_params=params)
                 if alarm_id is not None:
                     log.error("system alarm: broker unreachable", extra={"alarm": alarm_id, "since": since})
                     result.system_raised.append(alarm_id)
@@ -327,6 +332,11 @@ def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 1000
             if count < chunk:
                 break
     return removed
+
+
+def _reason(code: str, params: dict[str, Any], policy: WatchPolicy) -> str:
+    """An alarm's reason in the configured language, local time (kept on the alarm for the SMS and call)."""
+    return wording.reason(code, params, policy.language, policy.zone)
 
 
 def _local(instant: datetime, policy: WatchPolicy) -> str:

@@ -45,11 +45,17 @@ def community(homes: int) -> dict[str, Any]:
     }
 
 
+def screen_site(tmp_path: Path, homes: int = 20) -> Site:
+    """A Shouwang process on SQLite served over HTTP (no broker needed: the test records activity itself),
+    ``homes`` residents on the map, the grid worker's PIN set; the caller closes it."""
+    served = Site(app_settings(sqlite_database(tmp_path, "screen.db")), community=community(homes)).serve()
+    served.set_pin(WORKER, PIN)
+    return served
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    """A Shouwang process on SQLite served over HTTP (no broker needed: the test records activity itself)."""
-    served = Site(app_settings(sqlite_database(tmp_path, "screen.db")), community=community(20)).serve()
-    served.set_pin(WORKER, PIN)
+    served = screen_site(tmp_path)
     yield served
     served.close()
 
