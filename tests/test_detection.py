@@ -118,15 +118,17 @@ def test_it_learns_the_usual_and_the_late_getting_up_time() -> None:
     profile = learned.all_days
     assert 6 * 60 + 30 <= profile.up_usual <= 6 * 60 + 50 and profile.up_late <= 6 * 60 + 50
     assert profile.longest_silence == 270  # 07:30 to 12:00 on the latest days
-    assert rhythm.up_by(learned, MONDAY + timedelta(days=14), ZONE) <= local(MONDAY + timedelta(days=14), "07:50")
+    assert rhythm.up_by(learned, MONDAY + timedelta(days=14), ZONE) <= local(MONDAY + timedelta(days=14), "09:20")
 
 
 def test_weekends_are_learned_apart_when_they_differ() -> None:
     learned = rhythm.learn(MONDAY + timedelta(days=28), _days(MONDAY, 28, weekend_up="08:30"), ZONE)
     assert learned is not None and learned.weekends is not None and learned.weekdays is not None
     saturday = MONDAY + timedelta(days=33)
-    assert rhythm.up_by(learned, saturday, ZONE) > local(saturday, "09:00")
-    assert rhythm.up_by(learned, saturday + timedelta(days=2), ZONE) < local(saturday + timedelta(days=2), "08:00")
+    monday = saturday + timedelta(days=2)
+    later = (rhythm.up_by(learned, saturday, ZONE) - local(saturday, "00:00")) - \
+        (rhythm.up_by(learned, monday, ZONE) - local(monday, "00:00"))
+    assert later == timedelta(hours=2)  # weekends up at 08:30 instead of 06:30
     same = rhythm.learn(MONDAY + timedelta(days=28), _days(MONDAY, 28), ZONE)
     assert same is not None and same.weekends is None
 
@@ -136,15 +138,15 @@ def test_it_warns_when_today_departs_from_the_rhythm() -> None:
     learned = rhythm.learn(today, _days(MONDAY, 14), ZONE)
     assert learned is not None
     last = local(today - timedelta(days=1), "21:00")
-    assert rhythm.check(learned, local(today, "07:30"), ZONE, last) is None
-    departure = rhythm.check(learned, local(today, "08:00"), ZONE, last)
+    assert rhythm.check(learned, local(today, "09:00"), ZONE, last) is None  # late quantile + 2.5 h: 09:20
+    departure = rhythm.check(learned, local(today, "09:30"), ZONE, last)
     assert departure is not None and departure.kind == "not_up"
     up = local(today, "06:40")
     # far longer than ever: 1.5 x the longest daytime silence learned (270 min), from 06:40 -> 13:25
     assert rhythm.check(learned, local(today, "13:20"), ZONE, up) is None
     silent = rhythm.check(learned, local(today, "13:30"), ZONE, up)
     assert silent is not None and silent.kind == "long_silence"
-    assert rhythm.describe(learned, local(today, "08:00"), ZONE, last, "en") == \
+    assert rhythm.describe(learned, local(today, "09:30"), ZONE, last, "en") == \
         f"usually up by {rhythm._clock(learned.all_days.up_usual)}; today nothing yet"
     assert rhythm.Rhythm.from_dict(learned.to_dict()) == learned
 
@@ -318,21 +320,21 @@ def test_the_learned_rhythm_warns_after_14_days_of_routine_with_one_sms_to_the_g
     with Session(home.engine) as session:
         resident = session.scalars(select(Resident)).one()
         assert resident.rhythm is not None and resident.rhythm["good_days"] == 14
-    home.tick(local(day15, "07:00"))
+    home.tick(local(day15, "09:00"))  # usually up by 06:30, at the latest 06:40: warned at 09:10
     assert home.alarms(AlarmKind.RHYTHM) == []
-    home.tick(local(day15, "08:00"))
+    home.tick(local(day15, "09:15"))
     (notice,) = home.alarms(AlarmKind.RHYTHM)
     assert "尚未起床：平时" in notice.reason and notice.reason_code == "rhythm_not_up"
-    assert home.alarms(AlarmKind.INACTIVITY) == []  # 11 h: the fixed window has 3 hours to go
+    assert home.alarms(AlarmKind.INACTIVITY) == []  # 12 h 15 min: the fixed window has 1 h 45 min to go
     card = home.client("operator").get(f"/api/residents/{home.resident_id()}").json()
     assert card["status"] == "warning" and "今天尚无活动" in card["rhythm"]
     for minutes in (0, 1, 30):
-        home.runtime.escalate(local(day15, "08:00") + timedelta(minutes=minutes))
+        home.runtime.escalate(local(day15, "09:15") + timedelta(minutes=minutes))
     with Session(home.engine) as session:
         attempts = session.scalars(select(Attempt).where(Attempt.alarm_id == notice.id)).all()
     assert [(a.target, a.channel, a.template) for a in attempts] == [("grid_worker", "sms", "rhythm_sms")]
-    home.move(local(day15, "08:30"))
-    home.tick(local(day15, "08:31"))
+    home.move(local(day15, "10:00"))
+    home.tick(local(day15, "10:01"))
     (resolved,) = home.alarms(AlarmKind.RHYTHM)
     assert resolved.outcome == "activity_resumed"
 
