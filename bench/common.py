@@ -1,4 +1,5 @@
-"""What the benchmarks share: the benchmark database, a private Mosquitto, the machine, the report file.
+"""What the benchmarks share: the benchmark database, the machine, the report file (a private Mosquitto and
+bounded waits come from :mod:`devkit.local`, shared with the tests).
 
 Everything talks to 127.0.0.1 only. The benchmark database is ``shouwang_bench`` (never ``test``, which
 the test suite empties); ``SHOUWANG_BENCH_PG`` overrides the URL.
@@ -8,19 +9,14 @@ from __future__ import annotations
 
 import os
 import platform
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
+from devkit.local import ROOT
+
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_URL = os.environ.get("SHOUWANG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/shouwang_bench")
 
@@ -75,67 +71,6 @@ def machine() -> str:
 
 def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-# -- a private Mosquitto ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def mosquitto_binary() -> str:
-    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def mosquitto_version() -> str:
-    try:
-        out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    match = re.search(r"mosquitto version (\S+)", out.stdout + out.stderr)
-    return match.group(1) if match else "unknown"
-
-
-class PrivateBroker:
-    """Mosquitto from the repo's ``config/mosquitto.conf`` (copied, plus a listener on a free loopback
-    port and a persistence directory of its own), stopped with SIGTERM."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.config = workdir / "mosquitto.conf"
-        data = workdir / "mosquitto-data"
-        data.mkdir(parents=True, exist_ok=True)
-        base = (ROOT / "config" / "mosquitto.conf").read_text()
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\n")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> PrivateBroker:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.workdir}/mosquitto.log")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
 
 
 # -- the report -----------------------------------------------------------------------------------------

@@ -1,101 +1,18 @@
-"""Helpers shared by tests: waiting for a condition (bounded), a private Mosquitto, a publisher."""
+"""Helpers shared by tests: a publisher, a hard kill; waiting (bounded) and a private Mosquitto come from
+:mod:`devkit.local`, which the benchmarks share."""
 
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
+from devkit.local import ROOT, PrivateMosquitto, free_port, mosquitto_binary, wait_for
 
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, every: float = 0.05, message: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds.
-
-    This waits for the machine to finish work (a commit, a tick), never for a rule's time window:
-    those are moved by the injected clock.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def mosquitto_binary() -> str:
-    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-class PrivateMosquitto:
-    """A Mosquitto of the test's own, from the repo's config, on a free port, with persistence. With
-    ``users`` (name -> password) it starts from config/mosquitto-auth.conf with a password file of them."""
-
-    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.config = workdir / "mosquitto.conf"
-        data = workdir / "mosquitto-data"
-        data.mkdir(parents=True, exist_ok=True)
-        base = (ROOT / "config" / ("mosquitto-auth.conf" if users else "mosquitto.conf")).read_text()
-        # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write the persistence file
-        # into the test's folder; `user` keeps it as whoever runs the tests (ignored when not root).
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        extra = ""
-        if users:
-            passwords = workdir / "mosquitto.passwd"
-            passwords.touch(mode=0o600)
-            for name, password in users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True,
-                               capture_output=True, timeout=30)
-            extra = f"password_file {passwords}\n"
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n"
-                               f"{extra}")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> PrivateMosquitto:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log)
-        wait_for(self._accepts, timeout=10, message=f"mosquitto on port {self.port}")
-        return self
-
-    def _accepts(self) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # saves the persistence file on the way out
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
+__all__ = ["ROOT", "PrivateMosquitto", "TestPublisher", "free_port", "kill", "mosquitto_binary", "wait_for"]
 
 class TestPublisher:
     """A QoS 1 publisher for tests."""

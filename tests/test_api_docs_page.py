@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.test_browser import CHROMIUM, Site, browser, open_page, playwright
+from tests.harness import Site
+from tests.test_browser import CHROMIUM, browser, open_page, playwright, screen_site
 
 __all__ = ["browser", "playwright"]  # the fixtures, shared with the screen's tests
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path, homes=1)
+    s = screen_site(tmp_path, homes=1)
     yield s
     s.close()
 

@@ -18,7 +18,7 @@ from alerts.registry.community import load_community
 from config.settings import load_settings
 from sensors.formats import native
 from sensors.payloads import Reading, native_schema_json
-from tests.conftest import T0
+from tests.harness import T0
 from tests.helpers import ROOT
 
 

@@ -31,32 +31,21 @@ from tests.conftest import T0
 from tests.fake_aliyun import FakeAliyun
 from tests.fake_tencent import FakeTencent
 from tests.helpers import free_port, wait_for
+from tests.test_escalation import COMMUNITY as ESCALATION_COMMUNITY
+from tests.test_escalation import FAMILY1, GRID, RESIDENT
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-RESIDENT, FAMILY1, FAMILY2 = "+867178000001", "+8613900000011", "+8613900000012"
-GRID, MICRO, SUPERVISOR = "+8613800000001", "+8613800000002", "+8613800000003"
 TOKEN = "push-token-0123456789abcdef"
 LONG_NAME = "欧阳娜仁其其格·阿依古丽·买买提"  # 17 characters: over Tencent's 12
 
-COMMUNITY = {
-    "community": {"name": "夷陵社区"},
-    "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}]}],
-    "workers": [
-        {"name": "李娜", "phone": GRID, "role": "grid_worker", "grid": "第一网格"},
-        {"name": "赵强", "phone": MICRO, "role": "micro_grid_worker", "micro_grid": "第一网格/1号楼"},
-        {"name": "陈静", "phone": SUPERVISOR, "role": "supervisor"},
-    ],
-    "residents": [
-        {"ref": "r1", "name": "王秀英", "address": "1号楼 2单元 301", "phone": RESIDENT, "micro_grid": "第一网格/1号楼",
-         "devices": [{"id": "pir-1", "kind": "motion"}, {"id": "sos-1", "kind": "button"}],
-         "contacts": [{"name": "王强", "phone": FAMILY1, "priority": 1},
-                      {"name": "王丽", "phone": FAMILY2, "priority": 2}]},
-        {"ref": "r2", "name": LONG_NAME, "address": "1号楼 1单元 101", "phone": "+8613700000009",
-         "micro_grid": "第一网格/1号楼",
-         "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
-    ],
-}
+# the escalation tests' community, and a second resident whose name is too long for Tencent's templates
+COMMUNITY = {**ESCALATION_COMMUNITY, "residents": [
+    *ESCALATION_COMMUNITY["residents"],
+    {"ref": "r2", "name": LONG_NAME, "address": "1号楼 1单元 101", "phone": "+8613700000009",
+     "micro_grid": "第一网格/1号楼",
+     "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
+]}
 
 ALIYUN_TEMPLATES: dict[str, dict[str, Any]] = {
     "check_call": {"code": "TTS_100001", "params": ["name", "hours"]},

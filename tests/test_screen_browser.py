@@ -15,12 +15,13 @@ from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 from sqlalchemy.orm import Session
 
 from alerts import transitions
-from alerts.models import Alarm
+from alerts.models import Alarm, AlarmKind
 from alerts.observations import Observation
 from alerts.recording import record_batch
 from api.runtime import ingest_policy
 from tests.conftest import T0
-from tests.test_browser import CHROMIUM, Site, open_page
+from tests.harness import Site
+from tests.test_browser import CHROMIUM, moves, open_page, screen_site
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path, homes=6)
+    s = screen_site(tmp_path, homes=6)
     yield s
     s.close()
 
@@ -67,8 +68,8 @@ def no_emoji(text: str) -> bool:
 
 def test_the_screen_has_a_legend_and_the_chime_is_on_by_default_and_remembered(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside,
+    moves(site, timedelta(0), *range(1, 7))
+    page = open_page(kiosk, f"{site.url}/screen?token={site.token('screen')}", outside,
                      viewport={"width": 1600, "height": 900})
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     legend = page.locator("#legend")
@@ -96,9 +97,9 @@ def test_the_screen_has_a_legend_and_the_chime_is_on_by_default_and_remembered(s
 
 def test_a_kiosk_screen_chimes_on_a_new_alarm_without_a_click(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    site.activity(10 * H, *range(2, 7))
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside)
+    moves(site, timedelta(0), *range(1, 7))
+    moves(site, 10 * H, *range(2, 7))
+    page = open_page(kiosk, f"{site.url}/screen?token={site.token('screen')}", outside)
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     assert page.locator("body").get_attribute("data-chimes") is None
     site.at(14 * H)
@@ -109,11 +110,11 @@ def test_a_kiosk_screen_chimes_on_a_new_alarm_without_a_click(site: Site, kiosk:
 
 def test_maintenance_alarms_are_grouped_by_home(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
+    moves(site, timedelta(0), *range(1, 7))
     record(site, M, obs("pir-1", "battery", M, battery=5), obs("pir-1", "availability", M, availability="offline"),
            obs("pir-2", "battery", M, battery=7))
     site.at(20 * M)
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside)
+    page = open_page(kiosk, f"{site.url}/screen?token={site.token('screen')}", outside)
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     groups = page.locator("#alarms li.maintenance")
     expect(groups).to_have_count(2)
@@ -128,14 +129,14 @@ def test_maintenance_alarms_are_grouped_by_home(site: Site, kiosk: Browser) -> N
 
 def test_the_screen_reads_in_chinese_on_a_local_24_hour_clock(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    site.activity(10 * H, *range(2, 7))
+    moves(site, timedelta(0), *range(1, 7))
+    moves(site, 10 * H, *range(2, 7))
     site.at(14 * H)  # resident 1: 14 h of silence; local time 22:00 in Shanghai
-    alarm = site.alarm("r1")
+    alarm = site.alarm(AlarmKind.INACTIVITY, resident="r1")
     with Session(site.engine) as session, session.begin():
         transitions.acknowledged(session, session.get(Alarm, alarm.id), T0 + 14 * H + M, by="李娜 (grid_worker)",
                                  channel="keypress")
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside, locale="en-US",
+    page = open_page(kiosk, f"{site.url}/screen?token={site.token('screen')}", outside, locale="en-US",
                      timezone_id="America/New_York")  # the browser's own locale and zone do not matter
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     item = page.locator(f'#alarms li[data-alarm="{alarm.id}"]')
