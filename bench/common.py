@@ -1,5 +1,5 @@
 """What the benchmarks share: the benchmark database, the machine, the report file (a private Mosquitto and
-bounded waits come from :mod:`devkit.local`, shared with the tests).
+bounded waits come from :mod:`tests.helpers`, shared with the tests).
 
 Everything talks to 127.0.0.1 only. The benchmark database is ``shouwang_bench`` (never ``test``, which
 the test suite empties); ``SHOUWANG_BENCH_PG`` overrides the URL.
@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from devkit.local import ROOT
+from tests.helpers import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_URL = os.environ.get("SHOUWANG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/shouwang_bench")

@@ -45,7 +45,7 @@ from bench.common import (
     today,
     write_section,
 )
-from devkit.local import PrivateMosquitto, mosquitto_version
+from tests.helpers import PrivateMosquitto, mosquitto_version
 
 TOPIC_BASE = "bench/events"
 ROUTE = {"topic": f"{TOPIC_BASE}/#", "format": "native"}

@@ -37,7 +37,7 @@ from alerts.service import WatchPolicy
 from api import accounts
 from api.runtime import Runtime, ingest_policy, watch_policy
 from config.settings import Settings, load_settings
-from devkit.local import free_port, wait_for
+from tests.helpers import free_port, wait_for
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
