@@ -9,6 +9,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,15 +115,20 @@ def store(engine: Engine, watch_policy: WatchPolicy, ingest_policy: IngestPolicy
 # -- a whole Shouwang in-process ---------------------------------------------------------------------------
 @pytest.fixture
 def make_site(db_url: str) -> Iterator[Callable[..., Site]]:
-    """``make_site(settings=None, *, community=None, ingest=False, process="main", **groups)``: a Shouwang
-    runtime on the test's database (``groups`` override settings groups, see ``harness.app_settings``);
-    every site made is closed at the end of the test."""
+    """``make_site(settings=None, *, community=None, ingest=False, process="main", start=T0, script=None,
+    robot_clock=None, provider=None, **groups)``: a Shouwang runtime on the test's database, its manual clock
+    at ``start`` (``groups`` override settings groups, see ``harness.app_settings``; ``script``,
+    ``robot_clock`` and ``provider`` go to ``api.runtime.Runtime``); every site made is closed at the end of
+    the test."""
     made: list[Site] = []
 
     def make(settings: Settings | None = None, *, community: dict[str, Any] | None = None, ingest: bool = False,
-             process: str = "main", **groups: dict[str, Any]) -> Site:
-        site = Site(settings or app_settings(db_url, **groups), community=community, ingest=ingest,
-                    process=process)
+             process: str = "main", start: datetime = T0, script: Any = None,
+             robot_clock: Callable[[], float] | None = None, provider: Any = None, **groups: Any) -> Site:
+        runtime_args = {name: value for name, value in (("script", script), ("robot_clock", robot_clock),
+                                                        ("provider", provider)) if value is not None}
+        site = Site(settings or app_settings(db_url, start=start, **groups), community=community, ingest=ingest,
+                    process=process, start=start, **runtime_args)
         made.append(site)
         return site
 

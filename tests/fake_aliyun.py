@@ -16,12 +16,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx2 as httpx
 
-from tests.fake_http import JsonServer
+from tests.fake_http import FakeServer, post_json
 
 ACCESS_KEY_ID = "LTAI5tFakeAccessKey00"
 ACCESS_KEY_SECRET = "fakeAliyunSecret0123456789abcdef"
@@ -70,7 +70,7 @@ class AliSms:
 
 
 @dataclass
-class FakeAliyun:
+class FakeAliyun(FakeServer):
     """``behaviour[e164]``: ``press:1``, ``no-answer``, ``busy``, ``failed`` (calls); ``no-receipt``
     (an SMS whose receipt never comes); ``drop-once`` (the first request for it gets no answer: the
     connection closes); ``invalid`` (Aliyun refuses the number for good)."""
@@ -86,20 +86,15 @@ class FakeAliyun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _dropped: set[str] = field(default_factory=set)
 
-    def start(self) -> FakeAliyun:
-        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any] | None:
-            status, answer = self._handle(handler, body)
-            return None if status == 0 else (status, answer)  # 0: drop, no answer at all
+    content_type: ClassVar[str] = "application/json;charset=utf-8"
 
-        self._server = JsonServer(handle, "application/json;charset=utf-8")
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any] | None:
+        status, answer = self._handle(handler, body)
+        return None if status == 0 else (status, answer)  # 0: drop, no answer at all
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self._server.port}"
-
-    def stop(self) -> None:
-        self._server.stop()
+        return self.host
 
     def _what(self, number: str) -> str:
         for e164, what in self.behaviour.items():
@@ -179,11 +174,7 @@ class FakeAliyun:
     # -- playing the people ----------------------------------------------------------------------------
     def play(self) -> int:
         """Everyone called so far does what their behaviour says; SMS get their receipts."""
-        with self._lock:
-            calls = [c for c in self.calls if not c.played]
-            messages = [m for m in self.messages if not m.played]
-            for item in (*calls, *messages):
-                item.played = True
+        calls, messages = self.unplayed(self.calls), self.unplayed(self.messages)
         for call in calls:
             what = self._what(call.to)
             report: dict[str, Any] = {"call_id": call.call_id, "out_id": call.out_id, "callee": call.to,
@@ -209,8 +200,7 @@ class FakeAliyun:
 
     def push(self, kind: str, items: list[dict[str, Any]], token: str | None = None) -> httpx.Response:
         url = f"{self.app_url}/webhooks/aliyun/{self.token if token is None else token}/{kind}"
-        response = httpx.post(url, content=json.dumps(items, ensure_ascii=False).encode(),
-                              headers={"Content-Type": "application/json"}, timeout=10)
+        response = post_json(url, items)
         with self._lock:
             self.pushes.append((kind, response.status_code))
         return response

@@ -1,8 +1,10 @@
-"""What the fake provider servers share: a threaded JSON-over-HTTP server on 127.0.0.1 and a free port.
+"""What the fake provider servers share: a threaded JSON-over-HTTP server on 127.0.0.1 and a free port, and
+:class:`FakeServer`, the skeleton of every fake (``start()``, ``host``, ``stop()``, handing out what it has
+not played yet, posting JSON back to Shouwang).
 
-Each fake (Twilio, Aliyun, Tencent, WeCom) gives :class:`JsonServer` one function that takes the request
-(the handler, for its path and headers, and the body) and returns the status and the JSON answer, or
-``None`` to drop the connection without an answer (a provider that never replies).
+Each fake (Twilio, Aliyun, Tencent, WeCom) is a :class:`FakeServer` whose ``answer`` takes the request (the
+handler, for its path and headers, and the body) and returns the status and the JSON answer, or ``None``
+to drop the connection without an answer (a provider that never replies).
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar, Protocol, Self, TypeVar
+
+import httpx2 as httpx
 
 Answer = tuple[int, Any] | None
 Handle = Callable[[BaseHTTPRequestHandler, bytes], Answer]
+
+
+class Playable(Protocol):
+    played: bool
+
+
+P = TypeVar("P", bound=Playable)
 
 
 class JsonServer:
@@ -53,3 +64,41 @@ class JsonServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class FakeServer:
+    """The skeleton of a fake provider: ``start()`` serves :meth:`answer` on a free loopback port (``host``),
+    ``stop()`` ends it. Subclasses are dataclasses with a ``_lock``."""
+
+    content_type: ClassVar[str] = "application/json"
+    _server: JsonServer
+    _lock: threading.Lock
+
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> Answer:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._server = JsonServer(self.answer, self.content_type)
+        return self
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, where the fake listens."""
+        return f"127.0.0.1:{self._server.port}"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def unplayed(self, items: list[P]) -> list[P]:
+        """The calls or messages not played yet, marked as played: each is played once."""
+        with self._lock:
+            fresh = [item for item in items if not item.played]
+            for item in fresh:
+                item.played = True
+        return fresh
+
+
+def post_json(url: str, payload: Any) -> httpx.Response:
+    """POST ``payload`` as UTF-8 JSON, as the providers push their reports to Shouwang."""
+    return httpx.post(url, content=json.dumps(payload, ensure_ascii=False).encode(),
+                      headers={"Content-Type": "application/json"}, timeout=10)

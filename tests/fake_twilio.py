@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx2 as httpx
 from twilio.request_validator import RequestValidator
 
-from tests.fake_http import JsonServer
+from tests.fake_http import FakeServer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "f" * 32
@@ -54,7 +54,7 @@ class FakeMessage:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(FakeServer):
     """Record calls and SMS; ``behaviour[number]`` says what the person at that number does:
     ``press:1`` (answers, presses 1), ``voicemail`` (completed, no digit), ``no-answer``, ``busy``,
     ``failed``; ``invalid`` makes the REST call fail for good (21211), ``down`` fail with a 503."""
@@ -66,19 +66,12 @@ class FakeTwilio:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeTwilio:
-        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
-            return self._handle(handler.path, handler.headers.get("Authorization", ""), dict(parse_qsl(body.decode())))
-
-        self._server = JsonServer(handle)
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        return self._handle(handler.path, handler.headers.get("Authorization", ""), dict(parse_qsl(body.decode())))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
-
-    def stop(self) -> None:
-        self._server.stop()
+        return f"http://{self.host}"
 
     # -- the REST API the SDK calls ----------------------------------------------------------------------
     def _handle(self, path: str, authorization: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -111,11 +104,7 @@ class FakeTwilio:
     # -- playing the people ----------------------------------------------------------------------------
     def play(self) -> int:
         """Let everyone called so far do what their behaviour says; deliver the SMS. Returns how many."""
-        with self._lock:
-            calls = [c for c in self.calls if not c.played]
-            messages = [m for m in self.messages if not m.played]
-            for item in (*calls, *messages):
-                item.played = True
+        calls, messages = self.unplayed(self.calls), self.unplayed(self.messages)
         for call in calls:
             what = self.behaviour.get(call.to, "no-answer")
             if what.startswith("press:"):

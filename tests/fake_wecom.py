@@ -13,32 +13,25 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fake_http import JsonServer
+from tests.fake_http import FakeServer
 
 KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 LIMIT = 20
 
 
 @dataclass
-class FakeWecom:
+class FakeWecom(FakeServer):
     clock: Callable[[], float] = time.monotonic
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeWecom:
-        def handle(handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
-            return 200, self._handle(handler.path, body)
-
-        self._server = JsonServer(handle)
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        return 200, self._handle(handler.path, body)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}/cgi-bin/webhook/send?key={KEY}"
-
-    def stop(self) -> None:
-        self._server.stop()
+        return f"http://{self.host}/cgi-bin/webhook/send?key={KEY}"
 
     def _handle(self, path: str, body: bytes) -> dict[str, Any]:
         url = urlsplit(path)

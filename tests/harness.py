@@ -47,17 +47,20 @@ CENTRE_ROLES = ("admin", "operator")
 
 
 # -- settings, database, clock -------------------------------------------------------------------------------
-def app_settings(db_url: str, **groups: dict[str, Any]) -> Settings:
-    """Settings of a Shouwang run in-process by a test: the test's database, the manual clock at T0, and
-    maintenance alarms for silent devices only where a test asks for them. ``groups`` add to or override a
-    settings group, e.g. ``notify={...}``."""
+def app_settings(db_url: str, *, start: datetime = T0, **groups: Any) -> Settings:
+    """Settings of a Shouwang run in-process by a test: the test's database, the manual clock at ``start``
+    (T0), and maintenance alarms for silent devices only where a test asks for them. ``groups`` add to or
+    override a settings group, e.g. ``notify={...}``, or set a top-level setting, e.g. ``timezone="..."``."""
     data: dict[str, Any] = {
         "database": {"url": db_url},
-        "clock": {"mode": "manual", "start": T0.isoformat()},
+        "clock": {"mode": "manual", "start": start.isoformat()},
         "rules": {"device_offline_after": "30d"},
     }
     for name, values in groups.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(name, {}).update(values)
+        else:
+            data[name] = values
     return load_settings(**data)
 
 
@@ -171,22 +174,23 @@ class Store:
 # -- a whole Shouwang in-process ---------------------------------------------------------------------------
 class Site(Store):
     """One Shouwang process in-process: ``api.runtime.Runtime`` from ``settings`` on the manual clock set at
-    T0, the default escalation policies seeded, ``community`` loaded. Without ``ingest`` there is no MQTT
-    consumer (the test records observations itself); ``start()`` runs the consumer and the scheduler.
+    ``start`` (T0), the default escalation policies seeded, ``community`` loaded then. Without ``ingest``
+    there is no MQTT consumer (the test records observations itself); ``start()`` runs the consumer and the
+    scheduler. ``runtime_args`` go to ``Runtime`` as they are (``script=``, ``robot_clock=``, ``provider=``).
     ``client(role)`` is the API in-process, ``serve()`` puts it on a loopback port for real HTTP."""
 
     def __init__(self, settings: Settings, *, community: dict[str, Any] | None = None, ingest: bool = False,
-                 process: str = "main") -> None:
+                 process: str = "main", start: datetime = T0, **runtime_args: Any) -> None:
         self.settings = settings
-        self.runtime = Runtime(settings, process=process, ingest=ingest)
+        self.runtime = Runtime(settings, process=process, ingest=ingest, **runtime_args)
         super().__init__(self.runtime.engine, self.runtime.policy, ingest_policy(settings))
         clock = self.runtime.clock
         assert isinstance(clock, ManualClock), "a test site runs on the manual clock"
         self.clock: ManualClock = clock
-        self.clock.set(T0)
+        self.clock.set(start)
         self.runtime.seed()
         if community is not None:
-            self.load(community)
+            self.load(community, start)
         self._tokens: dict[str, str] = {}
         self._clients: dict[str | None, TestClient] = {}
         self.port: int | None = None
@@ -195,14 +199,20 @@ class Site(Store):
         self._closed = False
 
     # the clock
-    def rules_at(self, delta: timedelta) -> datetime:
-        """Move the clock to T0 + ``delta`` and run the rule tick there (not the chain)."""
-        now = self.clock.set(T0 + delta)
-        self.tick(now)
-        return now
+    def tick_at(self, at: datetime | timedelta) -> service.TickResult:
+        """Move the clock to ``at`` (an instant or its distance from T0) and run the rule tick there; what
+        the tick did."""
+        return self.tick(self.clock.set(instant(at)))
 
-    def at(self, delta: timedelta) -> datetime:
-        """Move the clock to T0 + ``delta`` and run the tick and the chain there, as the scheduler would."""
+    def rules_at(self, delta: datetime | timedelta) -> datetime:
+        """Move the clock to T0 + ``delta`` (or to the instant given) and run the rule tick there (not the
+        chain)."""
+        self.tick_at(delta)
+        return instant(delta)
+
+    def at(self, delta: datetime | timedelta) -> datetime:
+        """Move the clock to T0 + ``delta`` (or to the instant given) and run the tick and the chain there, as
+        the scheduler would."""
         now = self.rules_at(delta)
         self.runtime.escalate(now)
         return now
@@ -221,7 +231,8 @@ class Site(Store):
 
     # signing in
     def token(self, who: str) -> str:
-        """A bearer token of ``who``: ``admin``, ``operator``, ``screen`` or a worker's phone number."""
+        """A bearer token of ``who``: ``admin``, ``operator``, ``screen``, ``integration:NAME`` (an outside
+        system that reports signs of life), a worker's phone number, or a user signed in by ``sign_in``."""
         if who not in self._tokens:
             now = self.clock.now()
             with Session(self.engine) as session, session.begin():
@@ -229,6 +240,8 @@ class Site(Store):
                     token = accounts.token_for(session, now, who, ttl=TOKEN_TTL)
                 elif who == "screen":
                     token = accounts.screen_token(session, now, TOKEN_TTL)
+                elif who.startswith("integration:"):
+                    token = accounts.integration_token(session, now, who.removeprefix("integration:"), TOKEN_TTL)
                 else:
                     token = accounts.worker_token(session, now, who, ttl=TOKEN_TTL)
             self._tokens[who] = token
@@ -236,6 +249,18 @@ class Site(Store):
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(who)}"}
+
+    def sign_in(self, username: str, password: str) -> str:
+        """Sign ``username`` in through ``POST /api/auth/login`` as a person does; the session token it gives
+        is then ``token(username)``, and ``client(username)`` uses it."""
+        anonymous = TestClient(self.runtime.app)
+        try:
+            response = anonymous.post("/api/auth/login", json={"username": username, "password": password})
+        finally:
+            anonymous.close()
+        assert response.status_code == 200, response.text
+        self._tokens[username] = response.json()["token"]
+        return self._tokens[username]
 
     def set_pin(self, phone: str, pin: str) -> None:
         with Session(self.engine) as session, session.begin():
