@@ -29,10 +29,11 @@ from alerts.db import upgrade
 from api import accounts
 from api.runtime import Runtime
 from config.settings import load_settings
+from simulator.homes import to_toml
 from simulator.scenario import shipped_scenarios
 from tests.conftest import T0
 from tests.helpers import ROOT, PrivateMosquitto, free_port, wait_for
-from tests.processes import ProcessGroup, serve_settings, toml_dumps
+from tests.processes import ProcessGroup, serve_settings
 
 STOPPED_WITHIN_S = 20  # a bound for the test, not a measurement: the stop itself takes a few seconds
 
@@ -137,7 +138,7 @@ def test_the_demo_refuses_a_port_in_use_before_printing_any_url(tmp_path: Path) 
 # -- 14: the clock on a fresh database, and load before clock set -------------------------------------------
 def manual_config(tmp_path: Path) -> Path:
     config = tmp_path / "shouwang.toml"
-    config.write_text(toml_dumps({"database": {"url": f"sqlite:///{tmp_path / 'fresh.db'}"},
+    config.write_text(to_toml({"database": {"url": f"sqlite:///{tmp_path / 'fresh.db'}"},
                                   "clock": {"mode": "manual"}}), encoding="utf-8")
     return config
 
@@ -154,7 +155,7 @@ def test_clock_set_on_a_fresh_database_works(tmp_path: Path) -> None:
 def test_load_before_clock_set_says_from_when_the_residents_are_watched(tmp_path: Path) -> None:
     config = manual_config(tmp_path)
     community = tmp_path / "community.toml"
-    community.write_text(toml_dumps({
+    community.write_text(to_toml({
         "community": {"name": "夷陵社区"}, "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}]}],
         "residents": [{"ref": "r1", "name": "王秀英", "micro_grid": "第一网格/1号楼"}]}), encoding="utf-8")
     first = shouwang("load", str(community), config=config)
