@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, text
@@ -30,6 +30,10 @@ from api import runtime as api_runtime
 from config.settings import Settings, load_settings
 from tests.fake_twilio import FakeTwilio
 from tests.harness import T0, Site, Store, app_settings, manual_clock, sqlite_database
+from tests.pages import CHROMIUM, CHROMIUM_ARGS, screen_site
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
 
 __all__ = ["T0"]  # tests import T0 from here as well as from tests.harness
 
@@ -264,6 +268,50 @@ def make_alarm(engine: Engine) -> Callable[..., Alarm]:
                 setattr(alarm, name, value)
         return alarm
     return make
+
+
+# -- pages in Debian's headless Chromium (tests/pages.py) ---------------------------------------------------
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def launch(playwright: Playwright) -> Iterator[Callable[..., Browser]]:
+    """``launch(*args)``: Debian's Chromium with the arguments every page test uses and ``args``; closed at
+    the end of the test."""
+    launched: list[Browser] = []
+
+    def start(*args: str) -> Browser:
+        launched.append(playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args]))
+        return launched[-1]
+
+    yield start
+    for browser in launched:
+        browser.close()
+
+
+@pytest.fixture
+def browser(launch: Callable[..., Browser]) -> Browser:
+    return launch()
+
+
+@pytest.fixture
+def make_screen_site(tmp_path: Path) -> Iterator[Callable[[int], Site]]:
+    """``make_screen_site(homes)``: ``pages.screen_site``, a Shouwang served over HTTP with ``homes`` residents
+    on the map; closed at the end of the test."""
+    made: list[Site] = []
+
+    def make(homes: int) -> Site:
+        made.append(screen_site(tmp_path, homes))
+        return made[-1]
+
+    yield make
+    for site in made:
+        site.close()
 
 
 # -- the machine's Mosquitto ---------------------------------------------------------------------------------

@@ -7,94 +7,32 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from alerts.models import Alarm, AlarmKind, ApiToken
 from config.settings import utcnow
-from tests.harness import Site, app_settings, sqlite_database
+from tests.harness import Site
 from tests.helpers import ROOT
+from tests.pages import CHROMIUM, HAS_CHROMIUM, PIN, WORKER, community, moves, open_page, open_screen, screen_site
 
+# the page helpers live in tests/pages.py; these names are still read from here by other tests
+__all__ = ["CHROMIUM", "community", "marker", "moves", "open_page", "screen_site"]
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-WORKER, PIN = "+8613800000001", "2468"
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
-
-
-def community(homes: int) -> dict[str, Any]:
-    return {
-        "community": {"name": "夷陵社区", "latitude": 30.692, "longitude": 111.286},
-        "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}, {"name": "2号楼"}]}],
-        "workers": [{"name": "李娜", "phone": WORKER, "role": "grid_worker", "grid": "第一网格"}],
-        "residents": [
-            {"ref": f"r{i}", "name": f"居民{i}", "birth_year": 1940, "address": f"{1 + i % 2}号楼 {100 + i}室",
-             "latitude": 30.692 + 0.0004 * (i % 5), "longitude": 111.286 + 0.0005 * (i // 5),
-             "phone": f"+8671780000{i:02d}", "micro_grid": f"第一网格/{1 + i % 2}号楼",
-             "devices": [{"id": f"pir-{i}", "kind": "motion"}],
-             "contacts": [{"name": f"家属{i}", "phone": f"+86139000000{i:02d}"}]}
-            for i in range(1, homes + 1)
-        ],
-    }
-
-
-def screen_site(tmp_path: Path, homes: int = 20) -> Site:
-    """A Shouwang process on SQLite served over HTTP (no broker needed: the test records activity itself),
-    ``homes`` residents on the map, the grid worker's PIN set; the caller closes it."""
-    served = Site(app_settings(sqlite_database(tmp_path, "screen.db")), community=community(homes)).serve()
-    served.set_pin(WORKER, PIN)
-    return served
+pytestmark = pytest.mark.skipif(not HAS_CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    served = screen_site(tmp_path)
-    yield served
-    served.close()
-
-
-def moves(site: Site, at: timedelta, *homes: int) -> None:
-    """A motion in each of ``homes`` at T0 + ``at``."""
-    site.activity(at, *(f"pir-{i}" for i in homes))
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"])
-    yield browser
-    browser.close()
-
-
-def open_page(browser: Browser, url: str, outside: list[str], **context: Any) -> Page:
-    """A page that may only talk to this machine: any other request is refused and recorded."""
-    page = browser.new_context(**context).new_page()
-
-    def guard(route: Any) -> None:
-        host = route.request.url.split("/")[2] if "://" in route.request.url else ""
-        if host.startswith("127.0.0.1") or host.startswith("localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", guard)
-    page.goto(url)
-    return page
+def site(make_screen_site: Callable[[int], Site]) -> Site:
+    return make_screen_site(20)
 
 
 def marker(page: Page, resident_id: int) -> Any:
@@ -114,7 +52,7 @@ def test_the_screen_loads_offline_with_one_marker_per_resident(site: Site, brows
     outside: list[str] = []
     errors: list[str] = []
     moves(site, timedelta(0), *range(1, 21))
-    page = open_page(browser, f"{site.url}/screen?token={site.token('screen')}", outside)
+    page = open_screen(browser, site, outside)
     page.on("pageerror", lambda e: errors.append(str(e)))
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     expect(page.locator(".marker")).to_have_count(20)
@@ -128,8 +66,7 @@ def test_an_alarm_appears_turns_red_and_turns_blue_when_accepted_on_the_phone(
     outside: list[str] = []
     moves(site, timedelta(0), *range(1, 21))
     moves(site, 10 * H, *range(2, 21))  # everyone but resident 1 moves again
-    screen = open_page(browser, f"{site.url}/screen?token={site.token('operator')}", outside,
-                       viewport={"width": 1600, "height": 900})
+    screen = open_screen(browser, site, outside, "operator", viewport={"width": 1600, "height": 900})
     expect(screen.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     expect(screen.locator("#alarms li[data-alarm]")).to_have_count(0)
 
@@ -145,11 +82,7 @@ def test_an_alarm_appears_turns_red_and_turns_blue_when_accepted_on_the_phone(
     expect(item).to_have_class("red")
     screenshot(screen, "screen.png", tmp_path)
 
-    phone = open_page(browser, f"{site.url}/m/", outside, viewport={"width": 390, "height": 844},
-                      is_mobile=True, has_touch=True)
-    phone.fill("input[name=phone]", WORKER)
-    phone.fill("input[name=pin]", PIN)
-    phone.click("#login button[type=submit]")
+    phone = phone_signed_in(browser, site, outside)
     phone.locator(f'#list li[data-alarm="{alarm.id}"]').click()
     expect(phone.locator("#amap")).to_be_visible(timeout=10000)
     assert "uri.amap.com/marker?position=111.29" in (phone.locator("#amap").get_attribute("href") or "")
@@ -166,7 +99,7 @@ def test_the_screen_comes_back_by_itself_after_the_server_restarts(site: Site, b
     outside: list[str] = []
     moves(site, timedelta(0), *range(1, 21))
     moves(site, 10 * H, *range(3, 21))
-    screen = open_page(browser, f"{site.url}/screen?token={site.token('screen')}", outside)
+    screen = open_screen(browser, site, outside)
     expect(screen.locator("body")).to_have_attribute("data-live", "1", timeout=20000)
     site.stop_serving()
     expect(screen.locator("body")).to_have_attribute("data-live", "0", timeout=20000)
