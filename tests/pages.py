@@ -51,6 +51,13 @@ def moves(site: Site, at: timedelta, *homes: int) -> None:
     site.activity(at, *(f"pir-{i}" for i in homes))
 
 
+def silent_after_t0(site: Site, homes: int, silent: int = 1) -> None:
+    """Everyone of the ``homes`` moves at T0 and again at 10 h, but for residents 1 .. ``silent``: they fall
+    silent after T0 (their alarms come at 14 h)."""
+    moves(site, timedelta(0), *range(1, homes + 1))
+    moves(site, 10 * timedelta(hours=1), *range(silent + 1, homes + 1))
+
+
 def open_page(browser: Browser, url: str, outside: list[str], **context: Any) -> Page:
     """A page that may only talk to this machine: any other request is refused and recorded."""
     page = browser.new_context(**context).new_page()

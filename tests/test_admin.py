@@ -13,20 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.models import (
-    Alarm,
-    AlarmTransition,
-    Attempt,
-    AuditEntry,
-    Contact,
-    Device,
-    Event,
-    Grid,
-    MicroGrid,
-    QuarantinedMessage,
-    Resident,
-    Worker,
-)
+from alerts import models
+from alerts.models import Alarm, Attempt, AuditEntry, Contact, Device, Event, Grid, MicroGrid, Resident, Worker
 from alerts.registry import geo
 from tests.harness import T0, Site, obs
 from tests.helpers import ROOT
@@ -310,7 +298,7 @@ def test_an_adopted_device_has_its_next_message_accepted(env: Site) -> None:
     motion(env, H, "new-pir")
     assert env.count(Event) == 0
     with Session(env.engine) as session:
-        held = session.scalars(select(QuarantinedMessage)).one()
+        held = session.scalars(select(models.QuarantinedMessage)).one()
     assert held.reason == "unknown_device" and held.device_external_id == "new-pir"
     motion(env, 2 * H, "new-pir")
 
@@ -319,7 +307,7 @@ def test_an_adopted_device_has_its_next_message_accepted(env: Site) -> None:
     adopted = ok(env.client("admin").post(f"/api/quarantine/{held.id}/adopt",
                                           json={"resident_id": resident_id, "kind": "motion"}))
     assert adopted["device"]["external_id"] == "new-pir" and adopted["adopted_messages"] == 2
-    assert env.count(QuarantinedMessage, QuarantinedMessage.adopted_at.is_(None)) == 0
+    assert env.count(models.QuarantinedMessage, models.QuarantinedMessage.adopted_at.is_(None)) == 0
 
     motion(env, 3 * H, "new-pir")
     assert env.count(Event, Event.resident_id == resident_id) == 1
@@ -367,7 +355,7 @@ def test_deleting_a_resident_removes_the_personal_data_and_keeps_that_it_happene
     assert env.count(Resident) == 0 and env.count(Contact) == 0
     assert env.count(Event) == 0 and env.count(Alarm) == 0
     assert env.count(Attempt, Attempt.alarm_id == alarm_id) == 0
-    assert env.count(AlarmTransition, AlarmTransition.alarm_id == alarm_id) == 0
+    assert env.count(models.AlarmTransition, models.AlarmTransition.alarm_id == alarm_id) == 0
     assert env.count(Device, Device.resident_id.is_(None)) == 1  # the hardware stays, unlinked
     with Session(env.engine) as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.target == f"resident:{resident_id}")).all()

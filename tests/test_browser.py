@@ -21,7 +21,18 @@ from alerts.models import Alarm, AlarmKind, ApiToken
 from config.settings import utcnow
 from tests.harness import Site
 from tests.helpers import ROOT
-from tests.pages import CHROMIUM, HAS_CHROMIUM, PIN, WORKER, community, moves, open_page, open_screen, screen_site
+from tests.pages import (
+    CHROMIUM,
+    HAS_CHROMIUM,
+    PIN,
+    WORKER,
+    community,
+    moves,
+    open_page,
+    open_screen,
+    screen_site,
+    silent_after_t0,
+)
 
 # the page helpers live in tests/pages.py; these names are still read from here by other tests
 __all__ = ["CHROMIUM", "community", "marker", "moves", "open_page", "screen_site"]
@@ -64,8 +75,7 @@ def test_the_screen_loads_offline_with_one_marker_per_resident(site: Site, brows
 def test_an_alarm_appears_turns_red_and_turns_blue_when_accepted_on_the_phone(
         site: Site, browser: Browser, tmp_path: Path) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 21))
-    moves(site, 10 * H, *range(2, 21))  # everyone but resident 1 moves again
+    silent_after_t0(site, 20)  # everyone but resident 1 moves again at 10 h
     screen = open_screen(browser, site, outside, "operator", viewport={"width": 1600, "height": 900})
     expect(screen.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     expect(screen.locator("#alarms li[data-alarm]")).to_have_count(0)
@@ -97,8 +107,7 @@ def test_an_alarm_appears_turns_red_and_turns_blue_when_accepted_on_the_phone(
 
 def test_the_screen_comes_back_by_itself_after_the_server_restarts(site: Site, browser: Browser) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 21))
-    moves(site, 10 * H, *range(3, 21))
+    silent_after_t0(site, 20, silent=2)
     screen = open_screen(browser, site, outside)
     expect(screen.locator("body")).to_have_attribute("data-live", "1", timeout=20000)
     site.stop_serving()
@@ -112,8 +121,7 @@ def test_the_screen_comes_back_by_itself_after_the_server_restarts(site: Site, b
 
 def resident_1_silent(site: Site) -> Alarm:
     """Everyone moves at T0, all but resident 1 again at 10 h: resident 1's alarm at 14 h, the chain run."""
-    moves(site, timedelta(0), *range(1, 21))
-    moves(site, 10 * H, *range(2, 21))
+    silent_after_t0(site, 20)
     site.at(14 * H)
     return site.alarm(AlarmKind.INACTIVITY, resident="r1")
 

@@ -71,6 +71,16 @@ def raise_inactivity(env: Site) -> Alarm:
     return env.alarm()
 
 
+def answer_steps(env: Site, fake: FakeTwilio, steps: int) -> Alarm:
+    """The people called in the first ``steps`` steps do what ``fake.behaviour`` says, the chain moving on
+    after each step but the last; the alarm then."""
+    for step in range(steps):
+        if step:
+            env.escalate()
+        fake.play()
+    return env.alarm()
+
+
 def test_default_chain_resident_silent_then_worker_and_family_in_parallel_then_worker_presses_1(
         env: Site, fake: FakeTwilio) -> None:
     fake.behaviour.update({RESIDENT: "no-answer", GRID: "press:1", FAMILY1: "no-answer"})
@@ -98,8 +108,7 @@ def test_default_chain_resident_silent_then_worker_and_family_in_parallel_then_w
 def test_the_resident_pressing_1_resolves_as_fine_and_calls_no_one_else(env: Site, fake: FakeTwilio) -> None:
     fake.behaviour[RESIDENT] = "press:1"
     raise_inactivity(env)
-    fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 1)
     assert alarm.state == "resolved" and alarm.outcome == "confirmed_fine_by_phone"
     for minutes in (5, 60, 600, 13 * 60):
         env.at(14 * H + minutes * M)
@@ -112,10 +121,7 @@ def test_the_resident_pressing_1_resolves_as_fine_and_calls_no_one_else(env: Sit
 def test_a_call_answered_by_voicemail_does_not_acknowledge(env: Site, fake: FakeTwilio) -> None:
     fake.behaviour.update({RESIDENT: "voicemail", GRID: "voicemail", FAMILY1: "voicemail"})
     raise_inactivity(env)
-    fake.play()
-    env.escalate()
-    fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 2)
     assert alarm.state == "open" and alarm.acknowledged_at is None
     assert {a.status for a in env.attempts() if a.channel == "voice"} == {"completed"}
 
@@ -224,10 +230,7 @@ def test_resolving_sends_the_outcome_to_the_family_by_sms(env: Site, fake: FakeT
 def test_family_pressing_1_shows_family_handling_and_the_grid_steps_go_on(env: Site, fake: FakeTwilio) -> None:
     fake.behaviour.update({RESIDENT: "no-answer", GRID: "no-answer", FAMILY1: "press:1"})
     raise_inactivity(env)
-    fake.play()
-    env.escalate()
-    fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 2)
     assert alarm.family_handling_at is not None and "王强" in (alarm.family_handling_by or "")
     assert alarm.state == "open"
     env.escalate()

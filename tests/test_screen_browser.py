@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from alerts import transitions
 from alerts.models import Alarm, AlarmKind
 from tests.harness import T0, Site, obs
-from tests.pages import HAS_CHROMIUM, moves, open_page, open_screen
+from tests.pages import HAS_CHROMIUM, moves, open_page, open_screen, silent_after_t0
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -69,8 +69,7 @@ def test_the_screen_has_a_legend_and_the_chime_is_on_by_default_and_remembered(s
 
 def test_a_kiosk_screen_chimes_on_a_new_alarm_without_a_click(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 7))
-    moves(site, 10 * H, *range(2, 7))
+    silent_after_t0(site, 6)
     page = open_screen(kiosk, site, outside)
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     assert page.locator("body").get_attribute("data-chimes") is None
@@ -101,8 +100,7 @@ def test_maintenance_alarms_are_grouped_by_home(site: Site, kiosk: Browser) -> N
 
 def test_the_screen_reads_in_chinese_on_a_local_24_hour_clock(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    moves(site, timedelta(0), *range(1, 7))
-    moves(site, 10 * H, *range(2, 7))
+    silent_after_t0(site, 6)
     site.at(14 * H)  # resident 1: 14 h of silence; local time 22:00 in Shanghai
     alarm = site.alarm(AlarmKind.INACTIVITY, resident="r1")
     with Session(site.engine) as session, session.begin():
