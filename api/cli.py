@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -317,9 +318,7 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
     data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         policy = watch_policy(settings)
         counts = load_community(session, data, now, policy.limits, actor=f"cli:{args.file}",
@@ -446,9 +445,7 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
         print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
               file=sys.stderr)
         return 2
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         accounts.add_user(session, args.username, args.role, password, now, name=args.name)
     print(f"user {args.username} ({args.role}) saved")
@@ -467,23 +464,28 @@ def _pin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
-    with Session(engine) as session, session.begin():
-        token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
-    print(token)
-    return 0
+    days = timedelta(days=settings.api.screen_token_days)
+    return _print_token(settings, lambda session, now: accounts.screen_token(session, now, days, args.label))
 
 
 def _integration_token(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    days = timedelta(days=args.days)
+    return _print_token(settings, lambda session, now: accounts.integration_token(session, now, args.name, days))
+
+
+def _print_token(settings: Settings, issue: Callable[[Session, datetime], str]) -> int:
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
-        token = accounts.integration_token(session, now, args.name, timedelta(days=args.days))
+        token = issue(session, now)
     print(token)
     return 0
+
+
+def _database(settings: Settings) -> tuple[Engine, datetime]:
+    """The configured database, migrated to the newest schema, and the service clock's now."""
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    return engine, make_clock(settings.clock, engine).now()
 
 
 def _schema(_settings: Settings, _args: argparse.Namespace) -> int:
