@@ -301,6 +301,10 @@ class Settings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    # what this process runs: ingest (the MQTT consumer), rules (the tick and escalation), api (HTTP and
+    # the live screens); all three by default. A city splits them over processes (docs/deployment.md).
+    roles: list[Literal["ingest", "rules", "api"]] = Field(default_factory=lambda: ["ingest", "rules", "api"],
+                                                          min_length=1)
 
     @field_validator("timezone")
     @classmethod
