@@ -64,8 +64,17 @@ def device_row(device: Device) -> dict[str, Any]:
 
 
 def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": alarm.id, "code": alarm.code, "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
+    row = alarm_fields(alarm, alarm.resident.name if alarm.resident is not None else None)
+    if with_history:
+        row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}
+                              for t in alarm.transitions]
+    return row
+
+
+def alarm_fields(alarm: Any, resident_name: str | None) -> dict[str, Any]:
+    """An alarm as the API shows it, from the model or from a row of the alarms table's columns."""
+    return {
+        "id": alarm.id, "code": f"A{alarm.id}", "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
         "resident_id": alarm.resident_id, "device_id": alarm.device_id, "system_key": alarm.system_key,
         "reason": alarm.reason, "devices_offline": alarm.devices_offline, "opened_at": alarm.opened_at,
         "last_activity_at": alarm.last_activity_at, "activity_seen_at": alarm.activity_seen_at,
@@ -76,12 +85,8 @@ def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
         "responders_called_at": alarm.responders_called_at, "next_action_at": alarm.next_action_at,
         "family_handling_at": alarm.family_handling_at, "family_handling_by": alarm.family_handling_by,
         "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at, "arrived_by": alarm.arrived_by,
-        "resident_name": alarm.resident.name if alarm.resident is not None else None,
+        "resident_name": resident_name,
     }
-    if with_history:
-        row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}
-                              for t in alarm.transitions]
-    return row
 
 
 def attempt_row(attempt: Attempt) -> dict[str, Any]:

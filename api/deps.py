@@ -31,6 +31,7 @@ class AppContext:
     secret_key: str = ""
     ingest_status: Callable[[], dict[str, Any]] | None = None
     last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
+    screens: Any = None  # the process's alerts.screen_model.ScreenModel, started by the first stream
 
 
 def get_context(request: Request) -> AppContext:

@@ -121,6 +121,8 @@ class Runtime:
             if self._http_thread is not None:
                 self._http_thread.join(timeout=5)
         self.watch.stop()
+        if self.app.state.context.screens is not None:
+            self.app.state.context.screens.stop()
         if self.consumer is not None:
             self.consumer.stop()
         self.engine.dispose()
