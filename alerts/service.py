@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, or_, select
+from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import alarms, rules, transitions
-from alerts.db import claim
+from alerts.db import claim, insert_ignoring_conflicts, one_of
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
     AlarmKind,
     AlarmState,
+    AlarmTransition,
+    AuditEntry,
     Device,
     Event,
     Outcome,
@@ -108,35 +110,48 @@ def due_residents(now: datetime, batch: int) -> Select[Any]:
 
 
 def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
+    """One batch of due residents, set-based: one claim, one query for the open alarms and one for the
+    devices of the batch, one INSERT of the alarms (``ON CONFLICT (open_key) DO NOTHING``: the database
+    keeps one open alarm per resident and kind, whatever the processes), one of their history rows, one
+    of the audit entries, one UPDATE of the deadlines. The decision per resident stays the pure
+    :func:`alerts.rules.decide_due`."""
     query = due_residents(now, CLAIM_BATCH)
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect
+    ids = [r.id for r, _, _ in rows]
     already_open = set(session.scalars(select(Alarm.resident_id).where(
         Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
-        Alarm.resident_id.in_([r.id for r, _, _ in rows]))))
+        one_of(Alarm.resident_id, ids, dialect, "due_ids"))))
+    devices: dict[int, list[tuple[bool, datetime | None]]] = {}
+    for resident_id, online, due in session.execute(select(Device.resident_id, Device.online, Device.offline_due_at)
+                                                    .where(one_of(Device.resident_id, ids, dialect, "due_ids"))):
+        devices.setdefault(resident_id, []).append((online, due))
+    to_raise: list[dict[str, Any]] = []
+    deadlines: list[dict[str, Any]] = []
     for resident, grid_window, grid_warning in rows:
         limits = limits_of(policy.limits, resident, grid_window, grid_warning)
-        is_open = resident.id in already_open
         decision = rules.decide_due(
             now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
             away_until=resident.away_until, away_until_activity=resident.away_until_activity,
-            alarm_open=is_open,
+            alarm_open=resident.id in already_open,
         )
+        raise_or_suspend = decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND)
+        due_at = None if raise_or_suspend else decision.due_at
         if decision.action is rules.DueAction.RAISE:
-            alarm_id = _raise_inactivity(session, resident, limits, now, policy)
-            if alarm_id is not None:
-                result.raised.append(alarm_id)
-            resident.due_at = None
-        elif decision.action is rules.DueAction.SUSPEND:
-            resident.due_at = None
-        else:
-            resident.due_at = decision.due_at
+            to_raise.append(_inactivity_alarm(resident, limits, now, policy, devices.get(resident.id, [])))
+        deadlines.append({"rid": resident.id, "due": due_at})
+    result.raised.extend(_open_inactivity_alarms(session, to_raise, now))
+    residents = Resident.__table__
+    session.execute(update(residents).where(residents.c.id == bindparam("rid")).values(due_at=bindparam("due"))
+                    .execution_options(synchronize_session=False), deadlines)
     return len(rows)
 
 
-def _raise_inactivity(session: Session, resident: Resident, limits: rules.Limits, now: datetime,
-                      policy: WatchPolicy) -> int | None:
-    devices = session.execute(select(Device.online, Device.offline_due_at)
-                              .where(Device.resident_id == resident.id)).all()
+def _inactivity_alarm(resident: Resident, limits: rules.Limits, now: datetime, policy: WatchPolicy,
+                      devices: list[tuple[bool, datetime | None]]) -> dict[str, Any]:
+    """The values of the inactivity alarm of ``resident`` (its reason, whether their devices are offline)."""
     offline = bool(devices) and all(not online or (due is not None and due <= now) for online, due in devices)
     start = rules.watch_start(resident.last_activity_at, resident.watch_from)
     hours = (now - start).total_seconds() / 3600 if start else limits.window.total_seconds() / 3600
@@ -145,12 +160,38 @@ def _raise_inactivity(session: Session, resident: Resident, limits: rules.Limits
         reason += f"; last activity {_local(resident.last_activity_at, policy)}"
     if offline:
         reason += "; no data: devices offline"
-    alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=reason, resident_id=resident.id,
-                                 last_activity_at=resident.last_activity_at, devices_offline=offline)
-    if alarm_id is not None:
-        log.warning("inactivity alarm raised", extra={"alarm": alarm_id, "resident": resident.id,
-                                                       "reason": reason})
-    return alarm_id
+    return {"resident_id": resident.id, "reason": reason, "last_activity_at": resident.last_activity_at,
+            "devices_offline": offline}
+
+
+def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now: datetime) -> list[int]:
+    """Open the alarms in a few statements; returns the ids of those opened (an alarm already open for a
+    resident, committed by another process meanwhile, is skipped by the unique ``open_key``). Each
+    opened alarm gets its history row and audit entry, and its chain starts now (the escalation policy
+    copied in, ``next_action_at`` = now), as :func:`alerts.alarms.open_alarm` does for one."""
+    if not alarms_:
+        return []
+    kind = AlarmKind.INACTIVITY
+    policy = alarms.snapshot_policy(session, kind)
+    values = [{"kind": kind, "severity": alarms.SEVERITY[kind], "state": AlarmState.OPEN,
+               "open_key": alarms.open_key(kind, resident_id=a["resident_id"]), "resident_id": a["resident_id"],
+               "device_id": None, "system_key": None, "reason": a["reason"], "devices_offline": a["devices_offline"],
+               "opened_at": now, "last_activity_at": a["last_activity_at"], "auto_resolved": False,
+               "policy": policy, "next_action_at": now} for a in alarms_]
+    table = Alarm.__table__
+    statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).returning(
+        table.c.id, table.c.resident_id)
+    opened = [tuple(r) for r in session.execute(statement, values).all()]
+    reasons = {a["resident_id"]: a["reason"] for a in alarms_}
+    if opened:
+        session.execute(insert(AlarmTransition.__table__), [
+            {"alarm_id": alarm_id, "at": now, "action": "opened", "actor": "shouwang", "detail": reasons[rid]}
+            for alarm_id, rid in opened])
+        session.execute(insert(AuditEntry.__table__), [
+            {"at": now, "actor": "shouwang", "action": "alarm.opened", "target": f"alarm:{alarm_id}",
+             "detail": {"detail": reasons[rid]}} for alarm_id, rid in opened])
+        log.warning("inactivity alarms raised", extra={"count": len(opened), "alarms": [a for a, _ in opened][:50]})
+    return [alarm_id for alarm_id, _ in opened]
 
 
 def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
