@@ -8,13 +8,14 @@ pure functions of :mod:`alerts.rules`; ``now`` is read once by the caller and pa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts import alarms, rules, transitions
@@ -144,6 +145,10 @@ def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, 
         deadlines.append({"rid": resident.id, "due": due_at})
     result.raised.extend(_open_inactivity_alarms(session, to_raise, now))
     residents = Resident.__table__
+    if dialect.name == "postgresql":
+        session.execute(_UPDATE_DEADLINES, {"rids": [d["rid"] for d in deadlines],
+                                            "dues": [d["due"] for d in deadlines]})
+        return len(rows)
     session.execute(update(residents).where(residents.c.id == bindparam("rid")).values(due_at=bindparam("due"))
                     .execution_options(synchronize_session=False), deadlines)
     return len(rows)
@@ -178,20 +183,65 @@ def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now
                "device_id": None, "system_key": None, "reason": a["reason"], "devices_offline": a["devices_offline"],
                "opened_at": now, "last_activity_at": a["last_activity_at"], "auto_resolved": False,
                "policy": policy, "next_action_at": now} for a in alarms_]
-    table = Alarm.__table__
-    statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).returning(
-        table.c.id, table.c.resident_id)
-    opened = [tuple(r) for r in session.execute(statement, values).all()]
+    if session.get_bind().dialect.name == "postgresql":
+        opened = _open_with_arrays(session, values)
+    else:
+        table = Alarm.__table__
+        statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).returning(
+            table.c.id, table.c.resident_id)
+        opened = [tuple(r) for r in session.execute(statement, values).all()]
     reasons = {a["resident_id"]: a["reason"] for a in alarms_}
-    if opened:
+    if opened and session.get_bind().dialect.name == "postgresql":
+        _history_with_arrays(session, [a for a, _ in opened], [reasons[r] for _, r in opened], now)
+    elif opened:
         session.execute(insert(AlarmTransition.__table__), [
             {"alarm_id": alarm_id, "at": now, "action": "opened", "actor": "shouwang", "detail": reasons[rid]}
             for alarm_id, rid in opened])
         session.execute(insert(AuditEntry.__table__), [
             {"at": now, "actor": "shouwang", "action": "alarm.opened", "target": f"alarm:{alarm_id}",
              "detail": {"detail": reasons[rid]}} for alarm_id, rid in opened])
+    if opened:
         log.warning("inactivity alarms raised", extra={"count": len(opened), "alarms": [a for a, _ in opened][:50]})
     return [alarm_id for alarm_id, _ in opened]
+
+
+# PostgreSQL: a batch as a few array parameters (unnest), whatever its size: nothing for the driver to
+# split or convert per row, one statement each
+_INSERT_ALARMS = text(
+    "INSERT INTO alarms (kind, severity, state, open_key, resident_id, reason, devices_offline, opened_at, "
+    "last_activity_at, auto_resolved, policy, next_action_at, step, cycle, escalation_token) "
+    "SELECT :kind, :severity, :state, :key_prefix || v.rid, v.rid, v.reason, v.offline, :now, v.last, false, "
+    "CAST(:policy AS json), :now, -1, 0, 0 "
+    "FROM unnest(CAST(:rids AS int[]), CAST(:reasons AS text[]), CAST(:offline AS bool[]), "
+    "CAST(:last AS timestamptz[])) AS v(rid, reason, offline, last) "
+    "ON CONFLICT (open_key) DO NOTHING RETURNING id, resident_id")
+_INSERT_HISTORY = text(
+    "INSERT INTO alarm_transitions (alarm_id, at, action, actor, detail) "
+    "SELECT v.id, :now, 'opened', 'shouwang', v.detail "
+    "FROM unnest(CAST(:ids AS int[]), CAST(:details AS text[])) AS v(id, detail)")
+_INSERT_AUDIT = text(
+    "INSERT INTO audit_log (at, actor, action, target, detail) "
+    "SELECT :now, 'shouwang', 'alarm.opened', 'alarm:' || v.id, json_build_object('detail', v.detail) "
+    "FROM unnest(CAST(:ids AS int[]), CAST(:details AS text[])) AS v(id, detail)")
+_UPDATE_DEADLINES = text(
+    "UPDATE residents SET due_at = v.due FROM unnest(CAST(:rids AS int[]), CAST(:dues AS timestamptz[])) "
+    "AS v(rid, due) WHERE residents.id = v.rid")
+
+
+def _open_with_arrays(session: Session, values: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    first = values[0]
+    prefix = alarms.open_key(AlarmKind.INACTIVITY, resident_id=0).removesuffix("0")  # the same key, per row in SQL
+    params = {"key_prefix": prefix, "kind": str(first["kind"]), "severity": str(first["severity"]),
+              "state": str(first["state"]),
+              "now": first["opened_at"], "policy": json.dumps(first["policy"]) if first["policy"] else None,
+              "rids": [v["resident_id"] for v in values], "reasons": [v["reason"] for v in values],
+              "offline": [v["devices_offline"] for v in values], "last": [v["last_activity_at"] for v in values]}
+    return [(int(a), int(r)) for a, r in session.execute(_INSERT_ALARMS, params).all()]
+
+
+def _history_with_arrays(session: Session, ids: list[int], details: list[str], now: datetime) -> None:
+    session.execute(_INSERT_HISTORY, {"now": now, "ids": ids, "details": details})
+    session.execute(_INSERT_AUDIT, {"now": now, "ids": ids, "details": details})
 
 
 def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
