@@ -19,6 +19,7 @@ from alerts import service
 from alerts.clock import Clock
 from alerts.metrics import Metrics
 from alerts.models import Alarm, AlarmKind, AlarmState
+from alerts.screen_model import prune_changes
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Watch:
             removed = service.prune(self.engine, self.clock.now(), self.policy.event_retention)
             if removed:
                 log.info("pruned raw events past the retention", extra={"removed": removed})
+            prune_changes(self.engine)
         except Exception:
             log.exception("pruning failed")
 

@@ -202,8 +202,9 @@ class ScreenModel:
             full = not self._loaded_at or time.monotonic() - self._loaded_at > FULL_RELOAD_EVERY
             with Session(self.engine) as session:
                 newest = session.scalar(select(func.max(ScreenChange.id))) or 0
-                if newest < self.cursor:  # the table was emptied (a test, a restore): start again
-                    full = True
+                oldest = session.scalar(select(func.min(ScreenChange.id))) or 0
+                if newest < self.cursor or (self.cursor and oldest > self.cursor + 1):
+                    full = True  # emptied (a restore) or pruned past this model's cursor: start again
                 if not full and newest == self.cursor and not (self._heap and self._heap[0][0] <= now):
                     return None
                 delta = _Delta(self.version + 1)
@@ -472,14 +473,6 @@ class ScreenModel:
                 return None
             return [(d.version, d.rendered[scope]) for d in needed]
 
-    def prune(self) -> int:
-        """Delete the change log far behind the newest row (every process's model reads near the head)."""
-        with Session(self.engine) as session, session.begin():
-            newest = session.scalar(select(func.max(ScreenChange.id))) or 0
-            result = session.execute(ScreenChange.__table__.delete().where(ScreenChange.id < newest - PRUNE_KEEP))
-            return int(result.rowcount or 0)
-
-
 class _Touched(dict[int, bool]):
     """Residents whose marker must be recomputed (key -1: the system alarms changed), and alarm ids."""
 
@@ -492,6 +485,15 @@ class _Touched(dict[int, bool]):
         if isinstance(other, _Touched):
             self.alarm_ids |= other.alarm_ids
         return self
+
+
+def prune_changes(engine: Engine, keep: int = PRUNE_KEEP) -> int:
+    """Delete the change log far behind its newest row (every process's model reads near the head; one
+    that fell further behind reloads in full)."""
+    with Session(engine) as session, session.begin():
+        newest = session.scalar(select(func.max(ScreenChange.id))) or 0
+        result = session.execute(ScreenChange.__table__.delete().where(ScreenChange.id <= newest - keep))
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _alarm_query() -> Select[Any]:
