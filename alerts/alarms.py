@@ -26,6 +26,7 @@ from alerts.models import (
     Outcome,
     Resident,
     Severity,
+    table_of,
 )
 
 SEVERITY = {
@@ -34,7 +35,14 @@ SEVERITY = {
     AlarmKind.SYSTEM: Severity.HIGH,
     AlarmKind.DEVICE_OFFLINE: Severity.LOW,
     AlarmKind.LOW_BATTERY: Severity.LOW,
+    AlarmKind.CLOCK_SKEW: Severity.LOW,
+    AlarmKind.ROUTINE: Severity.HIGH,
+    AlarmKind.RHYTHM: Severity.LOW,
 }
+# alarms about a resident (one open per resident and kind); a person's "fine" restarts their window
+RESIDENT_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
+# the resident alarms whose chain calls people and whose outcome the family hears
+CALLING_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE)
 
 
 class AlarmError(Exception):
@@ -44,7 +52,7 @@ class AlarmError(Exception):
 def open_key(kind: AlarmKind, *, resident_id: int | None = None, device_id: int | None = None,
              system_key: str | None = None) -> str:
     """The uniqueness key of an open alarm: one per resident and kind, per device, per system key."""
-    if kind in (AlarmKind.INACTIVITY, AlarmKind.PANIC) and resident_id is not None:
+    if kind in RESIDENT_KINDS and resident_id is not None:
         return f"{kind}:r{resident_id}"
     if device_id is not None:
         return f"{kind}:d{device_id}"
@@ -69,7 +77,7 @@ def open_alarm(
     decides, so two processes never open two.
     """
     key = open_key(kind, resident_id=resident_id, device_id=device_id, system_key=system_key)
-    table = Alarm.__table__
+    table = table_of(Alarm)
     statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).values(
         kind=kind, severity=SEVERITY[kind], state=AlarmState.OPEN, open_key=key, resident_id=resident_id,
         device_id=device_id, system_key=system_key, reason=reason, devices_offline=devices_offline,
@@ -86,7 +94,8 @@ def open_alarm(
 
 POLICY_FOR_KIND = {
     AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
-    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.SYSTEM: "system",
+    AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.CLOCK_SKEW: "maintenance", AlarmKind.SYSTEM: "system",
+    AlarmKind.ROUTINE: "routine", AlarmKind.RHYTHM: "rhythm",
 }
 
 
@@ -152,7 +161,7 @@ def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: 
     alarm.note = note
     alarm.auto_resolved = outcome not in HUMAN_OUTCOMES
     record(session, alarm, now, action="resolved", actor=by, detail=f"{outcome}" + (f": {note}" if note else ""))
-    if alarm.resident_id is None or alarm.kind not in (AlarmKind.INACTIVITY, AlarmKind.PANIC):
+    if alarm.resident_id is None or alarm.kind not in RESIDENT_KINDS:
         return
     if outcome in (Outcome.TAKEN_TO_HOSPITAL, Outcome.AWAY_WITH_FAMILY):
         session.execute(update(Resident).where(Resident.id == alarm.resident_id)

@@ -6,10 +6,11 @@ SQLite (embedded, the default) and PostgreSQL (production, several processes) di
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple, cast
 
 from alembic import command
 from alembic.config import Config
@@ -33,14 +34,17 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+Ts = TypeVarTuple("Ts")
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,16 +73,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str, echo: bool = False, pool: bool = True) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys on every connection.
+
+    ``hide_parameters``: an error (and its log line) shows the statement, never its parameters, which hold
+    personal data (names, phone numbers, addresses)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if pool:
         options.update(pool_size=5, max_overflow=10)
     else:
@@ -169,6 +177,7 @@ def _copy(session: Session, table: str, columns: Mapping[str, TypeEngine[Any]],
     dialect = session.get_bind().dialect
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     driver = session.connection().connection.driver_connection
+    assert driver is not None, "COPY needs a live driver connection"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             copy.set_types([_binary_type(type_) for type_ in columns.values()])
@@ -278,7 +287,25 @@ class BatchParameters:
         _sql(session, f"DELETE FROM {self.stage_name}")
 
 
-def claim(query: Select[Any], dialect: Dialect, of: Any = None) -> Select[Any]:
+def guarded(session: Session, what: str, row_id: int, step: Callable[[], Any],
+            push_back: Callable[[], Any] | None = None) -> None:
+    """Run one row's rule step under its own savepoint (healthchecks' ``handle_going_down``): a row that
+    raises is rolled back alone, logged with its id and pushed back a little; the other rows go on."""
+    try:
+        with session.begin_nested():
+            step()
+    except Exception:
+        log.exception("rule step failed for one row; the others go on", extra={"row": what, "id": row_id})
+        if push_back is not None:
+            push_back()
+
+
+def changed(session: Session, statement: Update | Delete) -> int:
+    """Execute an UPDATE or DELETE; how many rows it changed (the conditional-UPDATE claim's answer)."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def claim(query: Select[*Ts], dialect: Dialect, of: Any = None) -> Select[*Ts]:
     """Lock the selected rows for this transaction, skipping rows another process holds.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED``. SQLite has one writer at a time (BEGIN IMMEDIATE), so the

@@ -9,7 +9,7 @@ change between restarts, and a grid's window changes for all its residents at on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -17,14 +17,16 @@ from sqlalchemy.orm import Session
 from alerts import rules
 from alerts.models import Grid, MicroGrid, Resident
 
+Ts = TypeVarTuple("Ts")
 
-def with_grid(query: Select[Any]) -> Select[Any]:
+
+def with_grid(query: Select[*Ts]) -> Select[*Ts]:
     """``query`` joined resident -> micro-grid -> grid (outer joins: a resident may have neither)."""
     return (query.outerjoin(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
             .outerjoin(Grid, MicroGrid.grid_id == Grid.id))
 
 
-def residents_with_limits() -> Select[tuple[Resident, int | None, int | None]]:
+def residents_with_limits() -> Select[Resident, int | None, int | None]:
     """Residents with their grid's overrides; give each row to :func:`limits_of`."""
     return with_grid(select(Resident, Grid.inactivity_window_s, Grid.early_warning_s))
 
@@ -75,6 +77,7 @@ def refresh_due(session: Session, resident: Resident, default: rules.Limits, now
     """Recompute a resident's stored deadline after their window, their grid, or their grid's window
     changed. A NULL deadline of a resident already watched (an open alarm, away until next activity)
     stays NULL: the tick or the next activity sets it again."""
+    plan_detection(resident, now)
     if resident.away_until_activity:
         resident.due_at = None
         return
@@ -83,10 +86,19 @@ def refresh_due(session: Session, resident: Resident, default: rules.Limits, now
     resident.due_at = deadline(resident, resident_limits(session, resident, default), now)
 
 
+def plan_detection(resident: Resident, now: datetime) -> None:
+    """Ask the tick to plan the resident's time-window rule and rhythm look afresh (the tick knows the
+    zone; see :mod:`alerts.routine`): after a change of their window, their grid's, or their grid."""
+    resident.routine_due_at = now
+    if resident.rhythm_due_at is None:
+        resident.rhythm_due_at = now
+
+
 def refresh_grid(session: Session, grid_id: int, default: rules.Limits, now: datetime) -> int:
-    """Recompute the deadlines of every resident of a grid whose window changed; returns how many."""
+    """Recompute the deadlines of every resident of a grid whose window or time-window rule changed;
+    returns how many."""
     residents = session.scalars(select(Resident).join(MicroGrid, Resident.micro_grid_id == MicroGrid.id)
-                                .where(MicroGrid.grid_id == grid_id, Resident.due_at.isnot(None))).all()
+                                .where(MicroGrid.grid_id == grid_id)).all()
     for resident in residents:
         refresh_due(session, resident, default, now)
     return len(residents)

@@ -17,6 +17,9 @@ class Metrics:
                                ["reason"], registry=self.registry)
         self.quarantined = Counter("shouwang_quarantined_total", "Messages quarantined, by reason", ["reason"],
                                    registry=self.registry)
+        self.quarantine_dropped = Counter(
+            "shouwang_quarantine_dropped_total", "Quarantined messages over the quarantine's caps: counted per hour "
+            "and source in quarantine_overflow, not kept", registry=self.registry)
         self.clock_skew = Counter("shouwang_clock_skew_total", "Device timestamps replaced by receive time",
                                   registry=self.registry)
         self.batch_commit = Histogram("shouwang_batch_commit_seconds", "Time to commit one ingest batch",

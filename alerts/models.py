@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -35,6 +36,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The mapped table of a model, typed as a ``Table`` (``__table__`` is typed as any ``FromClause``)."""
+    return Base.metadata.tables[str(model.__tablename__)]
 
 
 class DeviceKind(enum.StrEnum):
@@ -62,7 +68,10 @@ class AlarmKind(enum.StrEnum):
     PANIC = "panic"
     DEVICE_OFFLINE = "device_offline"
     LOW_BATTERY = "low_battery"
+    CLOCK_SKEW = "clock_skew"  # a device keeps sending times from the future (maintenance, SPEC section 2)
     SYSTEM = "system"
+    ROUTINE = "routine"  # no activity inside a time window ("did not get up"): a resident alarm
+    RHYTHM = "rhythm"  # today departs from the learned rhythm: a low-key notice, amber
 
 
 class Severity(enum.StrEnum):
@@ -131,6 +140,7 @@ class Grid(Base):
     name: Mapped[str] = mapped_column(String(200))
     inactivity_window_s: Mapped[int | None] = mapped_column(Integer)
     early_warning_s: Mapped[int | None] = mapped_column(Integer)
+    routine_window: Mapped[str | None] = mapped_column(String(11))  # "07:00-10:00", local time
     community: Mapped[Community] = relationship(back_populates="grids")
     micro_grids: Mapped[list[MicroGrid]] = relationship(back_populates="grid")
 
@@ -158,6 +168,10 @@ class Resident(Base):
             postgresql_where=text("due_at IS NOT NULL"),
             sqlite_where=text("due_at IS NOT NULL"),
         ),
+        Index("ix_residents_routine_due_at", "routine_due_at", postgresql_where=text("routine_due_at IS NOT NULL"),
+              sqlite_where=text("routine_due_at IS NOT NULL")),
+        Index("ix_residents_rhythm_due_at", "rhythm_due_at", postgresql_where=text("rhythm_due_at IS NOT NULL"),
+              sqlite_where=text("rhythm_due_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
@@ -178,6 +192,12 @@ class Resident(Base):
     watch_from: Mapped[datetime | None] = mapped_column()
     due_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
+    # time-window rule ("07:00-10:00"; NULL: the grid's, if any) and the end of the next window to judge
+    routine_window: Mapped[str | None] = mapped_column(String(11))
+    routine_due_at: Mapped[datetime | None] = mapped_column()
+    # the learned daily rhythm (alerts/rhythm.py, as a dict) and when the tick next looks at it
+    rhythm: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    rhythm_due_at: Mapped[datetime | None] = mapped_column()
     micro_grid: Mapped[MicroGrid | None] = relationship()
     devices: Mapped[list[Device]] = relationship(back_populates="resident")
     contacts: Mapped[list[Contact]] = relationship(
@@ -213,6 +233,9 @@ class Device(Base):
     offline_due_at: Mapped[datetime | None] = mapped_column()
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)  # last reported occupancy / contact closed
+    # reports whose device time was further ahead than rules.clock_skew (stored at receive time), and the last
+    clock_skew_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_clock_skew_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
     resident: Mapped[Resident | None] = relationship(back_populates="devices")
 
@@ -251,6 +274,7 @@ class UserRole(enum.StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     SCREEN = "screen"
+    INTEGRATION = "integration"  # another system (the canteen's card system): may report signs of life only
 
 
 class User(Base):
@@ -280,6 +304,29 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    alarm_id: Mapped[int | None] = mapped_column(Integer)  # a session opened by an SMS link: that alarm only
+
+
+class SignInFailure(Base):
+    """Failed sign-ins of one account from one client address, counted atomically; at the limit the pair
+    is locked, each lock longer than the last (back-off), so a stranger's guesses never lock the owner
+    out from their own address."""
+
+    __tablename__ = "sign_in_failures"
+    account: Mapped[str] = mapped_column(String(150), primary_key=True)  # user:<name> / worker:<phone>
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client address
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookReceipt(Base):
+    """A provider event already handled (an SMS's MessageSid, a call's CallSid + digits): a replay of a
+    signed webhook finds it here and changes nothing."""
+
+    __tablename__ = "webhook_receipts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column()
 
 
 class Event(Base):
@@ -468,6 +515,35 @@ class QuarantinedMessage(Base):
     device_external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     delivery_key: Mapped[str] = mapped_column(String(32), index=True)
     adopted_at: Mapped[datetime | None] = mapped_column()
+
+
+class QuarantineOverflow(Base):
+    """What the quarantine did not keep: per hour, source (the device's external id, else the topic) and
+    reason, how many messages and bytes were only counted (see ``alerts.recording.QUARANTINE_KEEP_PER_SOURCE``)."""
+
+    __tablename__ = "quarantine_overflow"
+    __table_args__ = (UniqueConstraint("hour", "source", "reason", name="uq_quarantine_overflow_hour_source"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[datetime] = mapped_column(index=True)  # start of the hour (UTC)
+    source: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(40))
+    dropped: Mapped[int] = mapped_column(BigInteger)
+    dropped_bytes: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column()
+
+
+class SignOfLife(Base):
+    """A sign of life from outside the home: a meal-card swipe at the canteen, a worker's visit, a
+    phone call, a family visit. Counts as activity; shown on the resident card with its source."""
+
+    __tablename__ = "signs_of_life"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column()
+    source: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column()
+    recorded_by: Mapped[str] = mapped_column(String(200))
 
 
 class AuditEntry(Base):

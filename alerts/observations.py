@@ -22,6 +22,8 @@ class Observation:
     availability: str | None = None
     event_uid: str | None = None
     value: str | None = None
+    # a node's report: without a device of this id it applies to the devices under it (``<id>/...``)
+    node: bool = False
     payload: bytes = b""  # kept so an unknown device's message can be quarantined whole
 
 

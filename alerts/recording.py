@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts import rules
@@ -35,15 +36,25 @@ from alerts.models import (
     DeviceKind,
     Event,
     QuarantinedMessage,
+    QuarantineOverflow,
     Resident,
+    table_of,
 )
 from alerts.observations import Observation, Quarantined
 
 QUARANTINE_PAYLOAD_LIMIT = 4096
+OVERSIZED_PAYLOAD_PREFIX = 512  # an oversized payload is kept as this much of its start (enough to see who)
+# the quarantine keeps this many messages per source (device, else topic) per hour, and this many in all;
+# the rest are counted per hour, source and reason in quarantine_overflow (one publisher cannot fill the disk)
+QUARANTINE_KEEP_PER_SOURCE = 20
+QUARANTINE_KEEP_PER_HOUR = 2000
 LOGGED_PER_BATCH = 20  # quarantined messages logged one by one per batch (all are counted and stored)
 # how far before the deadline a device's report would set a stored offline deadline may stay (see
 # _update_devices); at most a tenth of the offline limit
 OFFLINE_DUE_SLACK = timedelta(seconds=60)
+# a device with this many reports from the future within the period is listed for maintenance
+CLOCK_SKEW_REPORTS = 3
+CLOCK_SKEW_PERIOD = timedelta(hours=24)
 
 # the columns of an event row, in the order _events builds them
 EVENT_COLUMNS = ("device_id", "resident_id", "kind", "is_activity", "occurred_at", "received_at", "device_time",
@@ -67,6 +78,8 @@ class BatchResult:
     kinds: Counter[str] = field(default_factory=Counter)
     clock_skew: int = 0
     panic_alarms: list[int] = field(default_factory=list)
+    clock_skew_alarms: list[int] = field(default_factory=list)
+    quarantine_dropped: int = 0  # quarantined messages only counted (over the quarantine's caps)
     # (topic, reason, detail) of quarantined messages, for the log (the first few of a batch)
     rejected: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -87,6 +100,7 @@ class _DeviceUpdate:
     battery: int | None = None
     availability: str | None = None
     availability_at: datetime | None = None
+    clock_skew: int = 0  # reports of this batch whose device time was too far ahead
 
 
 def record_batch(session: Session, observations: Sequence[Observation], quarantined: Sequence[Quarantined],
@@ -98,19 +112,27 @@ def record_batch(session: Session, observations: Sequence[Observation], quaranti
     held = [q for q in quarantined if not (q.redelivery and q.delivery_key in seen)]
     result.duplicates += len(observations) - len(fresh) + len(quarantined) - len(held)
 
-    devices = _load_devices(session, {o.device for o in fresh}, policy.limits)
+    nodes = {o.device for o in fresh if o.node}
+    devices = _load_devices(session, {o.device for o in fresh}, nodes, policy.limits)
     known: list[Observation] = []
     for obs in fresh:
         if obs.device in devices:
             known.append(obs)
+            continue
+        under = sorted(ext for ext in devices if obs.node and ext.startswith(obs.device + "/"))
+        if under:
+            # a node's report (ESPHome status, Homie $state) applies to each device of the node
+            known.extend(replace(obs, device=ext) for ext in under)
         else:
             held.append(Quarantined(obs.topic, obs.payload, "unknown_device",
-                                    f"no device with external id {obs.device!r} (adopt it to accept it)",
+                                    f"no device with external id {obs.device!r}"
+                                    f"{' or under it' if obs.node else ''} (adopt it to accept it)",
                                     obs.delivery_key, obs.device))
     rows, device_updates = _events(known, devices, now, policy, result)
     inserted = _insert_events(session, rows, result)
     _update_devices(session, device_updates, policy.device_limits)
     _apply_activity(session, inserted, devices, now, result)
+    _clock_skew_alarms(session, inserted, devices, now, policy, result)
     _quarantine(session, held, now, result)
     return result
 
@@ -128,13 +150,19 @@ def _stored_delivery_keys(session: Session, observations: Sequence[Observation],
     return found
 
 
-def _load_devices(session: Session, external_ids: set[str], default: rules.Limits) -> dict[str, _DeviceRow]:
+def _load_devices(session: Session, external_ids: set[str], nodes: set[str],
+                  default: rules.Limits) -> dict[str, _DeviceRow]:
+    """The devices of ``external_ids``, and those whose id lies under one of ``nodes`` (``<node>/...``)."""
     if not external_ids:
         return {}
+    found_by = one_of(Device.external_id, sorted(external_ids), session.get_bind().dialect, "external_ids")
+    if nodes:
+        found_by = or_(found_by, *(Device.external_id.startswith(node + "/", autoescape=True)
+                                   for node in sorted(nodes)))
     query = (
         with_grid(select(Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied,
                          *LIMIT_COLUMNS).outerjoin(Resident, Device.resident_id == Resident.id))
-        .where(one_of(Device.external_id, sorted(external_ids), session.get_bind().dialect, "external_ids"))
+        .where(found_by)
     )
     if is_postgres(session.get_bind().dialect):
         # The lock _update_devices takes anyway, taken here (in id order, as there): a device deleted
@@ -179,6 +207,7 @@ def _events(known: list[Observation], devices: dict[str, _DeviceRow], now: datet
             update.battery = obs.battery
         if obs.availability is not None:
             update.availability, update.availability_at = obs.availability, now
+        update.clock_skew += skewed
         result.clock_skew += skewed
     return rows, updates
 
@@ -188,10 +217,10 @@ def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchRe
     plain = [r for r in rows if r["event_uid"] is None]
     with_uid = [r for r in rows if r["event_uid"] is not None]
     inserted = list(plain)
-    insert_rows(session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in plain])
+    insert_rows(session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in plain])
     if with_uid:
         new = set(insert_rows_ignoring_conflicts(
-            session, Event.__table__, EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
+            session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
             index_elements=["device_id", "event_uid"], index_where=Event.event_uid.isnot(None),
             returning=["device_id", "event_uid"],
         ))
@@ -231,10 +260,12 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
                                           availability_at=u.availability_at, limits=limits)
         params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due,
                        "b_keep": due - slack if due is not None else None, "b_occupied": u.occupied,
-                       "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at})
+                       "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at,
+                       "b_skew": u.clock_skew, "b_skew_at": u.last_seen if u.clock_skew else None})
     b = BatchParameters(session.get_bind().dialect, "device_batch", {
         "b_id": Integer(), "b_seen": UTCDateTime(), "b_due": UTCDateTime(), "b_keep": UTCDateTime(),
         "b_occupied": Boolean(), "b_battery": Integer(), "b_avail": String(), "b_avail_at": UTCDateTime(),
+        "b_skew": Integer(), "b_skew_at": UTCDateTime(),
     })
     newer = or_(Device.last_seen_at.is_(None), Device.last_seen_at < b.ref("b_seen"))
     # the stored deadline is off from the new one by more than the slack (or either is unknown)
@@ -245,6 +276,7 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
         b.ref("b_avail").isnot(None),
         b.ref("b_occupied").isnot(None) & Device.occupied.is_distinct_from(b.ref("b_occupied")),
         b.ref("b_battery").isnot(None) & Device.battery.is_distinct_from(b.ref("b_battery")),
+        b.ref("b_skew") > 0,
     )
     statement = (
         update(Device)
@@ -261,10 +293,12 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
             battery=func.coalesce(b.ref("b_battery"), Device.battery),
             availability=func.coalesce(b.ref("b_avail"), Device.availability),
             availability_at=func.coalesce(b.ref("b_avail_at"), Device.availability_at),
+            clock_skew_count=Device.clock_skew_count + b.ref("b_skew"),
+            last_clock_skew_at=func.coalesce(b.ref("b_skew_at"), Device.last_clock_skew_at),
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Device.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Device), "b_id")
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
@@ -295,6 +329,34 @@ def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: d
             result.panic_alarms.append(alarm_id)
 
 
+def _clock_skew_alarms(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
+                       now: datetime, policy: IngestPolicy, result: BatchResult) -> None:
+    """A device that keeps sending times from the future (``CLOCK_SKEW_REPORTS`` within
+    ``CLOCK_SKEW_PERIOD``) is listed for maintenance: one clock-skew alarm per device, under the
+    maintenance policy, until a person resolves it (SPEC section 2)."""
+    skewed = {row["device_id"] for row in inserted if row["clock_skew"]}
+    if not skewed:
+        return
+    counts = session.execute(
+        select(Event.device_id, func.count())
+        .where(one_of(Event.device_id, sorted(skewed), session.get_bind().dialect, "skewed_ids"),
+               Event.clock_skew.is_(True), Event.received_at > now - CLOCK_SKEW_PERIOD)
+        .group_by(Event.device_id)
+    ).all()
+    by_id = {d.id: (ext, d) for ext, d in devices.items()}
+    hours = round(CLOCK_SKEW_PERIOD.total_seconds() / 3600)
+    for device_id, count in sorted(counts):
+        if count < CLOCK_SKEW_REPORTS:
+            continue
+        ext, device = by_id[device_id]
+        alarm_id = open_alarm(
+            session, AlarmKind.CLOCK_SKEW, now, resident_id=device.resident_id, device_id=device_id,
+            reason=f"device {ext} clock runs ahead: {count} reports from the future in {hours} h "
+                   f"(more than {round(policy.clock_skew.total_seconds() / 60)} min ahead)")
+        if alarm_id is not None:
+            result.clock_skew_alarms.append(alarm_id)
+
+
 def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, float]]) -> None:
     """Last activity only moves forward; the deadline follows unless a later restart (a person's
     resolution) already set it. Activity ends away mode."""
@@ -321,19 +383,63 @@ def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, floa
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, Resident.__table__, "b_id")
+    b.execute(session, statement, params, table_of(Resident), "b_id")
+
+
+def _source(q: Quarantined) -> str:
+    """Who sent a quarantined message, as far as it is known: its device's external id, else its topic."""
+    return (q.device[:200] if q.device else q.topic)[:300]
 
 
 def _quarantine(session: Session, held: list[Quarantined], now: datetime, result: BatchResult) -> None:
+    """Keep at most ``QUARANTINE_KEEP_PER_SOURCE`` messages per source and ``QUARANTINE_KEEP_PER_HOUR`` in
+    all per hour (of the service clock); the rest are only counted, per hour, source and reason, in
+    ``quarantine_overflow``. A kept payload is cut to ``QUARANTINE_PAYLOAD_LIMIT`` bytes, an oversized one
+    to ``OVERSIZED_PAYLOAD_PREFIX`` (``payload_size`` keeps the full size)."""
     if not held:
         return
-    rows = [
-        {"received_at": now, "topic": q.topic[:300], "reason": q.reason, "detail": q.detail[:2000],
-         "payload": q.payload[:QUARANTINE_PAYLOAD_LIMIT], "payload_size": len(q.payload),
-         "device_external_id": q.device[:200] if q.device else None, "delivery_key": q.delivery_key}
-        for q in held
-    ]
-    session.execute(insert(QuarantinedMessage), rows)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    source = func.coalesce(QuarantinedMessage.device_external_id, QuarantinedMessage.topic)
+    this_hour = QuarantinedMessage.received_at >= hour
+    kept = Counter({src: n for src, n in session.execute(
+        select(source, func.count()).where(this_hour, one_of(source, sorted({_source(q) for q in held}),
+                                                             session.get_bind().dialect, "sources"))
+        .group_by(source))})
+    total = session.scalar(select(func.count()).select_from(QuarantinedMessage).where(this_hour)) or 0
+    rows: list[dict[str, Any]] = []
+    overflow: dict[tuple[str, str], list[int]] = {}
     for q in held:
         result.quarantined[q.reason] += 1
-    result.rejected.extend((q.topic[:300], q.reason, q.detail[:300]) for q in held[:LOGGED_PER_BATCH])
+        src = _source(q)
+        if kept[src] >= QUARANTINE_KEEP_PER_SOURCE or total >= QUARANTINE_KEEP_PER_HOUR:
+            counted = overflow.setdefault((src, q.reason[:40]), [0, 0])
+            counted[0] += 1
+            counted[1] += len(q.payload)
+            continue
+        kept[src] += 1
+        total += 1
+        limit = OVERSIZED_PAYLOAD_PREFIX if q.reason == "oversized" else QUARANTINE_PAYLOAD_LIMIT
+        rows.append({"received_at": now, "topic": q.topic[:300], "reason": q.reason, "detail": q.detail[:2000],
+                     "payload": q.payload[:limit], "payload_size": len(q.payload),
+                     "device_external_id": q.device[:200] if q.device else None, "delivery_key": q.delivery_key})
+        if len(result.rejected) < LOGGED_PER_BATCH:
+            result.rejected.append((q.topic[:300], q.reason, q.detail[:300]))
+    if rows:
+        session.execute(insert(QuarantinedMessage), rows)
+    if overflow:
+        _count_overflow(session, hour, now, overflow)
+        result.quarantine_dropped += sum(n for n, _ in overflow.values())
+
+
+def _count_overflow(session: Session, hour: datetime, now: datetime,
+                    overflow: dict[tuple[str, str], list[int]]) -> None:
+    """Add to the hour's overflow rows (one per source and reason), creating them as needed."""
+    insert_for = postgresql.insert if is_postgres(session.get_bind().dialect) else sqlite.insert
+    for (src, reason), (count, size) in sorted(overflow.items()):
+        statement = insert_for(QuarantineOverflow).values(hour=hour, source=src, reason=reason, dropped=count,
+                                                          dropped_bytes=size, last_at=now)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["hour", "source", "reason"],
+            set_={"dropped": QuarantineOverflow.dropped + statement.excluded.dropped,
+                  "dropped_bytes": QuarantineOverflow.dropped_bytes + statement.excluded.dropped_bytes,
+                  "last_at": statement.excluded.last_at}))

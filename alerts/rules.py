@@ -124,14 +124,14 @@ def resident_status(
     open_alarm_kinds: frozenset[str],
     devices_online: list[bool],
 ) -> ResidentStatus:
-    if "inactivity" in open_alarm_kinds or "panic" in open_alarm_kinds:
+    if open_alarm_kinds & {"inactivity", "panic", "routine"}:
         return ResidentStatus.ALARM
     if is_away(away_until, away_until_activity, now):
         return ResidentStatus.AWAY
     start = watch_start(last_activity, watch_from)
     if start is not None and away_until is not None:
         start = max(start, away_until)
-    if start is not None and now >= start + limits.early_warning:
+    if "rhythm" in open_alarm_kinds or (start is not None and now >= start + limits.early_warning):
         return ResidentStatus.WARNING
     if devices_online and not any(devices_online):
         return ResidentStatus.OFFLINE
@@ -222,8 +222,9 @@ def is_observation(kind: str, occupied: bool | None, change_only: bool, previous
     """Whether a reading is a sign of life, given the device's previous occupancy/contact state.
 
     Motion and door readings with ``change_only`` count only as a change of state (a Zigbee2MQTT
-    bridge repeating its cached ``occupancy: true``; a contact sensor re-reporting its state); an
-    unknown previous state is not a change. Meter readings always count; buttons see below.
+    bridge repeating its cached ``occupancy: true``; a contact sensor re-reporting its state). An
+    unknown previous state (a sensor just installed or adopted) is a change: its first report counts.
+    Meter readings always count; buttons see below.
     """
     if kind == "button":
         # an event-style press always counts; a state-style one (change_only) unless the button was
@@ -233,8 +234,9 @@ def is_observation(kind: str, occupied: bool | None, change_only: bool, previous
     if kind == "meter":
         return True
     if kind == "motion":
-        # a native motion event carries no state (None): it is an observation by itself
-        return occupied is not False and (not change_only or previous is False)
+        # a native motion event carries no state (None): it is an observation by itself; a repeated
+        # "occupied" after a known "occupied" is not
+        return occupied is not False and (not change_only or previous is not True)
     if kind == "door":
-        return occupied is not None and (not change_only or (previous is not None and previous != occupied))
+        return occupied is not None and (not change_only or previous != occupied)
     return False

@@ -62,11 +62,12 @@ class Watch:
 
     def run_tick(self) -> service.TickResult | None:
         started = time.perf_counter()
+        now = self.clock.now()
+        result: service.TickResult | None = None
         try:
-            now = self.clock.now()
             health = self.ingest(now) if self.ingest is not None else None
             result = service.tick(self.engine, now, self.policy, health, self.process)
-        except Exception:  # a failing tick is logged and retried next second
+        except Exception:  # a failing tick is logged and retried next second; escalation still runs
             log.exception("rule tick failed")
             return None
         self.last_tick_real = time.monotonic()
@@ -75,7 +76,8 @@ class Watch:
         if result.raised:
             self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc(len(result.raised))
         for kind, ids in ((AlarmKind.DEVICE_OFFLINE, result.devices_offline),
-                          (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised)):
+                          (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised),
+                          (AlarmKind.ROUTINE, result.routine_alarms), (AlarmKind.RHYTHM, result.rhythm_notices)):
             if ids:
                 self.metrics.alarms_raised.labels(kind).inc(len(ids))
         self._update_open_gauge()

@@ -14,7 +14,7 @@ from alerts import rules
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Resident
 from alerts.views import alarm_row, resident_rows
 
-RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC)
+RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
 SEVERITY_ORDER = {"critical": 0, "high": 1, "low": 2}
 
 
@@ -25,6 +25,8 @@ def colour(status: str, alarm: dict[str, Any] | None, blind: bool) -> tuple[str,
     blue: acknowledged, someone is on it; amber: early warning, or the check call to the resident in
     progress (phone mark); grey: devices offline or the watch is blind; green: active.
     """
+    if alarm is not None and alarm["kind"] == AlarmKind.RHYTHM:  # a low-key notice, never red
+        return ("amber", False, False) if alarm["state"] == AlarmState.OPEN else ("blue", False, False)
     if alarm is not None and alarm["state"] == AlarmState.OPEN:
         if alarm["kind"] == AlarmKind.PANIC:
             return "red", True, False
@@ -57,13 +59,13 @@ def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tz
                 by_resident[alarm["resident_id"]] = alarm
     markers = []
     for r in residents:
-        alarm = by_resident.get(r["id"])
-        shade, flashing, phone = colour(r["status"], alarm, bool(blind))
+        worst = by_resident.get(r["id"])
+        shade, flashing, phone = colour(r["status"], worst, bool(blind))
         markers.append({
             "id": r["id"], "name": r["name"], "latitude": r["latitude"], "longitude": r["longitude"],
             "colour": shade, "flashing": flashing, "phone": phone, "status": r["status"],
             "away": r["status"] == "away" or bool(r["away_until_activity"]),
-            "last_activity_at": r["last_activity_at"], "alarm_id": alarm["id"] if alarm else None,
+            "last_activity_at": r["last_activity_at"], "alarm_id": worst["id"] if worst else None,
         })
     open_alarms.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["opened_at"]))
     return {"now": now, "markers": markers, "alarms": open_alarms, "system": blind,

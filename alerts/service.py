@@ -13,13 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rules, transitions
-from alerts.db import claim, insert_ignoring_conflicts, one_of
+from alerts import alarms, detection, rules, transitions
+from alerts.db import changed, claim, guarded, insert_ignoring_conflicts, one_of
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 1000
 MAX_BATCHES_PER_TICK = 100
+# a row whose rule step raised is pushed back this far, so it neither stops the tick nor spins in it
+PUSH_BACK = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class TickResult:
     battery_alarms: list[int] = field(default_factory=list)
     system_raised: list[int] = field(default_factory=list)
     system_resolved: list[int] = field(default_factory=list)
+    routine_alarms: list[int] = field(default_factory=list)
+    rhythm_notices: list[int] = field(default_factory=list)
     skipped_rules: bool = False
 
 
@@ -83,6 +88,8 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         _broker_alarm(engine, now, policy, ingest, result)
     if ingest is None or (ingest.connected and ingest.caught_up):
         _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
+        _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
+        _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
         _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
         _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
         _run(engine, lambda s: _devices_back(s, now, policy, result))
@@ -104,7 +111,7 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
-def due_residents(now: datetime, batch: int) -> Select[Any]:
+def due_residents(now: datetime, batch: int) -> Select[Resident, int | None, int | None]:
     """The tick's query for residents whose stored deadline has passed, earliest first (to be claimed)."""
     return (residents_with_limits().where(Resident.due_at.isnot(None), Resident.due_at <= now)
             .order_by(Resident.due_at).limit(batch))
@@ -120,6 +127,17 @@ def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, 
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
     if not rows:
         return 0
+    try:
+        with session.begin_nested():
+            opened = _raise_in_bulk(session, rows, now, policy)
+        result.raised.extend(opened)
+    except Exception:  # a statement of the batch failed: the batch again row by row, a bad row alone
+        log.exception("bulk raise failed; this batch row by row", extra={"residents": len(rows)})
+        _one_by_one(session, rows, now, policy, result)
+    return len(rows)
+
+
+def _raise_in_bulk(session: Session, rows: list[Any], now: datetime, policy: WatchPolicy) -> list[int]:
     dialect = session.get_bind().dialect
     ids = [r.id for r, _, _ in rows]
     already_open = set(session.scalars(select(Alarm.resident_id).where(
@@ -133,25 +151,66 @@ def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, 
     deadlines: list[dict[str, Any]] = []
     for resident, grid_window, grid_warning in rows:
         limits = limits_of(policy.limits, resident, grid_window, grid_warning)
-        decision = rules.decide_due(
-            now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
-            away_until=resident.away_until, away_until_activity=resident.away_until_activity,
-            alarm_open=resident.id in already_open,
-        )
-        raise_or_suspend = decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND)
-        due_at = None if raise_or_suspend else decision.due_at
-        if decision.action is rules.DueAction.RAISE:
-            to_raise.append(_inactivity_alarm(resident, limits, now, policy, devices.get(resident.id, [])))
+        try:
+            decision = rules.decide_due(
+                now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
+                away_until=resident.away_until, away_until_activity=resident.away_until_activity,
+                alarm_open=resident.id in already_open,
+            )
+            raise_or_suspend = decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND)
+            due_at = None if raise_or_suspend else decision.due_at
+            if decision.action is rules.DueAction.RAISE:
+                to_raise.append(_inactivity_alarm(resident, limits, now, policy, devices.get(resident.id, [])))
+        except Exception:  # one bad row is pushed back and logged; the others go on (as alerts.db.guarded)
+            log.exception("rule step failed for one row; the others go on", extra={"row": "resident",
+                                                                                   "id": resident.id})
+            due_at = now + PUSH_BACK
         deadlines.append({"rid": resident.id, "due": due_at})
-    result.raised.extend(_open_inactivity_alarms(session, to_raise, now))
+    opened = _open_inactivity_alarms(session, to_raise, now)  # the claimed ORM rows stay untouched
     residents = Resident.__table__
     if dialect.name == "postgresql":
         session.execute(_UPDATE_DEADLINES, {"rids": [d["rid"] for d in deadlines],
                                             "dues": [d["due"] for d in deadlines]})
-        return len(rows)
-    session.execute(update(residents).where(residents.c.id == bindparam("rid")).values(due_at=bindparam("due"))
-                    .execution_options(synchronize_session=False), deadlines)
-    return len(rows)
+    else:
+        session.execute(update(residents).where(residents.c.id == bindparam("rid")).values(due_at=bindparam("due"))
+                        .execution_options(synchronize_session=False), deadlines)
+    return opened
+
+
+def _one_by_one(session: Session, rows: list[Any], now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+    """The batch row by row, each under its own savepoint (when the set-based statements failed)."""
+    already_open = set(session.scalars(select(Alarm.resident_id).where(
+        Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
+        one_of(Alarm.resident_id, [r.id for r, _, _ in rows], session.get_bind().dialect, "due_ids"))))
+    for resident, grid_window, grid_warning in rows:
+        guarded(session, "resident", resident.id,
+                partial(_due_resident, session, resident, grid_window, grid_warning, now, policy,
+                        resident.id in already_open, result),
+                partial(setattr, resident, "due_at", now + PUSH_BACK))
+
+
+def _due_resident(session: Session, resident: Resident, grid_window: int | None, grid_warning: int | None,
+                  now: datetime, policy: WatchPolicy, is_open: bool, result: TickResult) -> None:
+    limits = limits_of(policy.limits, resident, grid_window, grid_warning)
+    decision = rules.decide_due(
+        now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
+        away_until=resident.away_until, away_until_activity=resident.away_until_activity,
+        alarm_open=is_open,
+    )
+    if decision.action is rules.DueAction.RAISE:
+        devices = session.execute(select(Device.online, Device.offline_due_at)
+                                  .where(Device.resident_id == resident.id)).all()
+        values = _inactivity_alarm(resident, limits, now, policy, [(online, due) for online, due in devices])
+        alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=values["reason"],
+                                     resident_id=resident.id, last_activity_at=resident.last_activity_at,
+                                     devices_offline=values["devices_offline"])
+        if alarm_id is not None:
+            result.raised.append(alarm_id)
+        resident.due_at = None
+    elif decision.action is rules.DueAction.SUSPEND:
+        resident.due_at = None
+    else:
+        resident.due_at = decision.due_at
 
 
 def _inactivity_alarm(resident: Resident, limits: rules.Limits, now: datetime, policy: WatchPolicy,
@@ -248,28 +307,34 @@ def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolic
     query = (
         select(Alarm, Resident)
         .join(Resident, Alarm.resident_id == Resident.id)
-        .where(Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
-               Resident.last_activity_at.isnot(None),
+        .where(Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.ROUTINE, AlarmKind.RHYTHM)),
+               Alarm.state != AlarmState.RESOLVED, Resident.last_activity_at.isnot(None),
                or_(Alarm.last_activity_at.is_(None), Resident.last_activity_at > Alarm.last_activity_at),
                or_(Alarm.activity_seen_at.is_(None), Resident.last_activity_at > Alarm.activity_seen_at))
     )
     rows = session.execute(claim(query, session.get_bind().dialect, of=Alarm)).all()
     for alarm, resident in rows:
-        action = rules.on_activity_during_alarm(
-            snapshot=alarm.last_activity_at, activity_at=resident.last_activity_at,
-            responders_called_at=alarm.responders_called_at,
-            acknowledged=alarm.state == AlarmState.ACKNOWLEDGED,
-        )
-        assert resident.last_activity_at is not None
-        when = _local(resident.last_activity_at, policy)
-        if action is rules.ActivityAction.AUTO_RESOLVE:
-            transitions.resolved_by_activity(session, alarm, now, note=f"movement at {when}")
-            result.auto_resolved.append(alarm.id)
-        elif action is rules.ActivityAction.RECORD:
-            transitions.activity_recorded(session, alarm, now, activity_at=resident.last_activity_at,
-                                          note=f"movement at {when}")
-            result.activity_noted.append(alarm.id)
+        guarded(session, "alarm", alarm.id, partial(_activity_on_alarm, session, alarm, resident, now, policy, result))
     return len(rows)
+
+
+def _activity_on_alarm(session: Session, alarm: Alarm, resident: Resident, now: datetime, policy: WatchPolicy,
+                       result: TickResult) -> None:
+    action = rules.on_activity_during_alarm(
+        snapshot=alarm.last_activity_at, activity_at=resident.last_activity_at,
+        # a rhythm notice calls nobody to the door: movement always ends it
+        responders_called_at=None if alarm.kind == AlarmKind.RHYTHM else alarm.responders_called_at,
+        acknowledged=alarm.state == AlarmState.ACKNOWLEDGED and alarm.kind != AlarmKind.RHYTHM,
+    )
+    assert resident.last_activity_at is not None
+    when = _local(resident.last_activity_at, policy)
+    if action is rules.ActivityAction.AUTO_RESOLVE:
+        transitions.resolved_by_activity(session, alarm, now, note=f"movement at {when}")
+        result.auto_resolved.append(alarm.id)
+    elif action is rules.ActivityAction.RECORD:
+        transitions.activity_recorded(session, alarm, now, activity_at=resident.last_activity_at,
+                                      note=f"movement at {when}")
+        result.activity_noted.append(alarm.id)
 
 
 def _devices_offline(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
@@ -281,41 +346,50 @@ def _devices_offline(session: Session, now: datetime, policy: WatchPolicy, resul
     )
     devices = list(session.scalars(claim(query, session.get_bind().dialect)))
     for device in devices:
-        due = rules.device_offline_due_at(last_seen=device.last_seen_at, availability=device.availability,
-                                          availability_at=device.availability_at, limits=policy.device_limits)
-        if due is None or due > now:
-            device.offline_due_at = due
-            continue
-        device.online = False
-        if device.availability == "offline" and device.availability_at is not None:
-            reason = f"device {device.external_id} reported offline at {_local(device.availability_at, policy)}"
-        else:
-            seen = _local(device.last_seen_at, policy) if device.last_seen_at else "never"
-            reason = f"device {device.external_id} silent since {seen}"
-        alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=reason,
-                                     resident_id=device.resident_id, device_id=device.id)
-        if alarm_id is not None:
-            result.devices_offline.append(alarm_id)
+        guarded(session, "device", device.id, partial(_device_offline, session, device, now, policy, result),
+                partial(setattr, device, "offline_due_at", now + PUSH_BACK))
     return len(devices)
+
+
+def _device_offline(session: Session, device: Device, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+    due = rules.device_offline_due_at(last_seen=device.last_seen_at, availability=device.availability,
+                                      availability_at=device.availability_at, limits=policy.device_limits)
+    if due is None or due > now:
+        device.offline_due_at = due
+        return
+    device.online = False
+    if device.availability == "offline" and device.availability_at is not None:
+        reason = f"device {device.external_id} reported offline at {_local(device.availability_at, policy)}"
+    else:
+        seen = _local(device.last_seen_at, policy) if device.last_seen_at else "never"
+        reason = f"device {device.external_id} silent since {seen}"
+    alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=reason,
+                                 resident_id=device.resident_id, device_id=device.id)
+    if alarm_id is not None:
+        result.devices_offline.append(alarm_id)
 
 
 def _devices_back(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
     query = select(Device).where(Device.online.is_(False)).limit(CLAIM_BATCH)
     devices = list(session.scalars(claim(query, session.get_bind().dialect)))
     for device in devices:
-        if not rules.device_is_back(last_seen=device.last_seen_at, availability=device.availability, now=now,
-                                    limits=policy.device_limits):
-            continue
-        device.online = True
-        device.offline_due_at = rules.device_offline_due_at(
-            last_seen=device.last_seen_at, availability=device.availability,
-            availability_at=device.availability_at, limits=policy.device_limits)
-        alarm = alarms.find_open(session, AlarmKind.DEVICE_OFFLINE, device_id=device.id)
-        if alarm is not None:
-            transitions.resolved_by_source(session, alarm, now, outcome=Outcome.DEVICE_BACK,
-                                           note=f"heard from at {_local(device.last_seen_at or now, policy)}")
-            result.devices_back.append(alarm.id)
+        guarded(session, "device", device.id, partial(_device_back, session, device, now, policy, result))
     return len(devices)
+
+
+def _device_back(session: Session, device: Device, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+    if not rules.device_is_back(last_seen=device.last_seen_at, availability=device.availability, now=now,
+                                limits=policy.device_limits):
+        return
+    device.online = True
+    device.offline_due_at = rules.device_offline_due_at(
+        last_seen=device.last_seen_at, availability=device.availability,
+        availability_at=device.availability_at, limits=policy.device_limits)
+    alarm = alarms.find_open(session, AlarmKind.DEVICE_OFFLINE, device_id=device.id)
+    if alarm is not None:
+        transitions.resolved_by_source(session, alarm, now, outcome=Outcome.DEVICE_BACK,
+                                       note=f"heard from at {_local(device.last_seen_at or now, policy)}")
+        result.devices_back.append(alarm.id)
 
 
 def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
@@ -325,20 +399,25 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     candidates = session.scalars(select(Device).where(Device.battery < threshold, ~open_for_device)
                                  .limit(CLAIM_BATCH)).all()
     for device in candidates:
-        alarm_id = alarms.open_alarm(
-            session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
-            reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
-        if alarm_id is not None:
-            result.battery_alarms.append(alarm_id)
+        guarded(session, "device", device.id, partial(_battery_low, session, device, now, threshold, result))
     open_low = session.execute(
         select(Alarm, Device).join(Device, Alarm.device_id == Device.id)
         .where(Alarm.kind == AlarmKind.LOW_BATTERY, Alarm.state != AlarmState.RESOLVED)
     ).all()
     for alarm, device in open_low:
         if rules.battery_recovered(device.battery, policy.device_limits):
-            transitions.resolved_by_source(session, alarm, now, outcome=Outcome.BATTERY_OK,
-                                           note=f"battery at {device.battery} %")
+            guarded(session, "alarm", alarm.id, partial(
+                transitions.resolved_by_source, session, alarm, now, outcome=Outcome.BATTERY_OK,
+                note=f"battery at {device.battery} %"))
     return len(candidates)
+
+
+def _battery_low(session: Session, device: Device, now: datetime, threshold: int, result: TickResult) -> None:
+    alarm_id = alarms.open_alarm(
+        session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
+        reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
+    if alarm_id is not None:
+        result.battery_alarms.append(alarm_id)
 
 
 def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealth,
@@ -379,7 +458,7 @@ def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 1000
         while True:
             with Session(engine) as session, session.begin():
                 ids = select(model.id).where(model.received_at < cutoff).limit(chunk).scalar_subquery()
-                count = session.execute(delete(model).where(model.id.in_(ids))).rowcount
+                count = changed(session, delete(model).where(model.id.in_(ids)))
             removed += count
             if count < chunk:
                 break

@@ -25,7 +25,6 @@ from alerts.limits import resident_limits
 from alerts.models import (
     HUMAN_OUTCOMES,
     Alarm,
-    AlarmKind,
     AlarmState,
     Attempt,
     AttemptStatus,
@@ -119,7 +118,7 @@ def resolved_by_source(session: Session, alarm: Alarm, now: datetime, *, outcome
 
 def _queue_outcome_sms(session: Session, alarm: Alarm, now: datetime, language: Language) -> None:
     """The family of a resident alarm gets the outcome by SMS (sent by the next escalation run)."""
-    if alarm.resident_id is None or alarm.kind not in (AlarmKind.INACTIVITY, AlarmKind.PANIC):
+    if alarm.resident_id is None or alarm.kind not in alarms.CALLING_KINDS:
         return
     words = OUTCOME_WORDS.get(alarm.outcome or "", {}).get(language, alarm.outcome or "")
     params = {**alarm_params(session, alarm, now, language), "outcome": words, "note": alarm.note or ""}

@@ -31,7 +31,8 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
     open_kinds: dict[int, set[str]] = defaultdict(set)
     for rid, kind in session.execute(select(Alarm.resident_id, Alarm.kind).where(
             Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(visible))):
-        open_kinds[rid].add(kind)
+        if rid is not None:
+            open_kinds[rid].add(kind)
     devices: dict[int, list[Device]] = defaultdict(list)
     for device in session.scalars(select(Device).where(Device.resident_id.in_(visible))):
         assert device.resident_id is not None
@@ -60,7 +61,8 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
 
 def device_row(device: Device) -> dict[str, Any]:
     return {"id": device.id, "external_id": device.external_id, "kind": device.kind, "online": device.online,
-            "battery": device.battery, "last_seen_at": device.last_seen_at, "availability": device.availability}
+            "battery": device.battery, "last_seen_at": device.last_seen_at, "availability": device.availability,
+            "clock_skew_count": device.clock_skew_count or 0, "last_clock_skew_at": device.last_clock_skew_at}
 
 
 def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:

@@ -28,11 +28,16 @@ class CommunityOut(BaseModel):
     longitude: float | None
 
 
+ROUTINE = ("time-window rule, HH:MM-HH:MM in local time (e.g. 07:00-10:00): no activity inside it raises a "
+           "'routine' alarm at its end; null or empty: none")
+
+
 class GridIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     community_id: int | None = Field(None, description="needed only when there is more than one community")
     window_hours: float | None = Field(None, gt=0, description="inactivity window for the grid's residents")
     early_warning_hours: float | None = Field(None, gt=0)
+    routine: str | None = Field(None, max_length=11, description=ROUTINE)
 
 
 class GridPatch(BaseModel):
@@ -40,6 +45,7 @@ class GridPatch(BaseModel):
     community_id: int | None = None
     window_hours: float | None = Field(None, gt=0, description="null removes the override")
     early_warning_hours: float | None = Field(None, gt=0)
+    routine: str | None = Field(None, max_length=11, description=ROUTINE)
 
 
 class GridOut(BaseModel):
@@ -48,6 +54,7 @@ class GridOut(BaseModel):
     name: str
     window_hours: float | None
     early_warning_hours: float | None
+    routine: str | None = Field(description=ROUTINE)
 
 
 class MicroGridIn(BaseModel):
@@ -76,6 +83,7 @@ class ResidentIn(BaseModel):
     consent_at: date | None = Field(None, description="date of the resident's consent to monitoring (PIPL)")
     window_hours: float | None = Field(None, gt=0, description="override of the inactivity window")
     early_warning_hours: float | None = Field(None, gt=0)
+    routine: str | None = Field(None, max_length=11, description=ROUTINE + " (the resident's own; none: the grid's)")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     datum: Datum = DATUM
@@ -93,6 +101,7 @@ class ResidentPatch(BaseModel):
     consent_at: date | None = None
     window_hours: float | None = Field(None, gt=0)
     early_warning_hours: float | None = Field(None, gt=0)
+    routine: str | None = Field(None, max_length=11, description=ROUTINE)
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     datum: Datum = DATUM
@@ -109,6 +118,7 @@ class ResidentAdminOut(BaseModel):
     consent_at: date | None
     window_hours: float | None
     early_warning_hours: float | None
+    routine: str | None = Field(description=ROUTINE)
     latitude: float | None = Field(description="WGS-84")
     longitude: float | None = Field(description="WGS-84")
     away_until: datetime | None

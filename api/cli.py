@@ -44,12 +44,18 @@ from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_sc
 log = logging.getLogger("shouwang")
 
 
+NEW_PASSWORD_ENV = "SHOUWANG_NEW_PASSWORD"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # the password for `user add` is the command's input, not a setting: take it out before the settings
+    # loader (which refuses unknown SHOUWANG_* names) and out of the environment children would inherit
+    args.env_password = os.environ.pop(NEW_PASSWORD_ENV, None)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
@@ -115,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("screen-token", help="print a long-lived read-only token for a wall screen")
     token.add_argument("--label", default="wall screen")
     token.set_defaults(handler=_screen_token)
+
+    integration = commands.add_parser(
+        "integration-token", help="print a long-lived token for another system (e.g. the canteen's meal cards) "
+                                  "that may only report signs of life")
+    integration.add_argument("name", help="what the system is, e.g. canteen")
+    integration.add_argument("--days", type=int, default=365, help="how long the token lives (default 365)")
+    integration.set_defaults(handler=_integration_token)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the native MQTT payload")
     schema.set_defaults(handler=_schema)
@@ -320,7 +333,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{message.at.isoformat()} {message.topic} {message.payload[:200]!r}{flags}")
         return 0
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-simulator-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         if until is not None:
@@ -356,7 +370,8 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
         print("shouwang: load mode needs a bound: --count N and/or --duration S", file=sys.stderr)
         return 2
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-load-{os.getpid()}",
-                          protocol=settings.mqtt.protocol)
+                          protocol=settings.mqtt.protocol, username=settings.mqtt.username,
+                          password=settings.mqtt.password)
     publisher.connect()
     try:
         sent, seconds = publisher.publish_at_rate(load_messages(community, settings.tz, SystemClock().now),
@@ -369,7 +384,7 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
 
 
 def _user(settings: Settings, args: argparse.Namespace) -> int:
-    password = args.password or os.environ.get("SHOUWANG_NEW_PASSWORD")
+    password = args.password or getattr(args, "env_password", None)
     if not password or len(password) < 8:
         print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
               file=sys.stderr)
@@ -399,6 +414,16 @@ def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
     now = make_clock(settings.clock, engine).now()
     with Session(engine) as session, session.begin():
         token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
+    print(token)
+    return 0
+
+
+def _integration_token(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    now = make_clock(settings.clock, engine).now()
+    with Session(engine) as session, session.begin():
+        token = accounts.integration_token(session, now, args.name, timedelta(days=args.days))
     print(token)
     return 0
 

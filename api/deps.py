@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from alerts.clock import Clock
+from alerts.clock import Clock, SystemClock
 from alerts.escalation.notifiers.base import Provider
 from alerts.escalation.targets import ChainSettings
 from alerts.metrics import Metrics
@@ -31,6 +31,9 @@ class AppContext:
     secret_key: str = ""
     ingest_status: Callable[[], dict[str, Any]] | None = None
     last_tick: Callable[[], tuple[float | None, datetime | None]] | None = None
+    # real time: sessions, tokens, SMS links and sign-in limits never follow the service's clock
+    wall: Clock = field(default_factory=SystemClock)
+    sign_in_limit: Any = None  # api.auth.AddressLimit, made by the app
     screens: Any = None  # the process's alerts.screen_model.ScreenModel, started by the first stream
 
 

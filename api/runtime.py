@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import uvicorn
@@ -21,6 +23,7 @@ from alerts.escalation import runner as chain
 from alerts.escalation.notifiers import make_provider
 from alerts.escalation.notifiers.base import Provider
 from alerts.escalation.notifiers.console import Script
+from alerts.escalation.notifiers.robot import DutyGroup
 from alerts.escalation.targets import ChainSettings
 from alerts.metrics import Metrics
 from alerts.recording import IngestPolicy
@@ -61,7 +64,8 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
 
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
-                 clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None) -> None:
+                 clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None,
+                 robot_clock: Callable[[], float] = time.monotonic) -> None:
         """``ingest=False`` or ``settings.roles`` without ``ingest``: no consumer; without ``rules``: no
         tick and no escalation run (the API still answers, its health reports the rules processes' ticks)."""
         self.settings = settings
@@ -77,6 +81,11 @@ class Runtime:
                         "SHOUWANG_API__SECRET_KEY_FILE)")
         self.chain = chain_settings(settings, self.secret_key)
         self.provider = provider or make_provider(settings.notify, self.clock.now, script)
+        robot = settings.notify.robot
+        self.duty: DutyGroup | None = DutyGroup(
+            self.engine, robot, clock=self.clock.now, zone=settings.tz, language=settings.notify.language,
+            screen_url=robot.screen_url or f"{self.chain.link_base}/screen", rate_clock=robot_clock,
+        ).start() if robot else None
         self.consumer = Consumer(settings.mqtt, self.engine, self.clock, ingest_policy(settings), settings.tz,
                                  self.metrics) if ingest else None
         self.watch = Watch(self.engine, self.clock, self.policy, self.metrics, settings.rules.tick,
@@ -92,7 +101,10 @@ class Runtime:
         self._http_thread: threading.Thread | None = None
 
     def escalate(self, now: datetime) -> chain.RunResult:
-        return chain.run(self.engine, now, self.provider, self.chain)
+        result = chain.run(self.engine, now, self.provider, self.chain)
+        if self.duty is not None:
+            self.duty.run(now)  # only queues: the robot's own thread posts, rate-limited
+        return result
 
     def seed(self) -> None:
         """Insert the default escalation policies the database does not have yet."""
@@ -121,6 +133,8 @@ class Runtime:
             if self._http_thread is not None:
                 self._http_thread.join(timeout=5)
         self.watch.stop()
+        if self.duty is not None:
+            self.duty.stop()
         if self.app.state.context.screens is not None:
             self.app.state.context.screens.stop()
         if self.consumer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +20,9 @@ class DeviceOut(BaseModel):
     battery: int | None
     last_seen_at: datetime | None
     availability: str | None
+    clock_skew_count: int = Field(0, description="reports whose device time was further ahead than the allowed "
+                                  "clock skew (stored at receive time instead); SPEC section 2")
+    last_clock_skew_at: datetime | None = Field(None, description="when the last such report was received")
 
 
 class ResidentOut(BaseModel):
@@ -47,6 +51,24 @@ class PersonOut(BaseModel):
     role: str | None = None
 
 
+class SignOfLifeIn(BaseModel):
+    source: Literal["meal_card", "worker_visit", "phone_call", "family_visit"] = Field(
+        description="meal_card: a swipe at the community canteen (刷卡助餐); worker_visit, phone_call, "
+                    "family_visit: logged by a worker or the centre")
+    at: datetime | None = Field(None, description="when it happened (with a zone); now when left out; a time "
+                                                  "in the future counts as now")
+    note: str | None = Field(None, max_length=500)
+
+
+class SignOfLifeOut(BaseModel):
+    id: int
+    resident_id: int
+    at: datetime
+    source: str
+    note: str | None
+    recorded_by: str
+
+
 class ResidentCardOut(ResidentOut):
     birth_year: int | None
     age: int | None
@@ -54,6 +76,12 @@ class ResidentCardOut(ResidentOut):
     micro_grid: str | None
     contacts: list[PersonOut]
     workers: list[PersonOut]
+    routine: str | None = Field(None, description="the time-window rule that applies (the resident's, else "
+                                                  "the grid's), e.g. 07:00-10:00")
+    rhythm: str | None = Field(None, description="the learned daily rhythm in words, e.g. \"usually up by "
+                                                 "06:40; today nothing yet\" (none until 7 good days are known)")
+    signs_of_life: list[SignOfLifeOut] = Field(default_factory=list, description="the latest signs of life "
+                                                                                   "from outside the home")
 
 
 class TransitionOut(BaseModel):

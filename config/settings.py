@@ -10,6 +10,7 @@ Durations accept seconds (``3600``) or a number with a unit: ``50ms``, ``90s``, 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -120,11 +121,13 @@ class FormatRoute(BaseModel):
 class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # credentials may be given in the url (mqtt://user:password@host:port): they are moved to
+    # username/password and the url keeps only scheme, host and port, so it can be shown and logged
     url: str = "mqtt://127.0.0.1:1883"
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str = "shouwang-ingest"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(None, repr=False)  # never shown: not in repr, /healthz or logs
     # $share/<group>/... so several processes split the stream; empty for brokers without shared subs.
     share_group: str = "shouwang"
     keepalive: int = Field(30, ge=5, le=3600)
@@ -154,6 +157,25 @@ class MqttSettings(BaseModel):
         if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
             raise ValueError("mqtt url must look like mqtt://host:port, e.g. mqtt://127.0.0.1:1883")
         return url
+
+    @model_validator(mode="after")
+    def _credentials_from_url(self) -> MqttSettings:
+        parsed = urlparse(self.url)
+        if parsed.username is None and parsed.password is None:
+            return self
+        user = unquote(parsed.username or "") or None
+        if self.username and user and self.username != user:
+            raise ValueError("mqtt.url and mqtt.username name different users: give the user in one place")
+        if self.password and parsed.password is not None:
+            raise ValueError("mqtt.url and mqtt.password both give a password: give it in one place")
+        self.username = self.username or user
+        self.password = self.password or (unquote(parsed.password) if parsed.password is not None else None)
+        host = parsed.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parsed.port is not None:
+            netloc += f":{parsed.port}"
+        self.url = urlunparse(parsed._replace(netloc=netloc))
+        return self
 
     @property
     def host(self) -> str:
@@ -206,12 +228,85 @@ class RuleSettings(BaseModel):
         return self
 
 
+class ProviderTemplate(BaseModel):
+    """One of our templates as registered at a domestic provider: its code there (Aliyun ``SMS_...`` /
+    ``TTS_...``, Tencent's numeric template id) and the ordered names of our parameters it takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1)
+    params: list[str] = Field(default_factory=list)
+
+
+class AliyunSettings(BaseModel):
+    """Alibaba Cloud SMS (dysmsapi) and voice (dyvmsapi, the IVR call). docs/escalation.md says what to
+    register and which push URLs to configure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_key_id: str = Field(min_length=1)
+    access_key_secret: str = Field(min_length=1)
+    sign_name: str | None = None  # the approved SMS signature, e.g. 守望社区
+    show_number: str | None = None  # the purchased number voice calls come from (CalledShowNumber)
+    sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a local test double
+    param_max_length: int = Field(35, ge=1, le=500)  # a template variable's limit (characters)
+    play_times: int = Field(2, ge=1, le=3)
+    key_timeout: int = Field(8, ge=1, le=60)  # seconds the IVR call waits for the key
+    timeout: Duration = timedelta(seconds=10)
+    templates: dict[str, ProviderTemplate] = Field(default_factory=dict)
+
+
+class TencentSettings(BaseModel):
+    """Tencent Cloud SMS (sms 2021-01-11 SendSms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret_id: str = Field(min_length=1)
+    secret_key: str = Field(min_length=1)
+    sdk_app_id: str = Field(min_length=1)  # SmsSdkAppId, e.g. 1400000000
+    sign_name: str = Field(min_length=1)
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a local test double
+    param_max_length: int = Field(12, ge=1, le=500)  # a template variable's limit (characters)
+    timeout: Duration = timedelta(seconds=10)
+    templates: dict[str, ProviderTemplate] = Field(default_factory=dict)
+
+
+class RobotSettings(BaseModel):
+    """The duty group's robot: a WeCom (企业微信) or DingTalk group robot webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["wecom", "dingtalk"] = "wecom"
+    webhook_url: str = Field(min_length=1)  # https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...
+    secret: str | None = None  # DingTalk's signing secret (加签), if the robot has one
+    per_minute: int = Field(20, ge=1, le=60)  # the robot's documented limit: 20 messages a minute
+    # alarm kinds the group hears of (empty: every kind except the maintenance notices)
+    kinds: list[str] = Field(default_factory=list)
+    screen_url: str | None = None  # the link in each notice; default: api.public_url + /screen
+    summary_at: str | None = "08:00"  # local time of the morning summary; none: no summary
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("summary_at")
+    @classmethod
+    def _hh_mm(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("robot.summary_at must be a 24 h local time such as 08:00")
+        return value
+
+
 class NotifySettings(BaseModel):
-    """Calls and SMS. Without Twilio credentials the console provider logs them instead (the demo)."""
+    """Calls and SMS. Without credentials the console provider logs them instead (the demo). A deployment
+    picks one provider per channel: voice twilio|aliyun|console, SMS twilio|aliyun|tencent|console."""
 
     model_config = ConfigDict(extra="forbid")
 
     provider: Literal["auto", "console", "twilio"] = "auto"  # auto: twilio when its credentials are set
+    voice: Literal["auto", "twilio", "aliyun", "console"] = "auto"  # auto: as ``provider`` says
+    sms: Literal["auto", "twilio", "aliyun", "tencent", "console"] = "auto"
     language: Literal["zh", "en"] = "zh"
     calls_per_hour: int = Field(6, ge=1, le=100)  # per person: a capped person is skipped, the chain goes on
     sms_per_hour: int = Field(6, ge=1, le=100)
@@ -224,21 +319,60 @@ class NotifySettings(BaseModel):
     twilio_from: str | None = None  # the Twilio number calls and SMS come from, E.164
     twilio_api_base: str | None = None  # another host speaking Twilio's REST API (a test double, a proxy)
     twilio_voice: str | None = None  # default Polly.Zhiyu (zh) / Polly.Joanna (en)
+    aliyun: AliyunSettings | None = None
+    tencent: TencentSettings | None = None
+    # the secret part of the push URLs configured at Aliyun and Tencent (/webhooks/<provider>/<token>/<kind>)
+    webhook_token: str | None = None
+    webhook_allow: list[str] = Field(default_factory=list)  # source networks allowed to push (CIDR); empty: any
+    robot: RobotSettings | None = None
+
+    def _twilio_credentials(self) -> bool:
+        return self.provider == "twilio" or bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def voice_provider(self) -> str:
+        if self.voice != "auto":
+            return self.voice
+        return "console" if self.provider == "console" or not self._twilio_credentials() else "twilio"
+
+    @property
+    def sms_provider(self) -> str:
+        if self.sms != "auto":
+            return self.sms
+        return "console" if self.provider == "console" or not self._twilio_credentials() else "twilio"
 
     @property
     def use_twilio(self) -> bool:
-        if self.provider == "console":
-            return False
-        return self.provider == "twilio" or bool(self.twilio_account_sid and self.twilio_auth_token)
+        return "twilio" in (self.voice_provider, self.sms_provider)
 
     @model_validator(mode="after")
-    def _twilio_complete(self) -> NotifySettings:
+    def _providers_complete(self) -> NotifySettings:
         if self.use_twilio:
             missing = [name for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from", "public_base_url")
                        if not getattr(self, name)]
             if missing:
                 raise ValueError("Twilio needs notify." + ", notify.".join(missing)
                                  + " (or notify.provider = 'console' to log calls instead)")
+        chosen = {self.voice_provider, self.sms_provider}
+        if "aliyun" in chosen and self.aliyun is None:
+            raise ValueError("notify.voice or notify.sms = 'aliyun' needs a [notify.aliyun] group "
+                             "(access_key_id, access_key_secret, templates)")
+        if self.aliyun is not None and self.sms_provider == "aliyun" and not self.aliyun.sign_name:
+            raise ValueError("Aliyun SMS needs notify.aliyun.sign_name (the approved signature)")
+        if self.aliyun is not None and self.voice_provider == "aliyun" and not self.aliyun.show_number:
+            raise ValueError("Aliyun voice needs notify.aliyun.show_number (the purchased number calls come from)")
+        if self.sms_provider == "tencent" and self.tencent is None:
+            raise ValueError("notify.sms = 'tencent' needs a [notify.tencent] group "
+                             "(secret_id, secret_key, sdk_app_id, sign_name, templates)")
+        if chosen & {"aliyun", "tencent"} and (not self.webhook_token or len(self.webhook_token) < 16):
+            raise ValueError("Aliyun and Tencent push receipts and replies without a signature: set "
+                             "notify.webhook_token (a random secret of at least 16 characters; it goes into the "
+                             "push URLs configured at the provider)")
+        for network in self.webhook_allow:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"notify.webhook_allow: {network!r} is not an address or network") from exc
         return self
 
 

@@ -180,10 +180,11 @@ class Consumer:
                 self._disconnected_since = None
                 self._ever_connected = True
             self.metrics.broker_connected.set(1)
-            options = SubscribeOptions(qos=1) if self.settings.protocol == "5" else 1
-            topics = [(subscription(route.topic, self.settings.share_group), options)
-                      for route in self.settings.routes]
-            client.subscribe(topics)
+            names = [subscription(route.topic, self.settings.share_group) for route in self.settings.routes]
+            if self.settings.protocol == "5":
+                client.subscribe([(name, SubscribeOptions(qos=1)) for name in names])
+            else:
+                client.subscribe([(name, 1) for name in names])
             log.info("connected to broker", extra={"broker": self.settings.url, "client_id": self.client_id})
         except Exception:
             log.exception("on_connect failed")
@@ -391,8 +392,15 @@ class Consumer:
             self.metrics.quarantined.labels(reason).inc(count)
             if count > len(result.rejected):
                 log.warning("messages quarantined", extra={"reason": reason, "count": count})
+        if result.quarantine_dropped:
+            self.metrics.quarantine_dropped.inc(result.quarantine_dropped)
+            log.warning("quarantine full for some sources this hour: messages counted, not kept",
+                        extra={"count": result.quarantine_dropped})
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.clock_skew.inc(result.clock_skew)
         if result.panic_alarms:
             self.metrics.alarms_raised.labels("panic").inc(len(result.panic_alarms))
             log.warning("panic alarm raised", extra={"alarms": result.panic_alarms})
+        if result.clock_skew_alarms:
+            self.metrics.alarms_raised.labels("clock_skew").inc(len(result.clock_skew_alarms))
+            log.warning("device clock runs ahead: listed for maintenance", extra={"alarms": result.clock_skew_alarms})

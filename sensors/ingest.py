@@ -109,5 +109,5 @@ def _observation(reading: Reading, raw: RawMessage, key: str) -> Observation:
         device=reading.device, kind=reading.kind, topic=raw.topic, delivery_key=key, redelivery=raw.dup,
         retained=raw.retain, device_time=reading.device_time, occupied=reading.occupied,
         change_only=reading.change_only, battery=reading.battery, availability=reading.availability,
-        event_uid=reading.event_uid, value=reading.value, payload=raw.payload,
+        event_uid=reading.event_uid, value=reading.value, node=reading.node, payload=raw.payload,
     )

@@ -26,6 +26,9 @@ ReadingKind = Literal[
 ACTIVITY_KINDS = frozenset({"motion", "door", "button", "meter"})
 
 
+
+Availability = Literal["online", "offline"]
+
 class NativePayload(BaseModel):
     """One report from a device in Shouwang's own format."""
 
@@ -61,9 +64,12 @@ class Reading:
     # count as activity only when ``occupied`` changes (Zigbee2MQTT with cache_state on, door contacts)
     change_only: bool = False
     battery: int | None = None
-    availability: Literal["online", "offline"] | None = None
+    availability: Availability | None = None
     event_uid: str | None = None
     value: str | None = None
+    # a node's own report (ESPHome ``<prefix>/status``, Homie ``$state``/``$stats``): when no device has
+    # this id, it applies to every device whose id lies under it (``<id>/...``)
+    node: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class BadTimestamp(ValueError):
 _NAIVE_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
-def parse_timestamp(value: str | int | float, zone: tzinfo) -> datetime:
+def parse_timestamp(value: object, zone: tzinfo) -> datetime:
     """ISO 8601 (a zone-less one is read in ``zone``), Unix seconds, or Unix milliseconds (> 1e11)."""
     if isinstance(value, bool):
         raise BadTimestamp(f"timestamp {value!r} is a boolean")
@@ -102,6 +108,8 @@ def parse_timestamp(value: str | int | float, zone: tzinfo) -> datetime:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise BadTimestamp(f"timestamp {value!r} is out of range") from exc
+    if not isinstance(value, str):
+        raise BadTimestamp(f"timestamp must be a string or a number, got {type(value).__name__}")
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)

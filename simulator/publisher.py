@@ -35,9 +35,11 @@ def is_loopback(host: str) -> bool:
 
 class Publisher:
     def __init__(self, host: str, port: int, client_id: str = "shouwang-simulator",
-                 protocol: str = "3.1.1") -> None:
+                 protocol: str = "3.1.1", username: str | None = None, password: str | None = None) -> None:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
+        if username:
+            self._client.username_pw_set(username, password)
         self._client.max_queued_messages_set(0)
         self._client.max_inflight_messages_set(100)
         self.host, self.port = host, port

@@ -154,7 +154,9 @@ class Timeline:
         events = [self._event(home, device.role, "online", self.start, source="boot")]
         if reports_state(home.fmt, device.role):
             resting = {"motion": "still", "door": "closed", "button": "release"}[device.role]
-            events.append(self._event(home, device.role, resting, self.start, source="boot"))
+            # a door's first reported state is a change from unknown: the service counts it (rules.is_observation)
+            events.append(self._event(home, device.role, resting, self.start, activity=device.role == "door",
+                                      source="boot"))
         return events
 
     def _health_times(self, home: VirtualHome, device: VirtualDevice) -> Iterator[datetime]:

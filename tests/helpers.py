@@ -47,20 +47,30 @@ def mosquitto_binary() -> str:
 
 
 class PrivateMosquitto:
-    """A Mosquitto of the test's own, from the repo's config, on a free port, with persistence."""
+    """A Mosquitto of the test's own, from the repo's config, on a free port, with persistence. With
+    ``users`` (name -> password) it starts from config/mosquitto-auth.conf with a password file of them."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.config = workdir / "mosquitto.conf"
         data = workdir / "mosquitto-data"
         data.mkdir(parents=True, exist_ok=True)
-        base = (ROOT / "config" / "mosquitto.conf").read_text()
+        base = (ROOT / "config" / ("mosquitto-auth.conf" if users else "mosquitto.conf")).read_text()
         # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write the persistence file
         # into the test's folder; `user` keeps it as whoever runs the tests (ignored when not root).
         user = pwd.getpwuid(os.geteuid()).pw_name
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n")
+        extra = ""
+        if users:
+            passwords = workdir / "mosquitto.passwd"
+            passwords.touch(mode=0o600)
+            for name, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True,
+                               capture_output=True, timeout=30)
+            extra = f"password_file {passwords}\n"
+        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\nuser {user}\n"
+                               f"{extra}")
 
     @property
     def url(self) -> str:
@@ -92,8 +102,11 @@ class TestPublisher:
 
     __test__ = False
 
-    def __init__(self, port: int = 1883, protocol: int = mqtt.MQTTv311, client_id: str = "") -> None:
+    def __init__(self, port: int = 1883, protocol: int = mqtt.MQTTv311, client_id: str = "",
+                 username: str | None = None, password: str | None = None) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.connect("127.0.0.1", port)

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts import service
 from alerts.clock import ManualClock
 from alerts.db import upgrade
-from alerts.models import Alarm, AlarmKind, Resident
+from alerts.models import Alarm, AlarmKind, ApiToken, Resident
 from alerts.observations import Observation
 from alerts.recording import record_batch
 from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
+from config.settings import load_settings, utcnow
 from tests.conftest import T0
 from tests.helpers import ROOT, free_port, wait_for
 
@@ -234,4 +234,76 @@ def test_the_screen_comes_back_by_itself_after_the_server_restarts(site: Site, b
     site.start_http()
     expect(screen.locator("body")).to_have_attribute("data-live", "1", timeout=30000)
     expect(screen.locator("#alarms li[data-alarm]")).to_have_count(2, timeout=10000)
+    assert outside == []
+
+
+def phone_signed_in(browser: Browser, site: Site, outside: list[str]) -> Page:
+    phone = open_page(browser, f"{site.url}/m/", outside, viewport={"width": 390, "height": 844},
+                      is_mobile=True, has_touch=True)
+    phone.fill("input[name=phone]", WORKER)
+    phone.fill("input[name=pin]", PIN)
+    phone.click("#login button[type=submit]")
+    expect(phone.locator("body")).to_have_attribute("data-signed-in", "1", timeout=10000)
+    return phone
+
+
+def test_the_phone_page_shows_each_state_and_each_tap_at_once(site: Site, browser: Browser) -> None:
+    outside: list[str] = []
+    site.activity(timedelta(0), *range(1, 21))
+    site.activity(10 * H, *range(2, 21))
+    site.at(14 * H)
+    alarm = site.alarm("r1")
+    phone = phone_signed_in(browser, site, outside)
+    phone.locator(f'#list li[data-alarm="{alarm.id}"]').click()
+    state = phone.locator("#alarm-state")
+    expect(state).to_have_attribute("data-state", "open", timeout=10000)
+    expect(state).to_contain_text("待处理")
+    phone.click("#accept")
+    expect(state).to_have_attribute("data-state", "accepted", timeout=5000)
+    expect(state).to_contain_text("正在前往")
+    expect(phone.locator("#flash")).to_have_text("已记录：您正在前往")
+    expect(phone.locator("#accept")).to_be_disabled()
+    phone.click("#arrived")
+    expect(state).to_have_attribute("data-state", "arrived", timeout=5000)
+    expect(state).to_contain_text("已到达现场")
+    expect(phone.locator("#flash")).to_have_text("已记录：您已到达现场")
+    phone.select_option("#outcome", "resident_fine")
+    phone.click("#resolve")
+    expect(state).to_have_attribute("data-state", "resolved", timeout=5000)
+    expect(state).to_contain_text("已结案")
+    expect(state).not_to_contain_text("待处理")
+    phone.reload()  # a resolved alarm opened again reads resolved, not "待处理"
+    expect(phone.locator("#alarm-state")).to_have_attribute("data-state", "resolved", timeout=10000)
+    expect(phone.locator("#alarm-state")).to_contain_text("老人平安")
+    assert outside == []
+
+
+def test_an_ended_session_shows_signed_out_and_the_sign_in_form_alone(site: Site, browser: Browser) -> None:
+    outside: list[str] = []
+    site.activity(timedelta(0), *range(1, 21))
+    site.activity(10 * H, *range(2, 21))
+    site.at(14 * H)
+    alarm = site.alarm("r1")
+    phone = phone_signed_in(browser, site, outside)
+    expect(phone.locator(f'#list li[data-alarm="{alarm.id}"]')).to_be_visible(timeout=10000)
+    with Session(site.engine) as session, session.begin():  # the session's 12 h run out (real time)
+        session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    phone.locator(f'#list li[data-alarm="{alarm.id}"]').click()  # the next tap finds it out
+    expect(phone.locator("#notice")).to_have_text("登录已过期，请重新登录", timeout=10000)
+    expect(phone.locator("#login")).to_be_visible()
+    expect(phone.locator("#list")).to_be_hidden()
+    expect(phone.locator("#detail")).to_be_hidden()
+    expect(phone.locator("#list li")).to_have_count(0)
+    expect(phone.locator("#signout")).to_be_hidden()
+
+    link = open_page(browser, f"{site.url}/m/#alarm-{alarm.id}", outside)  # an alarm link, not signed in
+    expect(link.locator("#login")).to_be_visible(timeout=10000)
+    expect(link.locator("#notice")).to_have_text("请先登录以查看这条告警")
+    expect(link.locator("#list")).to_be_hidden()
+    assert "暂无告警" not in link.locator("body").inner_text()
+    link.fill("input[name=phone]", WORKER)
+    link.fill("input[name=pin]", PIN)
+    link.click("#login button[type=submit]")
+    expect(link.locator("#alarm-state")).to_have_attribute("data-state", "open", timeout=10000)
+    expect(link.locator("#login")).to_be_hidden()
     assert outside == []

@@ -62,7 +62,7 @@ def test_the_schema_and_the_parser_agree() -> None:
 def test_the_readme_test_command_is_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    command = "pip install -e '.[test]' && python -m pytest"
+    command = "pip install -e '.[test]' && ruff check . && mypy && lint-imports && python -m pytest"
     assert command in readme and ci.rstrip().endswith(command)
 
 

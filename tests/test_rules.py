@@ -86,7 +86,7 @@ def test_which_readings_are_observations() -> None:
     assert rules.is_observation("motion", None, False, None)  # native motion
     assert rules.is_observation("motion", True, False, True)  # cache_state off: every true
     assert not rules.is_observation("motion", True, True, True)  # cached repeat
-    assert not rules.is_observation("motion", True, True, None)  # unknown previous: not a change
+    assert rules.is_observation("motion", True, True, None)  # unknown previous: a change (first report)
     assert rules.is_observation("motion", True, True, False)
     assert not rules.is_observation("state", False, False, True)
     assert rules.is_observation("door", False, True, True) and not rules.is_observation("door", True, True, True)

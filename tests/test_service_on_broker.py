@@ -112,15 +112,25 @@ def test_an_event_published_to_the_broker_moves_last_activity_and_deadline(svc: 
     assert body["status"] == "ok" and body["last_activity_at"].startswith("2026-11-23T09:00")
 
 
-def test_health_and_retained_messages_do_not_move_last_activity(svc: Service) -> None:
-    svc.native("battery", battery=70)
-    svc.native("heartbeat")
-    svc.raw(f"z2m/{svc.base}-zpir", '{"occupancy":true}', retain=True)
-    svc.raw(f"z2m/{svc.base}-zpir/availability", '{"state":"online"}')
-    svc.wait_processed(3)
-    assert svc.resident("r1").last_activity_at is None
-    assert svc.resident("r2").last_activity_at is None
-    svc.publisher.publish(f"{svc.base}/z2m/{svc.base}-zpir", b"", retain=True)  # clear the retained message
+def test_health_and_retained_messages_do_not_move_last_activity(service_settings: Settings, topic_base: str) -> None:
+    # retained before the service subscribes: the broker replays it to the new subscription with the retain
+    # flag (a live message is delivered without it, and a new sensor's first "occupied" counts)
+    retained = f"{topic_base}/z2m/{topic_base}-zpir"
+    early = TestPublisher(client_id=f"{topic_base}-early")
+    early.publish(retained, '{"occupancy":true}', retain=True)
+    early.close()
+    svc = Service(service_settings, topic_base)
+    try:
+        svc.native("battery", battery=70)
+        svc.native("heartbeat")
+        svc.raw(f"z2m/{svc.base}-zpir/availability", '{"state":"online"}')
+        svc.wait_processed(3)
+        assert svc.resident("r1").last_activity_at is None
+        assert svc.resident("r2").last_activity_at is None
+        assert svc.runtime.metrics.skipped.labels("retained")._value.get() == 1
+    finally:
+        svc.publisher.publish(retained, b"", retain=True)  # clear the retained message
+        svc.close()
 
 
 def test_an_alarm_is_raised_at_the_window_acknowledged_and_resolved_through_the_api(svc: Service) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts import alarms as alarm_ops
-from alerts import transitions
+from alerts import scope, transitions
 from alerts.escalation import policy as esc
 from alerts.escalation.notifiers.base import CallStatus, InboundSms, Keypress, ProviderEvent, SmsStatus
 from alerts.escalation.targets import ChainSettings
@@ -110,11 +110,14 @@ class Sender:
     kind: str  # a worker role, family, resident or unknown
     name: str
     resident_id: int | None = None
+    reach: scope.Reach | None = None  # a worker's role and grid / micro-grid
 
 
 def _inbound_sms(session: Session, event: InboundSms, now: datetime, settings: ChainSettings) -> Message:
     """"1 A37" acknowledges alarm A37; a bare "1" the open alarm sent to this person, and with several
-    open the reply lists them instead of guessing."""
+    open the reply lists them instead of guessing. A worker may acknowledge only what the API would let
+    them (:mod:`alerts.scope`: their grid / micro-grid, the supervisor everything) or an alarm whose chain
+    called them; anyone else gets a polite refusal."""
     words = event.body.strip().split()
     if not words or words[0] not in ("1", "１"):
         return Message("reply_help")
@@ -123,16 +126,20 @@ def _inbound_sms(session: Session, event: InboundSms, now: datetime, settings: C
     if sender.kind == "unknown":
         log.warning("SMS reply from an unknown number", extra={"sender": sender_phone})
         return Message("reply_none")
-    sent_to_sender = select(Attempt.alarm_id).where(Attempt.phone == sender_phone)
-    candidates = session.scalars(select(Alarm).where(Alarm.id.in_(sent_to_sender), Alarm.state == AlarmState.OPEN)
+    candidates = session.scalars(select(Alarm).where(scope.called(sender_phone), Alarm.state == AlarmState.OPEN)
                                  .order_by(Alarm.id.desc())).all()
     code = CODE.search(event.body)
     alarm: Alarm | None
     if code:
         alarm = session.get(Alarm, int(code.group(1)), with_for_update=True)
-        allowed = alarm is not None and (alarm in candidates or sender.kind in esc.RESPONDERS)
-        if alarm is None or not allowed or alarm.state != AlarmState.OPEN:
+        if alarm is None or alarm.state != AlarmState.OPEN:
             return Message("reply_none")
+        allowed = alarm in candidates or (sender.reach is not None and
+                                          scope.may_acknowledge(session, alarm.id, sender.reach, sender_phone))
+        if not allowed:
+            log.warning("SMS acknowledgement refused: not this person's alarm",
+                        extra={"alarm": alarm.id, "sender_kind": sender.kind})
+            return Message("reply_not_yours", {"code": alarm.code})
     elif len(candidates) > 1:
         codes = "、".join(a.code for a in candidates[:10])
         return Message("reply_list", {"codes": codes, "first": candidates[0].code})
@@ -142,7 +149,7 @@ def _inbound_sms(session: Session, event: InboundSms, now: datetime, settings: C
         return Message("reply_none")
     assert alarm is not None
     if sender.kind in ("resident", "family") and alarm.resident_id != sender.resident_id:
-        return Message("reply_none")
+        return Message("reply_not_yours", {"code": alarm.code})
     meaning = {"resident": "confirmed_fine", "family": "family_handling"}.get(sender.kind, "acknowledged")
     _apply(session, alarm, meaning, sender.name, f"{sender.kind}, SMS", now, settings)
     return Message("reply_family" if meaning == "family_handling" else "reply_ack", {"code": alarm.code})
@@ -151,7 +158,7 @@ def _inbound_sms(session: Session, event: InboundSms, now: datetime, settings: C
 def _who(session: Session, phone: str) -> Sender:
     worker = session.scalars(select(Worker).where(Worker.phone == phone, Worker.active.is_(True))).first()
     if worker is not None:
-        return Sender(worker.role, worker.name)
+        return Sender(worker.role, worker.name, reach=scope.Reach(worker.role, worker.grid_id, worker.micro_grid_id))
     contact = session.scalars(select(Contact).where(Contact.phone == phone)).first()
     if contact is not None:
         return Sender("family", contact.name, contact.resident_id)

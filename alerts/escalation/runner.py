@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 import config
 from alerts import alarms as alarm_ops
 from alerts.alarms import snapshot_policy
-from alerts.db import claim
+from alerts.db import changed, claim
 from alerts.escalation import policy as esc
 from alerts.escalation.notifiers.base import (
     NotifyError,
@@ -37,6 +37,7 @@ from alerts.escalation.targets import (
     alarm_params,
     phone_link,
     resolve_targets,
+    send_params,
     skip_reason,
     template_for,
 )
@@ -87,10 +88,10 @@ def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettin
     _audit(engine, now, result)
     for _ in range(50):
         created, claimed = _advance_due(engine, now, settings, result)
-        _send(engine, created, now, provider, result)
+        _send(engine, created, now, provider, result, settings)
         if claimed < CLAIM_BATCH:
             break
-    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result)
+    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result, settings)
     return result
 
 
@@ -158,7 +159,7 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
             for channel in contact.channels:
                 own = dict(params)
                 if channel == "sms" and person.worker_id is not None and settings.link_secret:
-                    own["link"] = phone_link(settings, person.worker_id, alarm.id, now)
+                    own.update(phone_link(settings, person.worker_id, alarm.id))
                 attempt = Attempt(alarm_id=alarm.id, step=step, cycle=alarm.cycle, token=alarm.escalation_token,
                                   target=person.target, person=person.name, phone=person.phone, channel=channel,
                                   template=template_for(alarm.kind, person.target, channel), params=own,
@@ -184,14 +185,15 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
 
 
 # -- sending: outside any transaction ---------------------------------------------------------------------
-def _send(engine: Engine, attempt_ids: Sequence[int], now: datetime, provider: Provider, result: RunResult) -> None:
+def _send(engine: Engine, attempt_ids: Sequence[int], now: datetime, provider: Provider, result: RunResult,
+          settings: ChainSettings) -> None:
     for attempt_id in attempt_ids:
         with Session(engine) as session:
             attempt = session.get(Attempt, attempt_id)
             if attempt is None or attempt.status != AttemptStatus.PENDING or attempt.phone is None:
                 continue
             phone, channel = attempt.phone, attempt.channel
-            message = Message(attempt.template, dict(attempt.params))
+            message = Message(attempt.template, send_params(session, settings, dict(attempt.params)))
         try:
             if channel == "voice":
                 provider_id = provider.call(attempt_id, phone, message)
@@ -244,10 +246,10 @@ def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings
                     status=AttemptStatus.FAILED, ended_at=now, error=f"gave up after {tries} tries"))
                 continue
             threshold = now - settings.retry_after * (2 ** max(tries - 1, 0))
-            won = session.execute(update(Attempt).where(
+            won = changed(session, update(Attempt).where(
                 Attempt.id == attempt_id, Attempt.status == AttemptStatus.PENDING,
                 or_(Attempt.claimed_at.is_(None), Attempt.claimed_at <= threshold),
-            ).values(claimed_at=now)).rowcount
+            ).values(claimed_at=now))
             if won == 1:
                 claimed.append(attempt_id)
     if claimed:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from alerts import rules
 from alerts.escalation import policy as esc
-from alerts.escalation.links import sign_link
+from alerts.escalation.links import finish_params, link_ref, pin_stamp
 from alerts.escalation.templates import Language
 from alerts.models import (
     Alarm,
@@ -28,6 +28,7 @@ from alerts.models import (
     Worker,
     WorkerRole,
 )
+from config.settings import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,20 @@ class Person:
     worker_id: int | None = None
 
 
-def phone_link(settings: ChainSettings, worker_id: int, alarm_id: int, now: datetime) -> str:
-    """The signed, expiring link to the alarm on the phone page, for one worker."""
-    token = sign_link(settings.link_secret, worker_id, alarm_id, now + settings.link_ttl)
-    return f"{settings.link_base}/m/a/{alarm_id}?t={token}"
+def phone_link(settings: ChainSettings, worker_id: int, alarm_id: int) -> dict[str, str]:
+    """What an attempt stores for the link to the alarm on the phone page, for one worker: the address
+    and the worker, never the credential (signed at sending, on real time: :func:`send_params`)."""
+    return link_ref(settings.link_base, worker_id, alarm_id)
+
+
+def send_params(session: Session, settings: ChainSettings, params: dict[str, str]) -> dict[str, str]:
+    """An attempt's parameters as sent: its link signed for the worker's current PIN, valid
+    ``link_ttl`` of real time."""
+    def stamp_of(worker_id: int) -> str | None:
+        worker = session.get(Worker, worker_id)
+        return pin_stamp(worker.pin_hash) if worker is not None and worker.active else None
+
+    return finish_params(params, settings.link_secret, settings.link_ttl, utcnow(), stamp_of)
 
 
 def skip_reason(session: Session, person: Person, channel: str, now: datetime, settings: ChainSettings) -> str | None:
@@ -72,8 +83,10 @@ def skip_reason(session: Session, person: Person, channel: str, now: datetime, s
 
 
 def template_for(kind: str, target: str, channel: str) -> str:
-    if kind in (AlarmKind.DEVICE_OFFLINE, AlarmKind.LOW_BATTERY):
+    if kind in (AlarmKind.DEVICE_OFFLINE, AlarmKind.LOW_BATTERY, AlarmKind.CLOCK_SKEW):
         return "maintenance_sms"
+    if kind == AlarmKind.RHYTHM:
+        return "rhythm_sms"
     if kind == AlarmKind.SYSTEM:
         return "system_call" if channel == "voice" else "system_sms"
     if target == "resident" and channel == "voice":

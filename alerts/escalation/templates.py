@@ -44,6 +44,11 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "zh": "守望系统告警。{reason}。告警编号{code}。确认请按1。",
         "en": "Shouwang system alarm. {reason}. Alarm {code}. Press 1 to acknowledge.",
     },
+    "rhythm_sms": {
+        "zh": "【守望】留意 {code}：{name}（{address}）{reason}。不是告警，方便时请关注一下。{link}",
+        "en": "[Shouwang] Notice {code}: {name} ({address}): {reason}. Not an alarm; please look in when you "
+              "can. {link}",
+    },
     "outcome_sms": {
         "zh": "【守望】{name}的告警{code}已处理：{outcome}。{note}",
         "en": "[Shouwang] Alarm {code} for {name} was closed: {outcome}. {note}",
@@ -54,6 +59,9 @@ TEMPLATES: dict[str, dict[Language, str]] = {
     "reply_list": {"zh": "您有多个未处理告警：{codes}。请回复“1 编号”，例如“1 {first}”。",
                    "en": "You have several open alarms: {codes}. Reply \"1 <code>\", e.g. \"1 {first}\"."},
     "reply_none": {"zh": "没有需要您确认的未处理告警。", "en": "There is no open alarm for you to acknowledge."},
+    "reply_not_yours": {"zh": "抱歉，告警{code}不在您负责的范围内，无法由您确认。如需协助请联系社区中心。",
+                        "en": "Sorry, alarm {code} is not in your area, so you cannot acknowledge it. Please "
+                              "call the community centre if you can help."},
     "reply_help": {"zh": "回复“1 编号”确认告警，例如“1 A37”。",
                    "en": "Reply \"1 <code>\" to acknowledge, e.g. \"1 A37\"."},
     "call_thanks": {"zh": "谢谢，已记录。", "en": "Thank you, noted."},

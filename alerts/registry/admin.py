@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import routine, rules
 from alerts.limits import refresh_due, refresh_grid, resident_limits
 from alerts.models import (
     Alarm,
@@ -27,6 +27,7 @@ from alerts.models import (
     ApiToken,
     Attempt,
     AuditEntry,
+    Base,
     Community,
     Contact,
     Device,
@@ -40,6 +41,8 @@ from alerts.models import (
     WorkerRole,
 )
 from alerts.registry import geo
+
+M = TypeVar("M", bound=Base)
 
 
 class AdminError(ValueError):
@@ -70,7 +73,7 @@ _NAMES = {"communities": "community", "grids": "grid", "micro_grids": "micro-gri
           "devices": "device", "contacts": "contact", "workers": "worker", "quarantine": "quarantined message"}
 
 
-def get(session: Session, model: type[Any], row_id: int) -> Any:
+def get(session: Session, model: type[M], row_id: int) -> M:
     row = session.get(model, row_id)
     if row is None:
         raise NotFound(f"no {_NAMES.get(model.__tablename__, model.__tablename__)} {row_id}")
@@ -100,7 +103,7 @@ def create_community(session: Session, name: str, point: Point | None = None) ->
 def default_community(session: Session, community_id: int | None = None) -> Community:
     """The given community, or the only one there is."""
     if community_id is not None:
-        return get(session, Community, community_id)  # type: ignore[no-any-return]
+        return get(session, Community, community_id)
     found = session.scalars(select(Community).limit(2)).all()
     if len(found) != 1:
         raise AdminError("name the community (community_id): there are " + ("none yet" if not found else "several"))
@@ -121,12 +124,14 @@ def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any], now: 
         grid.name = _required(fields["name"], "name")
     if "window_hours" in fields:
         grid.inactivity_window_s = hours_to_s(fields["window_hours"])
+    if "routine" in fields:
+        grid.routine_window = routine_window(fields["routine"])
     if "early_warning_hours" in fields:
         grid.early_warning_s = hours_to_s(fields["early_warning_hours"])
     _unique(session, Grid, grid, Grid.community_id == grid.community_id, Grid.name == grid.name,
             what=f"a grid named {grid.name!r}")
     session.flush()
-    if {"window_hours", "early_warning_hours"} & set(fields):
+    if {"window_hours", "early_warning_hours", "routine"} & set(fields):
         refresh_grid(session, grid.id, default, now)
     return grid
 
@@ -173,7 +178,7 @@ def delete_micro_grid(session: Session, micro: MicroGrid) -> None:
 
 # -- residents -------------------------------------------------------------------------------------------
 RESIDENT_FIELDS = frozenset({"ref", "name", "birth_year", "address", "phone", "micro_grid_id", "consent_at",
-                             "window_hours", "early_warning_hours", "latitude", "longitude", "datum"})
+                             "window_hours", "early_warning_hours", "routine", "latitude", "longitude", "datum"})
 
 
 def save_resident(session: Session, resident: Resident | None, fields: dict[str, Any], now: datetime,
@@ -206,6 +211,8 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
             if fields["micro_grid_id"] is not None else None
     if "window_hours" in fields:
         resident.inactivity_window_s = hours_to_s(fields["window_hours"])
+    if "routine" in fields:
+        resident.routine_window = routine_window(fields["routine"])
     if "early_warning_hours" in fields:
         resident.early_warning_s = hours_to_s(fields["early_warning_hours"])
     if "latitude" in fields or "longitude" in fields:
@@ -216,6 +223,15 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
         resident.due_at = None  # watched from now: refresh_due sets the first deadline
     refresh_due(session, resident, default, now)
     return resident
+
+
+def routine_window(text: str | None) -> str | None:
+    """A time-window rule as stored ("07:00-10:00"), checked; empty or None removes it."""
+    try:
+        window = routine.parse_window(text)
+    except routine.WindowError as exc:
+        raise AdminError(str(exc)) from exc
+    return str(window) if window else None
 
 
 def set_position(resident: Resident, lat: float | None, lon: float | None, datum: geo.Datum) -> None:

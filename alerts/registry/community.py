@@ -9,15 +9,16 @@ alarm (absence of data is not evidence of safety).
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import routine, rules
 from alerts.limits import refresh_due, refresh_grid
 from alerts.models import (
     AuditEntry,
+    Base,
     Community,
     Contact,
     Device,
@@ -28,6 +29,8 @@ from alerts.models import (
     Worker,
     WorkerRole,
 )
+
+M = TypeVar("M", bound=Base)
 
 
 class CommunityFileError(ValueError):
@@ -61,25 +64,17 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
            now: datetime, default: rules.Limits) -> dict[str, MicroGrid]:
     found: dict[str, MicroGrid] = {}
     for item in grids:
-        grid = session.scalars(select(Grid).where(Grid.community_id == community.id,
-                                                  Grid.name == item["name"])).first()
-        if grid is None:
-            grid = Grid(community_id=community.id, name=item["name"])
-            session.add(grid)
-            counts["grids"] += 1
+        grid = _get_or_add(session, counts, "grids", Grid, community_id=community.id, name=item["name"])
         window, warning = _hours(item.get("window_hours")), _hours(item.get("early_warning_hours"))
-        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s) != (window, warning)
-        grid.inactivity_window_s, grid.early_warning_s = window, warning
+        routine_window = _routine(item.get("routine"), f"grid {item['name']!r}")
+        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s,
+                                           grid.routine_window) != (window, warning, routine_window)
+        grid.inactivity_window_s, grid.early_warning_s, grid.routine_window = window, warning, routine_window
         session.flush()
         if changed:
             refresh_grid(session, grid.id, default, now)
         for sub in item.get("micro_grids", []):
-            micro = session.scalars(select(MicroGrid).where(MicroGrid.grid_id == grid.id,
-                                                            MicroGrid.name == sub["name"])).first()
-            if micro is None:
-                micro = MicroGrid(grid_id=grid.id, name=sub["name"])
-                session.add(micro)
-                counts["micro_grids"] += 1
+            micro = _get_or_add(session, counts, "micro_grids", MicroGrid, grid_id=grid.id, name=sub["name"])
             session.flush()
             found[f"{grid.name}/{micro.name}"] = micro
     return found
@@ -122,6 +117,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
     resident.phone = item.get("phone")
     resident.inactivity_window_s = _hours(item.get("window_hours"))
     resident.early_warning_s = _hours(item.get("early_warning_hours"))
+    resident.routine_window = _routine(item.get("routine"), f"resident {ref!r}")
     consent = item.get("consent")
     resident.consent_at = consent if isinstance(consent, date) or consent is None else date.fromisoformat(consent)
     if "micro_grid" in item:
@@ -153,6 +149,24 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
                                          relation=contact.get("relation", "family"),
                                          priority=contact.get("priority", position)))
         counts["contacts"] += 1
+
+
+def _get_or_add(session: Session, counts: dict[str, int], what: str, model: type[M], **keys: Any) -> M:
+    """The row with these key values, or a new one (counted under ``what``)."""
+    row = session.scalars(select(model).filter_by(**keys)).first()
+    if row is None:
+        row = model(**keys)
+        session.add(row)
+        counts[what] += 1
+    return row
+
+
+def _routine(text: str | None, what: str) -> str | None:
+    try:
+        window = routine.parse_window(text)
+    except routine.WindowError as exc:
+        raise CommunityFileError(f"{what}: {exc}") from exc
+    return str(window) if window else None
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:

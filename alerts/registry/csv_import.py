@@ -7,7 +7,8 @@ only ``ref`` and ``name`` are required, the others may be left out or empty:
 ``ref`` (a stable id: importing again updates the resident with that ref), ``name``, ``birth_year``,
 ``address``, ``latitude``, ``longitude`` (in the datum of the import), ``phone``, ``grid``,
 ``micro_grid`` (both or neither; created if new), ``consent`` (YYYY-MM-DD, the date of consent to
-monitoring), ``window_hours`` (an override of the inactivity window), ``device_ids`` (separated by
+monitoring), ``window_hours`` (an override of the inactivity window), ``routine`` (a time-window rule
+such as ``07:00-10:00``: no activity inside it raises an alarm), ``device_ids`` (separated by
 ``;``, each ``id`` or ``id:kind`` with kind motion, door, button or meter; motion by default),
 ``contact_name``, ``contact_phone``, ``contact2_name``, ``contact2_phone``.
 
@@ -31,13 +32,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import routine, rules
 from alerts.models import Community, Device, DeviceKind, Grid, Resident
 from alerts.registry import geo
 from alerts.registry.community import CommunityFileError, load_community
 
 COLUMNS = ("ref", "name", "birth_year", "address", "latitude", "longitude", "phone", "grid", "micro_grid",
-           "consent", "window_hours", "device_ids", "contact_name", "contact_phone", "contact2_name",
+           "consent", "window_hours", "routine", "device_ids", "contact_name", "contact_phone", "contact2_name",
            "contact2_phone")
 REQUIRED = ("ref", "name")
 MAX_ERRORS = 100
@@ -195,6 +196,11 @@ def _item(values: dict[str, str], datum: geo.Datum) -> dict[str, Any]:
             raise ValueError(f"consent {values['consent']!r} is not a date (YYYY-MM-DD)") from None
     if values.get("window_hours"):
         item["window_hours"] = _number(values["window_hours"], "window_hours", float, 0.1, 24 * 14)
+    if values.get("routine"):
+        try:
+            item["routine"] = str(routine.Window.parse(values["routine"]))
+        except routine.WindowError as exc:
+            raise ValueError(f"routine: {exc}") from None
     item["devices"] = _devices(values.get("device_ids", ""))
     item["contacts"] = [c for c in (_contact(values, "contact"), _contact(values, "contact2")) if c]
     for position, contact in enumerate(item["contacts"], start=1):
@@ -288,5 +294,6 @@ def _grids(session: Session, community: Community, items: list[dict[str, Any]]) 
             "name": name, "micro_grids": [{"name": m} for m in sorted(micros)],
             "window_hours": grid.inactivity_window_s / 3600 if grid and grid.inactivity_window_s else None,
             "early_warning_hours": grid.early_warning_s / 3600 if grid and grid.early_warning_s else None,
+            "routine": grid.routine_window if grid else None,
         })
     return grids

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from urllib.parse import quote
 
 _A = 6378245.0  # semi-major axis of the Krasovsky 1940 ellipsoid, as the GCJ-02 formula has it
@@ -77,14 +78,20 @@ def gcj02_to_wgs84(lat: float, lon: float) -> tuple[float, float]:
     shift varies slowly, so each step gains several digits; the one-step inverse alone is 1-2 m off)."""
     if out_of_china(lat, lon):
         return lat, lon
-    w_lat, w_lon = lat, lon
+    return _invert(wgs84_to_gcj02, lat, lon, (lat, lon))
+
+
+def _invert(forward: Callable[[float, float], tuple[float, float]], lat: float, lon: float,
+            guess: tuple[float, float]) -> tuple[float, float]:
+    """The point that ``forward`` maps to ``(lat, lon)``, by fixed-point iteration from ``guess``."""
+    x_lat, x_lon = guess
     for _ in range(_MAX_ITERATIONS):
-        g_lat, g_lon = wgs84_to_gcj02(w_lat, w_lon)
-        e_lat, e_lon = g_lat - lat, g_lon - lon
-        w_lat, w_lon = w_lat - e_lat, w_lon - e_lon
+        f_lat, f_lon = forward(x_lat, x_lon)
+        e_lat, e_lon = f_lat - lat, f_lon - lon
+        x_lat, x_lon = x_lat - e_lat, x_lon - e_lon
         if abs(e_lat) < _TOLERANCE_DEG and abs(e_lon) < _TOLERANCE_DEG:
             break
-    return w_lat, w_lon
+    return x_lat, x_lon
 
 
 def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]:
@@ -106,14 +113,7 @@ def bd09_to_gcj02(lat: float, lon: float) -> tuple[float, float]:
     """The published closed-form inverse, refined so that :func:`gcj02_to_bd09` maps it back exactly."""
     if out_of_china(lat, lon):
         return lat, lon
-    g_lat, g_lon = _bd09_to_gcj02_closed_form(lat, lon)
-    for _ in range(_MAX_ITERATIONS):
-        b_lat, b_lon = gcj02_to_bd09(g_lat, g_lon)
-        e_lat, e_lon = b_lat - lat, b_lon - lon
-        g_lat, g_lon = g_lat - e_lat, g_lon - e_lon
-        if abs(e_lat) < _TOLERANCE_DEG and abs(e_lon) < _TOLERANCE_DEG:
-            break
-    return g_lat, g_lon
+    return _invert(gcj02_to_bd09, lat, lon, _bd09_to_gcj02_closed_form(lat, lon))
 
 
 def wgs84_to_bd09(lat: float, lon: float) -> tuple[float, float]:

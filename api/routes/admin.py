@@ -104,7 +104,8 @@ def create_community(body: CommunityIn, context: ContextDep, session: SessionDep
 # -- grids and micro-grids -------------------------------------------------------------------------------
 def _grid_out(grid: Grid) -> GridOut:
     return GridOut(id=grid.id, community_id=grid.community_id, name=grid.name,
-                   window_hours=_hours(grid.inactivity_window_s), early_warning_hours=_hours(grid.early_warning_s))
+                   window_hours=_hours(grid.inactivity_window_s), early_warning_hours=_hours(grid.early_warning_s),
+                   routine=grid.routine_window)
 
 
 @router.get("/api/admin/grids", response_model=list[GridOut])
@@ -187,7 +188,8 @@ def _resident_out(r: Resident) -> ResidentAdminOut:
     return ResidentAdminOut(
         id=r.id, ref=r.external_ref, name=r.name, birth_year=r.birth_year, address=r.address, phone=r.phone,
         micro_grid_id=r.micro_grid_id, consent_at=r.consent_at, window_hours=_hours(r.inactivity_window_s),
-        early_warning_hours=_hours(r.early_warning_s), latitude=r.latitude, longitude=r.longitude,
+        early_warning_hours=_hours(r.early_warning_s), routine=r.routine_window, latitude=r.latitude,
+        longitude=r.longitude,
         away_until=r.away_until, away_until_activity=r.away_until_activity, last_activity_at=r.last_activity_at,
         watch_from=r.watch_from, due_at=r.due_at, created_at=r.created_at,
         amap_link=geo.amap_link(r.latitude, r.longitude, r.name) if located else None,  # type: ignore[arg-type]
@@ -474,6 +476,8 @@ def update_worker(worker_id: int, body: WorkerPatch, context: ContextDep, sessio
     pin = fields.pop("pin", None)
     with _translated():
         worker = admin.save_worker(session, admin.get(session, Worker, worker_id), fields)
+    if fields.get("active") is False:
+        accounts.deactivate_worker(session, worker)  # their sessions end
     if pin:
         accounts.set_pin(session, worker.phone, pin)
     _audit(session, context.clock.now(), who, "worker.update", f"worker:{worker.id}",

@@ -13,7 +13,8 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import ContextDep
+from api.auth import page_headers
+from api.deps import AppContext, ContextDep
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(include_in_schema=False)
@@ -29,9 +30,13 @@ def favicon() -> Response:
     return Response(status_code=204)
 
 
+def _headers(context: AppContext) -> dict[str, str]:
+    return page_headers(context.settings.api.map.tile_url, context.settings.api.map.image_url)
+
+
 @router.get("/screen")
-def screen() -> FileResponse:
-    return FileResponse(STATIC / "screen.html", headers={"Cache-Control": "no-cache"})
+def screen(context: ContextDep) -> FileResponse:
+    return FileResponse(STATIC / "screen.html", headers=_headers(context))
 
 
 @router.get("/m")
@@ -40,8 +45,8 @@ def phone_redirect() -> RedirectResponse:
 
 
 @router.get("/m/")
-def phone() -> FileResponse:
-    return FileResponse(STATIC / "phone.html", headers={"Cache-Control": "no-cache"})
+def phone(context: ContextDep) -> FileResponse:
+    return FileResponse(STATIC / "phone.html", headers=_headers(context))
 
 
 @router.get("/api/ui/config")

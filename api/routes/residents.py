@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
-from alerts.models import AuditEntry, Contact, Grid, MicroGrid, Worker
+from alerts import rhythm, signs_of_life
+from alerts.models import AuditEntry, Contact, Grid, MicroGrid, Resident, SignOfLife, Worker
 from alerts.views import resident_rows
 from api.auth import CurrentPrincipal, resident_scope, visible_resident
 from api.deps import ContextDep, SessionDep
-from api.schemas import ResidentCardOut, ResidentOut
+from api.schemas import ResidentCardOut, ResidentOut, SignOfLifeIn, SignOfLifeOut
 
 router = APIRouter(prefix="/api/residents", tags=["residents"])
+SIGN_ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such resident (or not yours to see)"},
+                                                403: {"description": "this role may not report signs of life"}}
 
 
 @router.get("", response_model=list[ResidentOut])
@@ -47,7 +50,41 @@ def resident_card(resident_id: int, context: ContextDep, session: SessionDep,
         contacts=[{"name": c.name, "relation": c.relation, "phone": c.phone, "priority": c.priority}
                   for c in contacts],
         workers=[{"name": w.name, "role": w.role, "phone": w.phone} for w in workers],
+        routine=resident.routine_window or (grid.routine_window if grid else None),
+        rhythm=rhythm.describe(rhythm.Rhythm.from_dict(resident.rhythm) if resident.rhythm else None, now,
+                               context.settings.tz, resident.last_activity_at, context.chain.language),
+        signs_of_life=[_sign_out(s) for s in signs_of_life.recent(session, resident.id)],
     )
     session.add(AuditEntry(at=now, actor=principal.label, action="resident.view", target=f"resident:{resident.id}",
                            detail={}))
     return row
+
+
+def _sign_out(sign: SignOfLife) -> dict[str, Any]:
+    return {"id": sign.id, "resident_id": sign.resident_id, "at": sign.at, "source": sign.source, "note": sign.note,
+            "recorded_by": sign.recorded_by}
+
+
+@router.post("/{resident_id}/activity", response_model=SignOfLifeOut, status_code=201, responses=SIGN_ERRORS)
+def report_sign_of_life(resident_id: int, body: SignOfLifeIn, context: ContextDep, session: SessionDep,
+                        principal: CurrentPrincipal) -> dict[str, Any]:
+    """A sign of life from outside the home: a meal-card swipe at the canteen, a worker's visit, a phone
+    call, a family visit. It counts as activity (it resolves an alarm as activity does, and moves the
+    deadline) and shows on the resident card with its source. Allowed to the centre (admin, operator,
+    supervisor), grid and micro-grid workers for their own residents, and integration tokens
+    (``shouwang integration-token canteen``), which may do nothing else."""
+    if principal.role == "screen":
+        raise HTTPException(403, "screen is read-only")
+    if principal.role == "integration":
+        resident = session.get(Resident, resident_id)
+        if resident is None:
+            raise HTTPException(404, f"no resident {resident_id}")
+    else:
+        resident = visible_resident(session, principal, resident_id)
+    now = context.clock.now()
+    sign = signs_of_life.record(session, resident, at=body.at or now, source=signs_of_life.Source(body.source),
+                                note=body.note, now=now, by=principal.label, default=context.policy.limits)
+    session.flush()
+    session.add(AuditEntry(at=now, actor=principal.label, action="resident.sign_of_life",
+                           target=f"resident:{resident.id}", detail={"source": body.source}))
+    return _sign_out(sign)

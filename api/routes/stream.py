@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from alerts.models import Alarm, AlarmTransition
 from alerts.screen_model import ScreenModel, scope_of
 from alerts.views import alarm_row
-from api.auth import CurrentPrincipal, Principal, alarm_scope
+from api.auth import Principal, StreamPrincipal, alarm_scope
 from api.deps import AppContext, ContextDep
 
 router = APIRouter(tags=["live"])
@@ -41,7 +41,7 @@ LOOKBACK = 200  # transitions committed out of id order (several processes) are 
 
 
 @router.get("/api/stream", response_class=EventSourceResponse)
-async def stream(request: Request, context: ContextDep, principal: CurrentPrincipal) -> EventSourceResponse:
+async def stream(request: Request, context: ContextDep, principal: StreamPrincipal) -> EventSourceResponse:
     """The live stream (``text/event-stream``). Authenticate with a bearer token, the session cookie
     or ``?token=`` (EventSource cannot send headers)."""
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""

@@ -116,7 +116,9 @@
   }, 800);
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
-    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery") return "grey";
+    if (a.kind === "system" || a.kind === "device_offline" || a.kind === "low_battery" || a.kind === "clock_skew") {
+      return "grey";
+    }
     if (a.state === "acknowledged") return "blue";
     if (a.kind === "panic" || a.responders_called_at) return "red";
     return "amber";
@@ -189,7 +191,8 @@
     try {
       const r = await SW.api(`/api/residents/${id}`);
       const devices = r.devices.map((d) => `<li>${SW.esc(d.external_id)} (${SW.esc(d.kind)}) · ` +
-        `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}</li>`).join("");
+        `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}` +
+        `${d.clock_skew_count ? ` · <span class="clock-skew">${t("clock_skew")} ×${d.clock_skew_count}</span>` : ""}</li>`).join("");
       const contacts = r.contacts.map((c) => `<li>${SW.esc(c.name)} (${SW.esc(c.relation)}) ${SW.esc(c.phone)}</li>`).join("");
       const workers = r.workers.map((w) => `<li>${SW.esc(w.name)} ${SW.esc(w.phone)}</li>`).join("");
       card.innerHTML = `<h3>${SW.esc(r.name)} ${r.age ? "· " + r.age + t("age") : ""}</h3>` +

@@ -12,14 +12,15 @@ means to Shouwang depends on the sensor, which the route says (``device_kind``):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
-from sensors.payloads import ParseResult, Reading, Rejection, device_id_is_valid
+from sensors.payloads import Availability, ParseResult, Reading, Rejection, device_id_is_valid
 
 DeviceKind = Literal["motion", "door", "button"]
 OnOff = Literal["on", "off"]
+T = TypeVar("T")
 
 
 def binary_reading(device: str, kind: DeviceKind, on: bool, *, closed_when: OnOff | None, change_only: bool,
@@ -46,6 +47,18 @@ def binary_reading(device: str, kind: DeviceKind, on: bool, *, closed_when: OnOf
                    value="released")
 
 
+def availability(device: str, payload: bytes, *, online: str, offline: str, what: str,
+                 node: bool = False) -> ParseResult:
+    """A plain-text availability report (a last will / birth message) whose payload is ``online`` or
+    ``offline`` as the vendor spells them: the device's health, never activity. ``node``: the report is a
+    node's, which applies to the devices under it (see :class:`sensors.payloads.Reading`)."""
+    value = text(payload)
+    if value not in (online, offline):
+        return Rejection("invalid_field", f"{what} must be {online} or {offline}, got {value[:40]!r}", device)
+    state: Availability = "online" if value == online else "offline"
+    return Reading(device=device, kind="availability", availability=state, value=state, node=node)
+
+
 def load_object(payload: bytes, device: str | None) -> dict[str, Any] | Rejection:
     """A JSON object, or the rejection saying why the payload is not one."""
     try:
@@ -55,6 +68,19 @@ def load_object(payload: bytes, device: str | None) -> dict[str, Any] | Rejectio
     if not isinstance(data, dict):
         return Rejection("not_an_object", f"payload must be a JSON object, got {type(data).__name__}", device)
     return data
+
+
+def object_with(payload: bytes, device: str, key: str, expected: type[T],
+                what: str) -> tuple[dict[str, Any], T] | Rejection:
+    """A JSON object and its field ``key`` of type ``expected``, or the rejection saying why not (``what``
+    describes the field as the vendor documents it)."""
+    data = load_object(payload, device)
+    if isinstance(data, Rejection):
+        return data
+    value = data.get(key)
+    if not isinstance(value, expected):
+        return Rejection("invalid_field", f"{what}, got {str(value)[:40]!r}", device)
+    return data, value
 
 
 def percent(value: Any, what: str, device: str | None) -> int | Rejection:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from sensors.formats._common import DeviceKind, OnOff, binary_reading, text, valid_device
+from sensors.formats._common import DeviceKind, OnOff, availability, binary_reading, text, valid_device
 from sensors.payloads import Ignored, ParseResult, Reading, Rejection
 
 STATES = {"ON": True, "OFF": False}
@@ -69,11 +69,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "", sensor: s
 def _status(node: str, payload: bytes) -> ParseResult:
     if not valid_device(node):
         return Rejection("unknown_topic", f"no ESPHome node in {node!r}")
-    value = text(payload)
-    if value not in ("online", "offline"):
-        return Rejection("invalid_field", f"status must be online or offline, got {value[:40]!r}", node)
-    availability = "online" if value == "online" else "offline"
-    return Reading(device=node, kind="availability", availability=availability, value=availability)
+    return availability(node, payload, online="online", offline="offline", what="status", node=True)
 
 
 def render_binary_sensor(node: str, name: str, on: bool) -> tuple[str, bytes]:

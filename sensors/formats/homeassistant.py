@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, valid_device
-from sensors.payloads import ParseResult, Reading, Rejection
+from sensors.payloads import Availability, ParseResult, Reading, Rejection
 
 
 def device_of(topic_filter: str, topic: str) -> str:
@@ -56,7 +56,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, topic_filter: str = "#", 
         return Rejection("unknown_topic", f"the route {topic_filter!r} names no device in {topic!r}")
     value = payload.decode("utf-8", "replace")
     if value in (payload_available, payload_not_available):
-        availability = "online" if value == payload_available else "offline"
+        availability: Availability = "online" if value == payload_available else "offline"
         return Reading(device=device, kind="availability", availability=availability, value=availability)
     if value in (payload_on, payload_off):
         return binary_reading(device, device_kind, value == payload_on, closed_when=closed_when,

@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from sensors.formats._common import DeviceKind, OnOff, binary_reading, percent, text, valid_device
-from sensors.payloads import Ignored, ParseResult, Reading, Rejection
+from sensors.payloads import Availability, Ignored, ParseResult, Reading, Rejection
 
 LIFECYCLE = {"ready": "online", "sleeping": "online", "disconnected": "offline", "lost": "offline",
              "alert": "offline"}
@@ -58,8 +58,8 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "homie", sens
             battery = percent(value, "$stats/battery", device)
             if isinstance(battery, Rejection):
                 return battery
-            return Reading(device=device, kind="battery", battery=battery)
-        return Reading(device=device, kind="heartbeat", value=f"$stats/{rest[1]}={value[:50]}")
+            return Reading(device=device, kind="battery", battery=battery, node=True)
+        return Reading(device=device, kind="heartbeat", value=f"$stats/{rest[1]}={value[:50]}", node=True)
     if any(level.startswith("$") for level in rest):
         return Ignored("homie_attribute")
     if len(rest) == 3 and rest[2] == "set":
@@ -82,12 +82,12 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "homie", sens
 
 def _lifecycle(device: str, value: str) -> ParseResult:
     if value == "init":
-        return Reading(device=device, kind="heartbeat", value="init")
+        return Reading(device=device, kind="heartbeat", value="init", node=True)
     if value not in LIFECYCLE:
         return Rejection("invalid_field", f"$state must be one of init, ready, disconnected, sleeping, lost, "
                          f"alert; got {value[:40]!r}", device)
-    availability = "online" if LIFECYCLE[value] == "online" else "offline"
-    return Reading(device=device, kind="availability", availability=availability, value=value)
+    availability: Availability = "online" if LIFECYCLE[value] == "online" else "offline"
+    return Reading(device=device, kind="availability", availability=availability, value=value, node=True)
 
 
 def render_state(device: str, state: str, *, base: str = "homie") -> tuple[str, bytes]:

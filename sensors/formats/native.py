@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from sensors.formats._common import load_object
 from sensors.payloads import (
     NATIVE_PREFIX,
     BadTimestamp,
@@ -28,12 +29,9 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = NATIVE_PREFIX
     device = topic[len(prefix):] if topic.startswith(prefix) else ""
     if not device or "/" in device or not device_id_is_valid(device):
         return Rejection("unknown_topic", f"native topics are {base}/<device id>, got {topic!r}")
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        return Rejection("malformed_json", f"payload is not JSON: {exc}", device)
-    if not isinstance(data, dict):
-        return Rejection("not_an_object", f"payload must be a JSON object, got {type(data).__name__}", device)
+    data = load_object(payload, device)
+    if isinstance(data, Rejection):
+        return data
     try:
         message = NativePayload.model_validate(data)
     except ValidationError as exc:

@@ -40,7 +40,16 @@ from typing import Any
 
 import orjson
 
-from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, percent, text, valid_device
+from sensors.formats._common import (
+    DeviceKind,
+    OnOff,
+    availability,
+    binary_reading,
+    object_with,
+    percent,
+    text,
+    valid_device,
+)
 from sensors.payloads import Ignored, ParseResult, Reading, Rejection
 
 # topics whose first level after <id> reports outputs, meters or device internals: the device is alive
@@ -70,7 +79,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "shellies", s
         return Ignored("device_command")
     group, path = rest[0], "/".join(rest)
     if rest == ["online"]:
-        return _online(device, payload)
+        return availability(device, payload, online="true", offline="false", what="online")
     if rest == ["status"]:
         return _motion_status(device, payload, force_update)
     if group == "sensor" and len(rest) == 2:
@@ -88,26 +97,17 @@ def _input_device(device: str, index: str) -> str:
     return device if index == "0" else f"{device}/input:{index}"
 
 
-def _online(device: str, payload: bytes) -> ParseResult:
-    value = text(payload)
-    if value not in ("true", "false"):
-        return Rejection("invalid_field", f"online must be true or false, got {value[:40]!r}", device)
-    availability = "online" if value == "true" else "offline"
-    return Reading(device=device, kind="availability", availability=availability, value=availability)
-
-
 def _motion_status(device: str, payload: bytes, force_update: bool) -> ParseResult:
-    data = load_object(payload, device)
-    if isinstance(data, Rejection):
-        return data
-    motion = data.get("motion")
-    if not isinstance(motion, bool):
-        return Rejection("invalid_field", f"a Shelly Motion status needs motion true/false, got {motion!r}", device)
+    found = object_with(payload, device, "motion", bool, "a Shelly Motion status needs motion true/false")
+    if isinstance(found, Rejection):
+        return found
+    data, motion = found
     battery = None
     if data.get("bat") is not None:
-        battery = percent(data["bat"], "bat", device)
-        if isinstance(battery, Rejection):
-            return battery
+        level = percent(data["bat"], "bat", device)
+        if isinstance(level, Rejection):
+            return level
+        battery = level
     return binary_reading(device, "motion", motion, closed_when=None, change_only=not force_update,
                           battery=battery)
 
@@ -132,12 +132,10 @@ def _sensor(device: str, name: str, payload: bytes, force_update: bool) -> Parse
 
 
 def _input_event(device: str, payload: bytes) -> ParseResult:
-    data = load_object(payload, device)
-    if isinstance(data, Rejection):
-        return data
-    event = data.get("event")
-    if not isinstance(event, str):
-        return Rejection("invalid_field", f"input_event needs an event string, got {event!r}", device)
+    found = object_with(payload, device, "event", str, "input_event needs an event string")
+    if isinstance(found, Rejection):
+        return found
+    event = found[1]
     if not event:
         return Reading(device=device, kind="heartbeat", value="no event")
     return Reading(device=device, kind="button", value=event[:100])

@@ -35,11 +35,11 @@ RPC responses and requests are skipped.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, percent, text, valid_device
+from sensors.formats._common import DeviceKind, OnOff, availability, binary_reading, load_object, percent, valid_device
 from sensors.payloads import BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
 
 PRESSES = frozenset({"single_push", "double_push", "triple_push", "long_push"})
@@ -56,7 +56,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "", device_ki
         return _checked(device, topic) or _notification(device, payload, options)
     if len(levels) >= 2 and levels[-1] == "online":
         device = "/".join(levels[:-1])
-        return _checked(device, topic) or _online(device, payload)
+        return _checked(device, topic) or availability(device, payload, online="true", offline="false", what="online")
     if len(levels) >= 3 and levels[-2] == "status":
         device = "/".join(levels[:-2])
         return _checked(device, topic) or _component_status(device, levels[-1], payload, options)
@@ -69,14 +69,6 @@ def _checked(device: str, topic: str) -> Rejection | None:
     if not device or not valid_device(device):
         return Rejection("unknown_topic", f"no Shelly device prefix in {topic!r}")
     return None
-
-
-def _online(device: str, payload: bytes) -> ParseResult:
-    value = text(payload)
-    if value not in ("true", "false"):
-        return Rejection("invalid_field", f"online must be true or false, got {value[:40]!r}", device)
-    availability = "online" if value == "true" else "offline"
-    return Reading(device=device, kind="availability", availability=availability, value=availability)
 
 
 def _time(value: Any, device: str) -> datetime | Rejection | None:
@@ -175,7 +167,7 @@ def _battery(params: dict[str, Any], device: str) -> int | Rejection | None:
 
 
 def _health(device: str, device_time: datetime | None, battery: int | None, what: str) -> ParseResult:
-    kind = "battery" if battery is not None else "heartbeat"
+    kind: Literal["battery", "heartbeat"] = "battery" if battery is not None else "heartbeat"
     return Reading(device=device, kind=kind, device_time=device_time, battery=battery, value=what[:100])
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from sensors.formats._common import DeviceKind, OnOff, binary_reading, load_object, text, valid_device
+from sensors.formats._common import DeviceKind, OnOff, availability, binary_reading, load_object, valid_device
 from sensors.payloads import BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
 
 DEFAULT_SENSOR = "Switch1"
@@ -67,7 +67,7 @@ def parse(topic: str, payload: bytes, zone: tzinfo, *, base: str = "", sensor: s
             return Ignored("command_reply")
         return _result(device, payload, options)
     if name == "LWT":
-        return _lwt(device, payload)
+        return availability(device, payload, online="Online", offline="Offline", what="LWT")
     return _telemetry(device, name, payload, zone, options)
 
 
@@ -76,14 +76,6 @@ class _Options:
                  payload_on: str, payload_off: str) -> None:
         self.sensor, self.kind, self.closed_when = sensor, kind, closed_when
         self.force_update, self.payload_on, self.payload_off = force_update, payload_on, payload_off
-
-
-def _lwt(device: str, payload: bytes) -> ParseResult:
-    state = text(payload)
-    if state not in ("Online", "Offline"):
-        return Rejection("invalid_field", f"LWT must be Online or Offline, got {state[:40]!r}", device)
-    availability = "online" if state == "Online" else "offline"
-    return Reading(device=device, kind="availability", availability=availability, value=availability)
 
 
 def _telemetry(device: str, name: str, payload: bytes, zone: tzinfo, options: _Options) -> ParseResult:

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from sensors.formats._common import load_object, percent
 from sensors.payloads import BadTimestamp, Ignored, ParseResult, Reading, Rejection, parse_timestamp
 
 COMMAND_SUFFIXES = ("/set", "/get")
@@ -64,23 +65,20 @@ def _availability(device: str, payload: bytes) -> ParseResult:
 
 
 def _state(device: str, payload: bytes, zone: tzinfo, cache_state: bool) -> ParseResult:
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        return Rejection("malformed_json", f"payload is not JSON: {exc}", device)
-    if not isinstance(data, dict):
-        return Rejection("not_an_object", f"payload must be a JSON object, got {type(data).__name__}", device)
+    data = load_object(payload, device)
+    if isinstance(data, Rejection):
+        return data
     device_time = None
     if data.get("last_seen") is not None:
         try:
             device_time = parse_timestamp(data["last_seen"], zone)
-        except (BadTimestamp, TypeError) as exc:
+        except BadTimestamp as exc:
             return Rejection("bad_timestamp", f"last_seen: {exc}", device)
     battery = data.get("battery")
     if battery is not None:
-        if isinstance(battery, bool) or not isinstance(battery, int | float) or not 0 <= battery <= 100:
-            return Rejection("invalid_field", f"battery must be a number 0-100, got {battery!r}", device)
-        battery = round(battery)
+        battery = percent(battery, "battery", device)
+        if isinstance(battery, Rejection):
+            return battery
     common: dict[str, Any] = {"device": device, "device_time": device_time, "battery": battery}
     action = data.get("action")
     if action is not None and not isinstance(action, str):

@@ -8,6 +8,9 @@ Chinese providers only send pre-registered templates.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -63,16 +66,34 @@ ProviderEvent = CallStatus | Keypress | SmsStatus | InboundSms
 class WebhookRequest:
     """A provider's HTTP callback, as the web layer received it."""
 
-    kind: str  # the route's last segment: status, gather, sms, sms-status
+    kind: str  # the route's last segment: status, gather, sms, sms-status (Twilio); sms-report, sms-up,
+    # voice-report (Aliyun); sms-status, sms-reply (Tencent)
     url: str  # the full public URL the provider called (what it signed)
     params: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""  # the raw body (Aliyun and Tencent push JSON)
+    token: str | None = None  # the secret path segment of a push URL (/webhooks/<provider>/<token>/<kind>)
+    client: str | None = None  # the address the request came from
 
 
 @dataclass(frozen=True)
 class WebhookReply:
     body: str
     media_type: str
+
+
+def verify_push(request: WebhookRequest, token: str, allow: Sequence[str]) -> None:
+    """What can be checked of an unsigned push (Aliyun, Tencent): the shared secret in its URL, and,
+    if configured, that it comes from an allowed network. Raises :class:`SignatureError`."""
+    if not token or not request.token or not hmac.compare_digest(request.token.encode(), token.encode()):
+        raise SignatureError("the push URL's token is wrong")
+    if allow:
+        try:
+            source = ipaddress.ip_address(request.client or "")
+        except ValueError as exc:
+            raise SignatureError("the push's source address is unknown") from exc
+        if not any(source in ipaddress.ip_network(network, strict=False) for network in allow):
+            raise SignatureError(f"pushes from {source} are not allowed (notify.webhook_allow)")
 
 
 class Provider(Protocol):

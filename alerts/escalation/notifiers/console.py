@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from alerts.escalation.links import mask
 from alerts.escalation.notifiers.base import (
     CallStatus,
     Keypress,
@@ -76,7 +77,7 @@ class ConsoleProvider:
         provider_id = f"console-sms-{next(self._ids)}"
         text = render(message, self.language)
         self.sent.append(("sms", to, text))
-        log.warning("SMS %s: %s", to, text, extra={"attempt": attempt_id})
+        log.warning("SMS %s: %s", to, mask(text), extra={"attempt": attempt_id})
         with self._lock:
             self._pending.append((self._clock(), SmsStatus(attempt_id, provider_id, "delivered")))
         return provider_id
