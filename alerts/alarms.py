@@ -65,6 +65,8 @@ def open_alarm(
     now: datetime,
     *,
     reason: str,
+    reason_code: str | None = None,
+    reason_params: dict[str, Any] | None = None,
     resident_id: int | None = None,
     device_id: int | None = None,
     system_key: str | None = None,
@@ -80,7 +82,8 @@ def open_alarm(
     table = table_of(Alarm)
     statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).values(
         kind=kind, severity=SEVERITY[kind], state=AlarmState.OPEN, open_key=key, resident_id=resident_id,
-        device_id=device_id, system_key=system_key, reason=reason, devices_offline=devices_offline,
+        device_id=device_id, system_key=system_key, reason=reason, reason_code=reason_code,
+        reason_params=reason_params, devices_offline=devices_offline,
         opened_at=now, last_activity_at=last_activity_at, auto_resolved=False,
     ).returning(table.c.id)
     alarm_id = session.execute(statement).scalar()

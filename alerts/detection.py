@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rhythm, routine, rules
+from alerts import alarms, rhythm, routine, rules, wording
 from alerts.db import claim, guarded
 from alerts.limits import with_grid
 from alerts.models import Alarm, AlarmKind, AlarmState, Event, Grid, Resident, SignOfLife
@@ -70,10 +70,10 @@ def _routine_resident(session: Session, resident: Resident, grid_window: str | N
     if decision.action is not routine.RoutineAction.RAISE:
         return
     assert window is not None
-    reason = f"no activity between {window.start:%H:%M} and {window.end:%H:%M}"
-    if resident.last_activity_at is not None:
-        reason += f"; last activity {resident.last_activity_at.astimezone(zone):%Y-%m-%d %H:%M}"
-    alarm_id = alarms.open_alarm(session, AlarmKind.ROUTINE, now, reason=reason, resident_id=resident.id,
+    params = {"start": f"{window.start:%H:%M}", "end": f"{window.end:%H:%M}",
+              "last": wording.instant(resident.last_activity_at)}
+    alarm_id = alarms.open_alarm(session, AlarmKind.ROUTINE, now, reason=_reason("routine", params, zone),
+                                 reason_code="routine", reason_params=params, resident_id=resident.id,
                                  last_activity_at=resident.last_activity_at)
     if alarm_id is not None:
         log.warning("time-window alarm raised", extra={"alarm": alarm_id, "resident": resident.id})
@@ -113,12 +113,11 @@ def _rhythm_resident(session: Session, resident: Resident, now: datetime, zone: 
 def _notice(session: Session, resident: Resident, learned: rhythm.Rhythm, departure: rhythm.Departure,
             now: datetime, zone: Any, raised: list[int]) -> None:
     if departure.kind == "not_up":
-        reason = (f"not up yet: usually up by {departure.usual} ({learned.good_days} days learned); "
-                  f"no activity today since 04:00")
+        code, params = "rhythm_not_up", dict[str, Any](usual=departure.usual, days=learned.good_days)
     else:
-        reason = (f"silent since {_local(departure.since, zone)}: far longer than the longest daytime "
-                  f"silence learned ({departure.usual} min)")
-    alarm_id = alarms.open_alarm(session, AlarmKind.RHYTHM, now, reason=reason, resident_id=resident.id,
+        code, params = "rhythm_silent", dict[str, Any](since=wording.instant(departure.since), usual=departure.usual)
+    alarm_id = alarms.open_alarm(session, AlarmKind.RHYTHM, now, reason=_reason(code, params, zone),
+                                 reason_code=code, reason_params=params, resident_id=resident.id,
                                  last_activity_at=resident.last_activity_at)
     if alarm_id is not None:
         log.info("rhythm notice raised", extra={"alarm": alarm_id, "resident": resident.id})
@@ -139,3 +138,8 @@ def learn_resident(session: Session, resident_id: int, today: date, now: datetim
         Alarm.resident_id == resident_id, Alarm.opened_at >= since,
         Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE))))}
     return rhythm.learn(today, instants, zone, alarm_days)
+
+
+def _reason(code: str, params: dict[str, Any], zone: Any) -> str:
+    """An alarm's reason in the process's language (notify.language), local time (alerts.wording)."""
+    return wording.reason(code, params, wording.configured().language, zone)

@@ -389,7 +389,9 @@ class Alarm(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     system_key: Mapped[str | None] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")  # worded in notify.language when it opened
+    reason_code: Mapped[str | None] = mapped_column(String(40))  # alerts.wording.REASONS
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     devices_offline: Mapped[bool] = mapped_column(Boolean, default=False)
     opened_at: Mapped[datetime] = mapped_column()
     last_activity_at: Mapped[datetime | None] = mapped_column()  # the resident's, when it opened
@@ -554,6 +556,16 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60))
     target: Mapped[str] = mapped_column(String(100))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ServiceSecret(Base):
+    """Secrets of the service itself (``api/secret_key.py``): the SMS-link signing key generated on first
+    start, and fingerprints (never the keys) of keys given in settings, one per process."""
+
+    __tablename__ = "service_secrets"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class WatchStatus(Base):

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
@@ -29,6 +29,7 @@ from alerts.db import (
     is_postgres,
     one_of,
 )
+from alerts.escalation.templates import Language
 from alerts.limits import LIMIT_COLUMNS, limits_from, with_grid
 from alerts.models import (
     AlarmKind,
@@ -67,6 +68,8 @@ class IngestPolicy:
     device_limits: rules.DeviceLimits
     clock_skew: timedelta
     redelivery_window: timedelta
+    language: Language = "zh"  # notify.language and the local time zone: the words of a panic alarm
+    zone: tzinfo = wording.DEFAULT_ZONE
 
 
 @dataclass
@@ -131,7 +134,7 @@ def record_batch(session: Session, observations: Sequence[Observation], quaranti
     rows, device_updates = _events(known, devices, now, policy, result)
     inserted = _insert_events(session, rows, result)
     _update_devices(session, device_updates, policy.device_limits)
-    _apply_activity(session, inserted, devices, now, result)
+    _apply_activity(session, inserted, devices, now, result, policy)
     _clock_skew_alarms(session, inserted, devices, now, policy, result)
     _quarantine(session, held, now, result)
     return result
@@ -302,7 +305,7 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
 
 
 def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
-                    now: datetime, result: BatchResult) -> None:
+                    now: datetime, result: BatchResult, policy: IngestPolicy) -> None:
     """Move the residents' last activity for the inserted activity rows; open panic alarms."""
     by_id = {d.id: d for d in devices.values()}
     latest: dict[int, tuple[datetime, float]] = {}
@@ -320,8 +323,10 @@ def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: d
             panics.setdefault((device.resident_id, device.id), row["occurred_at"])
     _move_last_activity(session, latest)
     for (resident_id, device_id), pressed_at in panics.items():
+        params = {"at": wording.instant(pressed_at)}
         alarm_id = open_alarm(
-            session, AlarmKind.PANIC, now, reason=f"panic button pressed at {pressed_at.isoformat()}",
+            session, AlarmKind.PANIC, now, reason_code="panic", reason_params=params,
+            reason=wording.reason("panic", params, policy.language, policy.zone),
             resident_id=resident_id, device_id=None if resident_id is not None else device_id,
             last_activity_at=pressed_at,
         )
@@ -349,10 +354,12 @@ def _clock_skew_alarms(session: Session, inserted: list[dict[str, Any]], devices
         if count < CLOCK_SKEW_REPORTS:
             continue
         ext, device = by_id[device_id]
+        params = {"device": ext, "count": count, "hours": hours,
+                  "minutes": round(policy.clock_skew.total_seconds() / 60)}
         alarm_id = open_alarm(
             session, AlarmKind.CLOCK_SKEW, now, resident_id=device.resident_id, device_id=device_id,
-            reason=f"device {ext} clock runs ahead: {count} reports from the future in {hours} h "
-                   f"(more than {round(policy.clock_skew.total_seconds() / 60)} min ahead)")
+            reason=wording.reason("clock_skew", params, policy.language, policy.zone), reason_code="clock_skew",
+            reason_params=params)
         if alarm_id is not None:
             result.clock_skew_alarms.append(alarm_id)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Resident
 from alerts.views import alarm_row, resident_rows
 
@@ -43,10 +43,10 @@ def colour(status: str, alarm: dict[str, Any] | None, blind: bool) -> tuple[str,
 
 
 def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tzinfo,
-                 scope: ColumnElement[bool] | None = None, alarm_scope: ColumnElement[bool] | None = None
-                 ) -> dict[str, Any]:
+                 scope: ColumnElement[bool] | None = None, alarm_scope: ColumnElement[bool] | None = None,
+                 words: wording.Wording | None = None) -> dict[str, Any]:
     residents = resident_rows(session, now, limits, scope=scope)
-    open_alarms = [alarm_row(a) for a in session.scalars(
+    open_alarms = [alarm_row(a, words=words) for a in session.scalars(
         select(Alarm).options(selectinload(Alarm.resident))
         .where(Alarm.state != AlarmState.RESOLVED, alarm_scope if alarm_scope is not None else true())
         .order_by(Alarm.opened_at))]
@@ -72,8 +72,15 @@ def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tz
             "kpis": kpis(session, now, zone, scope)}
 
 
-def _urgency(alarm: dict[str, Any]) -> int:
-    return 0 if alarm["kind"] == AlarmKind.PANIC else 1
+COLOUR_RANK = {"red": 0, "blue": 1, "amber": 2, "grey": 3, "green": 4}
+
+
+def _urgency(alarm: dict[str, Any]) -> tuple[int, int, datetime]:
+    """The most urgent state wins (SPEC section 5: red > blue > amber), whatever the kind; between two
+    of the same colour a panic first (it flashes), a rhythm notice last, then the older alarm."""
+    shade, _, _ = colour("active", alarm, False)
+    kind = 0 if alarm["kind"] == AlarmKind.PANIC else 2 if alarm["kind"] == AlarmKind.RHYTHM else 1
+    return COLOUR_RANK[shade], kind, alarm["opened_at"]
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:

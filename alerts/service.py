@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from alerts import alarms, detection, rules, transitions
+from alerts import alarms, detection, rules, transitions, wording
 from alerts.db import changed, claim, guarded, insert_ignoring_conflicts, one_of
+from alerts.escalation.templates import Language
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
@@ -51,6 +52,7 @@ class WatchPolicy:
     broker_down_after: timedelta
     event_retention: timedelta
     zone: Any  # tzinfo used to word times in alarm texts
+    language: Language = "zh"  # notify.language: the words of the alarm texts (alerts.wording)
 
 
 @dataclass
@@ -202,6 +204,7 @@ def _due_resident(session: Session, resident: Resident, grid_window: int | None,
                                   .where(Device.resident_id == resident.id)).all()
         values = _inactivity_alarm(resident, limits, now, policy, [(online, due) for online, due in devices])
         alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=values["reason"],
+                                     reason_code=values["reason_code"], reason_params=values["reason_params"],
                                      resident_id=resident.id, last_activity_at=resident.last_activity_at,
                                      devices_offline=values["devices_offline"])
         if alarm_id is not None:
@@ -219,13 +222,11 @@ def _inactivity_alarm(resident: Resident, limits: rules.Limits, now: datetime, p
     offline = bool(devices) and all(not online or (due is not None and due <= now) for online, due in devices)
     start = rules.watch_start(resident.last_activity_at, resident.watch_from)
     hours = (now - start).total_seconds() / 3600 if start else limits.window.total_seconds() / 3600
-    reason = f"no activity for {hours:.1f} h (window {limits.window.total_seconds() / 3600:g} h)"
-    if resident.last_activity_at is not None:
-        reason += f"; last activity {_local(resident.last_activity_at, policy)}"
-    if offline:
-        reason += "; no data: devices offline"
-    return {"resident_id": resident.id, "reason": reason, "last_activity_at": resident.last_activity_at,
-            "devices_offline": offline}
+    params = {"hours": round(hours, 1), "window": limits.window.total_seconds() / 3600,
+              "last": wording.instant(resident.last_activity_at), "devices_offline": offline}
+    reason = _reason("inactivity", params, policy)
+    return {"resident_id": resident.id, "reason": reason, "reason_code": "inactivity", "reason_params": params,
+            "last_activity_at": resident.last_activity_at, "devices_offline": offline}
 
 
 def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now: datetime) -> list[int]:
@@ -239,7 +240,8 @@ def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now
     policy = alarms.snapshot_policy(session, kind)
     values = [{"kind": kind, "severity": alarms.SEVERITY[kind], "state": AlarmState.OPEN,
                "open_key": alarms.open_key(kind, resident_id=a["resident_id"]), "resident_id": a["resident_id"],
-               "device_id": None, "system_key": None, "reason": a["reason"], "devices_offline": a["devices_offline"],
+               "device_id": None, "system_key": None, "reason": a["reason"], "reason_code": a["reason_code"],
+               "reason_params": a["reason_params"], "devices_offline": a["devices_offline"],
                "opened_at": now, "last_activity_at": a["last_activity_at"], "auto_resolved": False,
                "policy": policy, "next_action_at": now} for a in alarms_]
     if session.get_bind().dialect.name == "postgresql":
@@ -267,12 +269,13 @@ def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now
 # PostgreSQL: a batch as a few array parameters (unnest), whatever its size: nothing for the driver to
 # split or convert per row, one statement each
 _INSERT_ALARMS = text(
-    "INSERT INTO alarms (kind, severity, state, open_key, resident_id, reason, devices_offline, opened_at, "
-    "last_activity_at, auto_resolved, policy, next_action_at, step, cycle, escalation_token) "
-    "SELECT :kind, :severity, :state, :key_prefix || v.rid, v.rid, v.reason, v.offline, :now, v.last, false, "
-    "CAST(:policy AS json), :now, -1, 0, 0 "
-    "FROM unnest(CAST(:rids AS int[]), CAST(:reasons AS text[]), CAST(:offline AS bool[]), "
-    "CAST(:last AS timestamptz[])) AS v(rid, reason, offline, last) "
+    "INSERT INTO alarms (kind, severity, state, open_key, resident_id, reason, reason_code, reason_params, "
+    "devices_offline, opened_at, last_activity_at, auto_resolved, policy, next_action_at, step, cycle, "
+    "escalation_token) "
+    "SELECT :kind, :severity, :state, :key_prefix || v.rid, v.rid, v.reason, :code, CAST(v.params AS json), "
+    "v.offline, :now, v.last, false, CAST(:policy AS json), :now, -1, 0, 0 "
+    "FROM unnest(CAST(:rids AS int[]), CAST(:reasons AS text[]), CAST(:params AS text[]), CAST(:offline AS bool[]), "
+    "CAST(:last AS timestamptz[])) AS v(rid, reason, params, offline, last) "
     "ON CONFLICT (open_key) DO NOTHING RETURNING id, resident_id")
 _INSERT_HISTORY = text(
     "INSERT INTO alarm_transitions (alarm_id, at, action, actor, detail) "
@@ -293,6 +296,7 @@ def _open_with_arrays(session: Session, values: list[dict[str, Any]]) -> list[tu
     params = {"key_prefix": prefix, "kind": str(first["kind"]), "severity": str(first["severity"]),
               "state": str(first["state"]),
               "now": first["opened_at"], "policy": json.dumps(first["policy"]) if first["policy"] else None,
+              "code": first["reason_code"], "params": [json.dumps(v["reason_params"]) for v in values],
               "rids": [v["resident_id"] for v in values], "reasons": [v["reason"] for v in values],
               "offline": [v["devices_offline"] for v in values], "last": [v["last_activity_at"] for v in values]}
     return [(int(a), int(r)) for a, r in session.execute(_INSERT_ALARMS, params).all()]
@@ -358,13 +362,14 @@ def _device_offline(session: Session, device: Device, now: datetime, policy: Wat
         device.offline_due_at = due
         return
     device.online = False
+    code, params = "device_never_heard", dict[str, Any](device=device.external_id)
     if device.availability == "offline" and device.availability_at is not None:
-        reason = f"device {device.external_id} reported offline at {_local(device.availability_at, policy)}"
-    else:
-        seen = _local(device.last_seen_at, policy) if device.last_seen_at else "never"
-        reason = f"device {device.external_id} silent since {seen}"
-    alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=reason,
-                                 resident_id=device.resident_id, device_id=device.id)
+        code, params = "device_reported_offline", {**params, "at": wording.instant(device.availability_at)}
+    elif device.last_seen_at is not None:
+        code, params = "device_silent", {**params, "since": wording.instant(device.last_seen_at)}
+    alarm_id = alarms.open_alarm(session, AlarmKind.DEVICE_OFFLINE, now, reason=_reason(code, params, policy),
+                                 reason_code=code, reason_params=params, resident_id=device.resident_id,
+                                 device_id=device.id)
     if alarm_id is not None:
         result.devices_offline.append(alarm_id)
 
@@ -399,7 +404,7 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     candidates = session.scalars(select(Device).where(Device.battery < threshold, ~open_for_device)
                                  .limit(CLAIM_BATCH)).all()
     for device in candidates:
-        guarded(session, "device", device.id, partial(_battery_low, session, device, now, threshold, result))
+        guarded(session, "device", device.id, partial(_battery_low, session, device, now, threshold, policy, result))
     open_low = session.execute(
         select(Alarm, Device).join(Device, Alarm.device_id == Device.id)
         .where(Alarm.kind == AlarmKind.LOW_BATTERY, Alarm.state != AlarmState.RESOLVED)
@@ -412,10 +417,12 @@ def _battery(session: Session, now: datetime, policy: WatchPolicy, result: TickR
     return len(candidates)
 
 
-def _battery_low(session: Session, device: Device, now: datetime, threshold: int, result: TickResult) -> None:
+def _battery_low(session: Session, device: Device, now: datetime, threshold: int, policy: WatchPolicy,
+                 result: TickResult) -> None:
+    params = {"device": device.external_id, "battery": device.battery, "threshold": threshold}
     alarm_id = alarms.open_alarm(
         session, AlarmKind.LOW_BATTERY, now, resident_id=device.resident_id, device_id=device.id,
-        reason=f"device {device.external_id} battery at {device.battery} % (below {threshold} %)")
+        reason=_reason("low_battery", params, policy), reason_code="low_battery", reason_params=params)
     if alarm_id is not None:
         result.battery_alarms.append(alarm_id)
 
@@ -429,9 +436,10 @@ def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: In
             if alarm is None:
                 assert ingest.disconnected_since is not None
                 since = _local(ingest.disconnected_since, policy)
+                params = {"consumer": ingest.name, "since": wording.instant(ingest.disconnected_since)}
                 alarm_id = alarms.open_alarm(
-                    session, AlarmKind.SYSTEM, now, system_key=key,
-                    reason=f"the watch is blind: consumer {ingest.name} lost the MQTT broker at {since}")
+                    session, AlarmKind.SYSTEM, now, system_key=key, reason=_reason("broker_lost", params, policy),
+                    reason_code="broker_lost", reason_params=params)
                 if alarm_id is not None:
                     log.error("system alarm: broker unreachable", extra={"alarm": alarm_id, "since": since})
                     result.system_raised.append(alarm_id)
@@ -463,6 +471,11 @@ def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 1000
             if count < chunk:
                 break
     return removed
+
+
+def _reason(code: str, params: dict[str, Any], policy: WatchPolicy) -> str:
+    """An alarm's reason in the configured language, local time (kept on the alarm for the SMS and call)."""
+    return wording.reason(code, params, policy.language, policy.zone)
 
 
 def _local(instant: datetime, policy: WatchPolicy) -> str:

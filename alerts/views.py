@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.limits import limits_of, residents_with_limits
 from alerts.models import Alarm, AlarmState, Attempt, Device, Resident
 
@@ -47,7 +47,7 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
             devices_online=[d.online for d in devices[resident.id]],
         )
         result.append({
-            "id": resident.id, "name": resident.name, "address": resident.address,
+            "id": resident.id, "ref": resident.external_ref, "name": resident.name, "address": resident.address,
             "latitude": resident.latitude, "longitude": resident.longitude, "phone": resident.phone,
             "micro_grid_id": resident.micro_grid_id, "status": status.value,
             "last_activity_at": resident.last_activity_at, "due_at": resident.due_at,
@@ -65,28 +65,41 @@ def device_row(device: Device) -> dict[str, Any]:
             "clock_skew_count": device.clock_skew_count or 0, "last_clock_skew_at": device.last_clock_skew_at}
 
 
-def alarm_row(alarm: Alarm, with_history: bool = False) -> dict[str, Any]:
-    row = alarm_fields(alarm, alarm.resident.name if alarm.resident is not None else None)
+def alarm_row(alarm: Alarm, with_history: bool = False, words: wording.Wording | None = None) -> dict[str, Any]:
+    """An alarm as the API and the screens show it. What a person reads (``reason``, who acted, the
+    outcome, the history) is worded in ``words`` (default: the process's, from ``notify.language``);
+    ``reason_code``/``reason_params`` and ``outcome`` are for programs."""
+    words = words or wording.configured()
+    row = alarm_fields(alarm, alarm.resident.name if alarm.resident is not None else None, words)
     if with_history:
-        row["transitions"] = [{"at": t.at, "action": t.action, "actor": t.actor, "detail": t.detail}
-                              for t in alarm.transitions]
+        lang = words.language
+        row["transitions"] = [{"at": t.at, "action": t.action, "actor": wording.actor(t.actor, lang),
+                               "detail": wording.detail(t.detail, lang)} for t in alarm.transitions]
     return row
 
 
-def alarm_fields(alarm: Any, resident_name: str | None) -> dict[str, Any]:
-    """An alarm as the API shows it, from the model or from a row of the alarms table's columns."""
+def alarm_fields(alarm: Any, resident_name: str | None, words: wording.Wording | None = None) -> dict[str, Any]:
+    """:func:`alarm_row` without the history, from the model or from a row of the alarms table's columns
+    (the screen model reads rows, not objects)."""
+    words = words or wording.configured()
+    lang = words.language
     return {
         "id": alarm.id, "code": f"A{alarm.id}", "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
         "resident_id": alarm.resident_id, "device_id": alarm.device_id, "system_key": alarm.system_key,
-        "reason": alarm.reason, "devices_offline": alarm.devices_offline, "opened_at": alarm.opened_at,
+        "reason": wording.alarm_reason(alarm.reason_code, alarm.reason_params, alarm.reason, words),
+        "reason_code": alarm.reason_code, "reason_params": alarm.reason_params,
+        "devices_offline": alarm.devices_offline, "opened_at": alarm.opened_at,
         "last_activity_at": alarm.last_activity_at, "activity_seen_at": alarm.activity_seen_at,
-        "acknowledged_at": alarm.acknowledged_at, "acknowledged_by": alarm.acknowledged_by,
-        "resolved_at": alarm.resolved_at, "resolved_by": alarm.resolved_by, "outcome": alarm.outcome,
+        "acknowledged_at": alarm.acknowledged_at, "acknowledged_by": wording.actor(alarm.acknowledged_by, lang),
+        "resolved_at": alarm.resolved_at, "resolved_by": wording.actor(alarm.resolved_by, lang),
+        "outcome": alarm.outcome, "outcome_text": wording.outcome(alarm.outcome, lang),
         "note": alarm.note, "auto_resolved": alarm.auto_resolved,
         "step": alarm.step + 1 if alarm.step >= 0 else None, "round": alarm.cycle + 1,
         "responders_called_at": alarm.responders_called_at, "next_action_at": alarm.next_action_at,
-        "family_handling_at": alarm.family_handling_at, "family_handling_by": alarm.family_handling_by,
-        "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at, "arrived_by": alarm.arrived_by,
+        "family_handling_at": alarm.family_handling_at,
+        "family_handling_by": wording.actor(alarm.family_handling_by, lang),
+        "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at,
+        "arrived_by": wording.actor(alarm.arrived_by, lang),
         "resident_name": resident_name,
     }
 

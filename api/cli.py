@@ -22,11 +22,13 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from alerts.clock import FastClock, ManualClock, make_clock
 from alerts.db import make_engine, upgrade
-from alerts.escalation.notifiers.console import Behaviour, Script
+from alerts.escalation.notifiers.console import ConsoleProvider
+from alerts.models import ManualClockRow
 from alerts.registry.community import CommunityFileError, load_community
 from api import accounts
 from api.runtime import Runtime, watch_policy
@@ -38,6 +40,7 @@ from sensors.payloads import native_schema_json
 from simulator.devices import FORMATS
 from simulator.homes import Community, to_toml
 from simulator.load import load_messages
+from simulator.people import SimulatedPeople, demo_script
 from simulator.publisher import Publisher, is_loopback
 from simulator.scenario import Scenario, load_scenario, parse_offset, shipped_scenarios
 
@@ -62,11 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shouwang: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    # SIGTERM (systemd, containers) stops as Ctrl+C does: the ``finally`` blocks run, the broker gets a DISCONNECT
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(settings, args) or 0)
     except (CommunityFileError, OSError, tomllib.TOMLDecodeError, ValueError) as exc:
         print(f"shouwang: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a signal while starting or stopping: what had started has been stopped
+        print("shouwang: stopped", file=sys.stderr)
+        return 130
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,14 +94,27 @@ def _parser() -> argparse.ArgumentParser:
                        help="run only this part (repeatable; default: settings.roles, all three)")
     serve.set_defaults(handler=_serve)
 
-    demo = commands.add_parser("demo", help="everything embedded: broker, SQLite, simulated homes, API")
-    demo.add_argument("--homes", type=int, default=122, help="number of simulated homes (default 122)")
+    demo = commands.add_parser(
+        "demo", help="everything embedded: broker, SQLite, simulated homes, API",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Everything in one process: an embedded MQTT broker, a SQLite database, simulated homes and "
+                    "the API with the map screen and the phone page, on a fast clock (600x: the 14 h inactivity "
+                    "window passes in 84 s). Calls and SMS are printed, not sent.",
+        epilog=f"shipped scenarios: {', '.join(shipped_scenarios())} (the format: docs/simulator.md). "
+               "WARNING: each start deletes the database in --data (shouwang.db) and writes a new one, with "
+               "the tokens and the worker's PIN in tokens.json (readable by you only).")
+    demo.add_argument("--homes", type=int, default=122, help="number of simulated homes")
     demo.add_argument("--scenario", default="demo",
-                      help="scenario file or shipped name (default: demo, a fall, a dead sensor and a panic press)")
+                      help="a shipped scenario's name or a scenario TOML file ('demo': a fall, a dead sensor and a "
+                           "panic press)")
     demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
-    demo.add_argument("--port", type=int, default=0, help="HTTP port (default: 8000, or a free one)")
-    demo.add_argument("--data", default="data/demo", help="folder for the demo's SQLite database")
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--port", type=int, default=0,
+                      help="HTTP port (0: 8000 if free, else any free one); a port in use is refused")
+    demo.add_argument("--data", default="data/demo",
+                      help="folder of the demo's SQLite database: an existing database there is DELETED at start")
+    demo.add_argument("--seed", type=int, default=1,
+                      help="random seed of the homes' names, places, rhythms and devices: the same seed gives "
+                           "the same community and messages")
     demo.set_defaults(handler=_demo)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -195,6 +220,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.port and not _port_free(args.port):
+        print(f"shouwang: port {args.port} is already in use (another demo or service?): stop it, or choose "
+              f"another port with --port N (--port 0 picks a free one)", file=sys.stderr)
+        return 2
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     database = data / "shouwang.db"
@@ -224,25 +253,31 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     engine.dispose()
 
     grid_worker = next(w["phone"] for w in community.as_data()["workers"] if w["role"] == "grid_worker")
-    runtime = Runtime(settings, process="demo", clock=clock, script=_demo_people(grid_worker))
+    runtime = Runtime(settings, process="demo", clock=clock, script=demo_script(grid_worker))
     with Session(runtime.engine) as session, session.begin():
         screen = accounts.screen_token(session, clock.now(), timedelta(days=365), "demo screen")
         admin = accounts.token_for(session, clock.now(), "admin", username="demo-admin", ttl=timedelta(days=365))
         accounts.set_pin(session, grid_worker, DEMO_PIN)
-    (data / "tokens.json").write_text(json.dumps({"screen": screen, "admin": admin, "worker_phone": grid_worker,
-                                                  "worker_pin": DEMO_PIN}))
+    _write_private(data / "tokens.json", json.dumps({"screen": screen, "admin": admin, "worker_phone": grid_worker,
+                                                     "worker_pin": DEMO_PIN}))
     runtime.start()
+    people = _people(runtime, clock)
     publisher = Publisher(broker.host, broker.port)
     publisher.connect()
     sim = threading.Thread(target=publisher.run, args=(simulation.timeline(), clock), name="simulator", daemon=True)
     sim.start()
     port = args.port or (8000 if _port_free(8000) else free_port())
+    if not _port_free(port):
+        print(f"shouwang: port {port} was taken while the demo started: try again, or give --port N",
+              file=sys.stderr)
+        return 2
     window_real = clock.real_seconds(settings.rules.inactivity_window)
     print(f"\nShouwang demo: {args.homes} simulated homes, time runs {args.speed:g}x "
           f"(14 h of silence takes {window_real:.0f} s).\n"
           f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
           f"{window_real + 5:.0f} s, a check call nobody answers, then the grid worker and family called;\n"
-          f"  the grid worker presses 1 two simulated minutes later. Calls and SMS are printed here (console).\n"
+          f"  the grid worker answers within a minute or two, presses 1 and is on site 15 to 56 minutes later\n"
+          f"  (simulated). Calls and SMS are printed here (console).\n"
           f"  Map screen:  http://127.0.0.1:{port}/screen?token={screen}\n"
           f"  Phone page:  http://127.0.0.1:{port}/m/  (grid worker {grid_worker}, PIN {DEMO_PIN})\n"
           f"  API:         http://127.0.0.1:{port}/docs  (admin token in {data / 'tokens.json'})\n"
@@ -251,6 +286,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     try:
         runtime.serve_http("127.0.0.1", port)
     finally:
+        people.set()
         publisher.close()
         runtime.stop()
         broker.stop()
@@ -260,16 +296,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 DEMO_PIN = "1234"
 
 
-def _demo_people(grid_worker: str) -> Script:
-    """The demo's simulated people: residents and family do not pick up; the grid worker answers the
-    escalation call after two (simulated) minutes and presses 1."""
+def _people(runtime: Runtime, clock: FastClock) -> threading.Event:
+    """The demo's simulated people act at their own simulated instants (simulator.people), checked every
+    50 ms of real time (30 simulated seconds at 600x). Returns the event that stops them."""
+    stop = threading.Event()
+    if not isinstance(runtime.provider, ConsoleProvider):
+        return stop
+    people = SimulatedPeople(runtime.engine, runtime.provider, runtime.chain)
 
-    def behaviour(phone: str) -> Behaviour | None:
-        if phone == grid_worker:
-            return Behaviour("answer", digits="1", after=timedelta(minutes=2))
-        return Behaviour("no-answer", after=timedelta(seconds=40))
+    def run() -> None:
+        while not stop.wait(0.05):
+            try:
+                people.act(clock.now())
+            except Exception:  # a failed act is retried on the next round; the demo goes on
+                logging.getLogger(__name__).exception("simulated people")
 
-    return behaviour
+    threading.Thread(target=run, name="simulated-people", daemon=True).start()
+    return stop
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -288,17 +331,37 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
         counts = load_community(session, data, now, policy.limits, actor=f"cli:{args.file}",
                                 offline_after=policy.device_limits.offline_after)
     print("loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if _manual_clock_unset(settings, engine):
+        print(f"shouwang: note: the manual clock was never set, so the residents are watched from its default "
+              f"{now.isoformat()}; set the clock first (shouwang clock set INSTANT, or clock.start) and load "
+              f"again, or their windows count from that instant", file=sys.stderr)
     return 0
+
+
+def _manual_clock_unset(settings: Settings, engine: Engine) -> bool:
+    if settings.clock.mode != "manual" or settings.clock.start is not None:
+        return False
+    with Session(engine) as session:
+        return session.get(ManualClockRow, 1) is None
 
 
 def _clock(settings: Settings, args: argparse.Namespace) -> int:
     if settings.clock.mode != "manual":
         print("shouwang: the clock command needs clock.mode = 'manual'", file=sys.stderr)
         return 2
+    if args.action in ("set", "advance") and not args.value:
+        print(f"shouwang: clock {args.action} needs a value (an ISO instant for set, a duration for advance)",
+              file=sys.stderr)
+        return 2
+    upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
     clock = ManualClock(engine, settings.clock.start)
     if args.action == "set":
-        clock.set(datetime.fromisoformat(args.value))
+        instant = datetime.fromisoformat(args.value)
+        if instant.tzinfo is None:
+            print("shouwang: give the instant with its zone, e.g. 2026-11-23T08:00:00+08:00", file=sys.stderr)
+            return 2
+        clock.set(instant)
     elif args.action == "advance":
         clock.advance(parse_duration(args.value))
     print(clock.now().isoformat())
@@ -399,6 +462,7 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _pin(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
     with Session(engine) as session, session.begin():
         if not accounts.set_pin(session, args.phone, args.pin):
@@ -438,6 +502,14 @@ def _wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600), whatever the umask; an older file is replaced."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _port_free(port: int) -> bool:

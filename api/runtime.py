@@ -6,17 +6,18 @@ Used by the CLI (``serve``, ``demo``) and by tests that run a whole process in-p
 from __future__ import annotations
 
 import logging
-import secrets
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from alerts import rules
+from alerts import rules, wording
 from alerts.clock import Clock, make_clock
 from alerts.db import make_engine
 from alerts.escalation import runner as chain
@@ -31,6 +32,7 @@ from alerts.scheduler import Watch
 from alerts.service import WatchPolicy
 from api.app import create_app
 from api.deps import AppContext
+from api.secret_key import secret_key
 from config.settings import Settings
 from sensors.consumer import Consumer
 
@@ -44,6 +46,7 @@ def watch_policy(settings: Settings) -> WatchPolicy:
         device_limits=rules.DeviceLimits(offline_after=r.device_offline_after, offline_grace=r.offline_grace,
                                          low_battery_percent=r.low_battery_percent),
         broker_down_after=r.broker_down_alarm_after, event_retention=r.event_retention, zone=settings.tz,
+        language=settings.notify.language,
     )
 
 
@@ -59,7 +62,33 @@ def chain_settings(settings: Settings, secret_key: str = "") -> ChainSettings:
 def ingest_policy(settings: Settings) -> IngestPolicy:
     policy = watch_policy(settings)
     return IngestPolicy(limits=policy.limits, device_limits=policy.device_limits,
-                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window)
+                        clock_skew=settings.rules.clock_skew, redelivery_window=settings.mqtt.redelivery_window,
+                        language=settings.notify.language, zone=settings.tz)
+
+
+# open connections (a screen's event stream) get this long to end when the server stops
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGINT/SIGTERM is not raised again once the server has stopped:
+    uvicorn does that, so Ctrl+C ended in a KeyboardInterrupt traceback and SIGTERM killed the process
+    before ``Runtime.stop`` could say goodbye to the broker. Here the caller stops the rest and exits."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        # the bound method: sse-starlette finds the server through it to end open event streams
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+        if self._captured_signals:
+            log.info("stopping", extra={"signal": signal.Signals(self._captured_signals[0]).name})
 
 
 class Runtime:
@@ -75,10 +104,8 @@ class Runtime:
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
         self.policy = watch_policy(settings)
-        self.secret_key = settings.api.secret_key or secrets.token_urlsafe(32)
-        if settings.api.secret_key is None:
-            log.warning("api.secret_key is not set: SMS links will not survive a restart (set "
-                        "SHOUWANG_API__SECRET_KEY_FILE)")
+        wording.configure(settings.notify.language, settings.tz)
+        self.secret_key = secret_key(self.engine, settings.api.secret_key, process)
         self.chain = chain_settings(settings, self.secret_key)
         self.provider = provider or make_provider(settings.notify, self.clock.now, script)
         robot = settings.notify.robot
@@ -119,8 +146,9 @@ class Runtime:
             self.watch.start()
 
     def serve_http(self, host: str, port: int, background: bool = False) -> None:
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off",
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        self._server = _Server(config)
         if background:
             self._http_thread = threading.Thread(target=self._server.run, name="http", daemon=True)
             self._http_thread.start()

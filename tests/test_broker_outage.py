@@ -112,7 +112,7 @@ def test_broker_outage_is_a_system_alarm_and_the_queued_backlog_is_not_lost(tmp_
             assert len(raised) == 1
             alarm = raised[0]
             assert alarm.state == "open" and alarm.system_key == f"broker:{CLIENT_ID}"
-            assert "blind" in alarm.reason
+            assert "监护失明" in alarm.reason
             assert second.health()["open_system_alarms"] == 1
             # while blind, silence proves nothing: no resident alarm however long the outage
             clock.advance(timedelta(hours=15))

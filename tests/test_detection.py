@@ -322,7 +322,7 @@ def test_the_learned_rhythm_warns_after_14_days_of_routine_with_one_sms_to_the_g
     assert home.alarms(AlarmKind.RHYTHM) == []
     home.tick(local(day15, "08:00"))
     (notice,) = home.alarms(AlarmKind.RHYTHM)
-    assert "usually up by" in notice.reason
+    assert "尚未起床：平时" in notice.reason and notice.reason_code == "rhythm_not_up"
     assert home.alarms(AlarmKind.INACTIVITY) == []  # 11 h: the fixed window has 3 hours to go
     card = home.client("operator").get(f"/api/residents/{home.resident_id()}").json()
     assert card["status"] == "warning" and "今天尚无活动" in card["rhythm"]

@@ -299,7 +299,7 @@ def test_family_pressing_1_shows_family_handling_and_the_grid_steps_go_on(env: E
     body = env.api("GET", f"/api/alarms/{alarm.id}").json()
     assert body["family_handling_by"] and body["step"] == 3
     noted = [t["detail"] for t in body["transitions"] if t["action"] == "attempt"]
-    assert any("王秀英" in d and "no-answer" in d for d in noted)  # each call's end is on the history
+    assert any("王秀英" in d and "无人接听" in d for d in noted)  # each call's end is on the history, worded
 
 
 def test_panic_skips_the_check_call(env: Env) -> None:

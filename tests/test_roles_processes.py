@@ -71,7 +71,8 @@ def test_ingest_rules_and_api_roles_as_separate_processes(tmp_path: Path, pg_url
                         if seen[-1]["kpis"].get("open_alarms") == 1:
                             break
             assert seen[-1]["kpis"]["open_alarms"] == 1
-            assert ticked_since(engine, "rules", due)
+            wait_for(lambda: group.check_alive() or ticked_since(engine, "rules", due), timeout=30,
+                     message="the rules process's tick heartbeat")
             with Session(engine) as session:
                 assert session.scalar(select(func.count()).select_from(Alarm)
                                       .where(Alarm.kind == AlarmKind.INACTIVITY)) == 1

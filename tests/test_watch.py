@@ -127,7 +127,7 @@ def test_it_warns_at_10_hours_and_raises_one_alarm_at_14_hours(world: World) -> 
     alarms = world.alarms(AlarmKind.INACTIVITY)
     assert len(alarms) == 1
     assert alarms[0].resident_id == world.resident("r1").id
-    assert "14.0 h" in alarms[0].reason
+    assert "已14.0小时无活动（时限14小时）" in alarms[0].reason and alarms[0].reason_code == "inactivity"
     assert world.status("r1", T0 + 14 * H) == "alarm"
 
 
@@ -242,14 +242,14 @@ def test_an_offline_report_not_taken_back_within_the_grace_opens_a_maintenance_a
     assert world.alarms(AlarmKind.DEVICE_OFFLINE) == []
     world.tick(T0 + 11 * M)
     [alarm] = world.alarms(AlarmKind.DEVICE_OFFLINE)
-    assert "reported offline" in alarm.reason
+    assert "报告离线" in alarm.reason and alarm.reason_code == "device_reported_offline"
 
 
 def test_an_inactivity_alarm_says_no_data_when_every_device_is_offline(world: World) -> None:
     world.record(T0, obs("pir-2"))
     world.tick(T0 + 14 * H)
     [alarm] = [a for a in world.alarms(AlarmKind.INACTIVITY) if a.resident_id == world.resident("r2").id]
-    assert alarm.devices_offline and "no data: devices offline" in alarm.reason
+    assert alarm.devices_offline and "无数据：设备离线" in alarm.reason
 
 
 def test_low_battery_opens_one_maintenance_alarm_per_device_and_closes_on_a_new_battery(world: World) -> None:

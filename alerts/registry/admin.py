@@ -349,8 +349,9 @@ def save_worker(session: Session, worker: Worker | None, fields: dict[str, Any])
     for key in ("grid_id", "micro_grid_id", "community_id"):
         if key in fields:
             setattr(worker, key, fields[key])
-    _unique(session, Worker, worker, Worker.phone == worker.phone, what=f"a worker with phone {worker.phone}")
-    _place_worker(session, worker)
+    with session.no_autoflush:  # the places named are checked before the row is written
+        _place_worker(session, worker)
+        _unique(session, Worker, worker, Worker.phone == worker.phone, what=f"a worker with phone {worker.phone}")
     session.flush()
     return worker
 
@@ -368,6 +369,8 @@ def _place_worker(session: Session, worker: Worker) -> None:
         worker.community_id = get(session, Grid, worker.grid_id).community_id
     elif worker.community_id is None:
         worker.community_id = default_community(session).id
+    else:
+        get(session, Community, worker.community_id)
 
 
 def delete_worker(session: Session, worker: Worker) -> None:

@@ -6,12 +6,12 @@ change writes an audit entry with who; entries about residents name the fields c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,8 +51,10 @@ from api.admin_schemas import (
 )
 from api.auth import Admin, CentreStaff, Principal
 from api.deps import AppContext, ContextDep, SessionDep
+from api.errors import MAX_ID
 
 router = APIRouter(tags=["admin"])
+Row = TypeVar("Row")
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such row"}}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -60,6 +62,8 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
                                                                              "is still in use"},
     422: {"description": "the request cannot be carried out as asked"}}
 MAX_UPLOAD = 10 * 1024 * 1024
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="the row's id")]
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the rows of this one")]
 
 
 @contextmanager
@@ -77,6 +81,28 @@ def _translated() -> Iterator[None]:
 
 def _audit(session: Session, now: datetime, who: Principal, action: str, target: str, **detail: Any) -> None:
     session.add(AuditEntry(at=now, actor=who.label, action=action, target=target, detail=detail))
+
+
+def _saved(session: Session, now: datetime, who: Principal, action: str, save: Callable[[], Row],
+           **detail: Any) -> Row:
+    """One write of a row: the service call (its errors as HTTP errors), then the audit entry naming the
+    row it returned (``grid.update`` -> ``grid:12``)."""
+    with _translated():
+        row = save()
+    _audit(session, now, who, action, f"{action.split('.')[0]}:{row.id}", **detail)
+    return row
+
+
+def _deleted(session: Session, now: datetime, who: Principal, model: type[Any], row_id: int,
+             remove: Callable[[Session, Any], None], keep: Callable[[Any], dict[str, Any]] | None = None) -> Response:
+    """Get, delete and audit one row; ``keep`` picks what the audit entry remembers of it."""
+    kind = model.__tablename__.removesuffix("s")
+    with _translated():
+        row = admin.get(session, model, row_id)
+        detail = keep(row) if keep is not None else {}
+        remove(session, row)
+    _audit(session, now, who, f"{kind}.delete", f"{kind}:{row_id}", **detail)
+    return Response(status_code=204)
 
 
 def _hours(seconds: int | None) -> float | None:
@@ -115,29 +141,22 @@ def list_grids(session: SessionDep, _staff: CentreStaff) -> list[GridOut]:
 
 @router.post("/api/admin/grids", response_model=GridOut, status_code=201, responses=WRITE_ERRORS)
 def create_grid(body: GridIn, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
-    with _translated():
-        grid = admin.save_grid(session, None, body.model_dump(), context.clock.now(), context.policy.limits)
-    _audit(session, context.clock.now(), who, "grid.create", f"grid:{grid.id}", **body.model_dump())
-    return _grid_out(grid)
+    now, fields = context.clock.now(), body.model_dump()
+    return _grid_out(_saved(session, now, who, "grid.create", lambda: admin.save_grid(
+        session, None, fields, now, context.policy.limits), **fields))
 
 
 @router.patch("/api/admin/grids/{grid_id}", response_model=GridOut, responses=WRITE_ERRORS)
-def update_grid(grid_id: int, body: GridPatch, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
+def update_grid(grid_id: RowId, body: GridPatch, context: ContextDep, session: SessionDep, who: Admin) -> GridOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
-    with _translated():
-        grid = admin.save_grid(session, admin.get(session, Grid, grid_id), fields, now, context.policy.limits)
-    _audit(session, now, who, "grid.update", f"grid:{grid.id}", **fields)
-    return _grid_out(grid)
+    return _grid_out(_saved(session, now, who, "grid.update", lambda: admin.save_grid(
+        session, admin.get(session, Grid, grid_id), fields, now, context.policy.limits), **fields))
 
 
 @router.delete("/api/admin/grids/{grid_id}", status_code=204, responses=WRITE_ERRORS)
-def delete_grid(grid_id: int, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        grid = admin.get(session, Grid, grid_id)
-        name = grid.name
-        admin.delete_grid(session, grid)
-    _audit(session, context.clock.now(), who, "grid.delete", f"grid:{grid_id}", name=name)
-    return Response(status_code=204)
+def delete_grid(grid_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
+    return _deleted(session, context.clock.now(), who, Grid, grid_id, admin.delete_grid,
+                    lambda grid: {"name": grid.name})
 
 
 def _micro_out(micro: MicroGrid) -> MicroGridOut:
@@ -145,7 +164,7 @@ def _micro_out(micro: MicroGrid) -> MicroGridOut:
 
 
 @router.get("/api/admin/micro-grids", response_model=list[MicroGridOut])
-def list_micro_grids(session: SessionDep, _staff: CentreStaff, grid_id: int | None = None) -> list[MicroGridOut]:
+def list_micro_grids(session: SessionDep, _staff: CentreStaff, grid_id: IdFilter = None) -> list[MicroGridOut]:
     query = select(MicroGrid).order_by(MicroGrid.id)
     if grid_id is not None:
         query = query.where(MicroGrid.grid_id == grid_id)
@@ -154,32 +173,23 @@ def list_micro_grids(session: SessionDep, _staff: CentreStaff, grid_id: int | No
 
 @router.post("/api/admin/micro-grids", response_model=MicroGridOut, status_code=201, responses=WRITE_ERRORS)
 def create_micro_grid(body: MicroGridIn, context: ContextDep, session: SessionDep, who: Admin) -> MicroGridOut:
-    with _translated():
-        micro = admin.save_micro_grid(session, None, body.model_dump(), context.clock.now(),
-                                       context.policy.limits)
-    _audit(session, context.clock.now(), who, "micro_grid.create", f"micro_grid:{micro.id}", **body.model_dump())
-    return _micro_out(micro)
+    now, fields = context.clock.now(), body.model_dump()
+    return _micro_out(_saved(session, now, who, "micro_grid.create", lambda: admin.save_micro_grid(
+        session, None, fields, now, context.policy.limits), **fields))
 
 
 @router.patch("/api/admin/micro-grids/{micro_grid_id}", response_model=MicroGridOut, responses=WRITE_ERRORS)
-def update_micro_grid(micro_grid_id: int, body: MicroGridPatch, context: ContextDep, session: SessionDep,
+def update_micro_grid(micro_grid_id: RowId, body: MicroGridPatch, context: ContextDep, session: SessionDep,
                       who: Admin) -> MicroGridOut:
-    fields = body.model_dump(exclude_unset=True)
-    with _translated():
-        micro = admin.save_micro_grid(session, admin.get(session, MicroGrid, micro_grid_id), fields,
-                                      context.clock.now(), context.policy.limits)
-    _audit(session, context.clock.now(), who, "micro_grid.update", f"micro_grid:{micro.id}", **fields)
-    return _micro_out(micro)
+    now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
+    return _micro_out(_saved(session, now, who, "micro_grid.update", lambda: admin.save_micro_grid(
+        session, admin.get(session, MicroGrid, micro_grid_id), fields, now, context.policy.limits), **fields))
 
 
 @router.delete("/api/admin/micro-grids/{micro_grid_id}", status_code=204, responses=WRITE_ERRORS)
-def delete_micro_grid(micro_grid_id: int, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        micro = admin.get(session, MicroGrid, micro_grid_id)
-        name = micro.name
-        admin.delete_micro_grid(session, micro)
-    _audit(session, context.clock.now(), who, "micro_grid.delete", f"micro_grid:{micro_grid_id}", name=name)
-    return Response(status_code=204)
+def delete_micro_grid(micro_grid_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
+    return _deleted(session, context.clock.now(), who, MicroGrid, micro_grid_id, admin.delete_micro_grid,
+                    lambda micro: {"name": micro.name})
 
 
 # -- residents -------------------------------------------------------------------------------------------
@@ -198,7 +208,7 @@ def _resident_out(r: Resident) -> ResidentAdminOut:
 
 
 @router.get("/api/admin/residents", response_model=list[ResidentAdminOut])
-def list_residents(session: SessionDep, _staff: CentreStaff, micro_grid_id: int | None = None,
+def list_residents(session: SessionDep, _staff: CentreStaff, micro_grid_id: IdFilter = None,
                    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                    offset: Annotated[int, Query(ge=0)] = 0) -> list[ResidentAdminOut]:
     query = select(Resident).order_by(Resident.id).limit(limit).offset(offset)
@@ -218,7 +228,7 @@ def create_resident(body: ResidentIn, context: ContextDep, session: SessionDep, 
 
 
 @router.get("/api/admin/residents/{resident_id}", response_model=ResidentAdminOut, responses=NOT_FOUND)
-def get_resident(resident_id: int, context: ContextDep, session: SessionDep, who: CentreStaff) -> ResidentAdminOut:
+def get_resident(resident_id: RowId, context: ContextDep, session: SessionDep, who: CentreStaff) -> ResidentAdminOut:
     """One resident's record (a view of personal data: audited)."""
     with _translated():
         resident = admin.get(session, Resident, resident_id)
@@ -227,7 +237,7 @@ def get_resident(resident_id: int, context: ContextDep, session: SessionDep, who
 
 
 @router.patch("/api/admin/residents/{resident_id}", response_model=ResidentAdminOut, responses=WRITE_ERRORS)
-def update_resident(resident_id: int, body: ResidentPatch, context: ContextDep, session: SessionDep,
+def update_resident(resident_id: RowId, body: ResidentPatch, context: ContextDep, session: SessionDep,
                     who: Admin) -> ResidentAdminOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
     if "datum" in fields and "latitude" not in fields and "longitude" not in fields:
@@ -240,7 +250,7 @@ def update_resident(resident_id: int, body: ResidentPatch, context: ContextDep, 
 
 
 @router.get("/api/admin/residents/{resident_id}/export", responses=NOT_FOUND)
-def export_resident(resident_id: int, context: ContextDep, session: SessionDep, who: Admin) -> dict[str, Any]:
+def export_resident(resident_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> dict[str, Any]:
     """Everything held on one resident (PIPL): record, devices, contacts, alarms with transitions and
     call/SMS attempts, stored events, and the audit entries about the record."""
     with _translated():
@@ -251,7 +261,7 @@ def export_resident(resident_id: int, context: ContextDep, session: SessionDep, 
 
 
 @router.delete("/api/admin/residents/{resident_id}", responses=WRITE_ERRORS)
-def delete_resident(resident_id: int, context: ContextDep, session: SessionDep, who: Admin) -> dict[str, Any]:
+def delete_resident(resident_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> dict[str, Any]:
     """Delete the resident and their personal data (contacts, events, alarms and their calls); devices
     stay, unlinked. The audit log keeps that it happened, and who did it, without personal data."""
     with _translated():
@@ -313,7 +323,7 @@ def _away_out(r: Resident, now: datetime) -> AwayOut:
 
 @router.post("/api/residents/{resident_id}/away", response_model=AwayOut, tags=["residents"],
              responses=WRITE_ERRORS)
-def set_away(resident_id: int, body: AwayIn, context: ContextDep, session: SessionDep, who: CentreStaff) -> AwayOut:
+def set_away(resident_id: RowId, body: AwayIn, context: ContextDep, session: SessionDep, who: CentreStaff) -> AwayOut:
     """Mark a resident away (staying with family, in hospital): no inactivity alarm meanwhile. With
     ``until`` the window restarts when it ends; with ``until_activity`` the next activity ends it."""
     now = context.clock.now()
@@ -329,7 +339,7 @@ def set_away(resident_id: int, body: AwayIn, context: ContextDep, session: Sessi
 
 @router.delete("/api/residents/{resident_id}/away", response_model=AwayOut, tags=["residents"],
                responses=NOT_FOUND)
-def clear_away(resident_id: int, context: ContextDep, session: SessionDep, who: CentreStaff) -> AwayOut:
+def clear_away(resident_id: RowId, context: ContextDep, session: SessionDep, who: CentreStaff) -> AwayOut:
     """End away mode now; the inactivity window restarts from now."""
     now = context.clock.now()
     with _translated():
@@ -346,7 +356,7 @@ def _device_out(d: Device) -> DeviceAdminOut:
 
 
 @router.get("/api/admin/devices", response_model=list[DeviceAdminOut])
-def list_devices(session: SessionDep, _staff: CentreStaff, resident_id: int | None = None,
+def list_devices(session: SessionDep, _staff: CentreStaff, resident_id: IdFilter = None,
                  unlinked: bool = False) -> list[DeviceAdminOut]:
     query = select(Device).order_by(Device.id)
     if resident_id is not None:
@@ -358,38 +368,29 @@ def list_devices(session: SessionDep, _staff: CentreStaff, resident_id: int | No
 
 @router.post("/api/admin/devices", response_model=DeviceAdminOut, status_code=201, responses=WRITE_ERRORS)
 def create_device(body: DeviceIn, context: ContextDep, session: SessionDep, who: Admin) -> DeviceAdminOut:
-    now = context.clock.now()
-    with _translated():
-        device = admin.save_device(session, None, body.model_dump(), now, context.policy.device_limits.offline_after)
-    _audit(session, now, who, "device.create", f"device:{device.id}", **body.model_dump(mode="json"))
-    return _device_out(device)
+    now, offline_after = context.clock.now(), context.policy.device_limits.offline_after
+    return _device_out(_saved(session, now, who, "device.create", lambda: admin.save_device(
+        session, None, body.model_dump(), now, offline_after), **body.model_dump(mode="json")))
 
 
 @router.patch("/api/admin/devices/{device_id}", response_model=DeviceAdminOut, responses=WRITE_ERRORS)
-def update_device(device_id: int, body: DevicePatch, context: ContextDep, session: SessionDep,
+def update_device(device_id: RowId, body: DevicePatch, context: ContextDep, session: SessionDep,
                   who: Admin) -> DeviceAdminOut:
     now, fields = context.clock.now(), body.model_dump(exclude_unset=True)
-    with _translated():
-        device = admin.save_device(session, admin.get(session, Device, device_id), fields, now,
-                                   context.policy.device_limits.offline_after)
-    _audit(session, now, who, "device.update", f"device:{device.id}", **body.model_dump(mode="json",
-                                                                                         exclude_unset=True))
-    return _device_out(device)
+    return _device_out(_saved(session, now, who, "device.update", lambda: admin.save_device(
+        session, admin.get(session, Device, device_id), fields, now, context.policy.device_limits.offline_after),
+        **body.model_dump(mode="json", exclude_unset=True)))
 
 
 @router.delete("/api/admin/devices/{device_id}", status_code=204, responses=WRITE_ERRORS)
-def delete_device(device_id: int, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        device = admin.get(session, Device, device_id)
-        external_id = device.external_id
-        admin.delete_device(session, device)
-    _audit(session, context.clock.now(), who, "device.delete", f"device:{device_id}", external_id=external_id)
-    return Response(status_code=204)
+def delete_device(device_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
+    return _deleted(session, context.clock.now(), who, Device, device_id, admin.delete_device,
+                    lambda device: {"external_id": device.external_id})
 
 
 @router.post("/api/quarantine/{quarantine_id}/adopt", response_model=AdoptOut, tags=["quarantine"],
              responses=WRITE_ERRORS)
-def adopt(quarantine_id: int, body: AdoptIn, context: ContextDep, session: SessionDep, who: Admin) -> AdoptOut:
+def adopt(quarantine_id: RowId, body: AdoptIn, context: ContextDep, session: SessionDep, who: Admin) -> AdoptOut:
     """Adopt the unknown device a quarantined message came from: the device is created for the
     resident, and its next messages are accepted. Refused messages are not replayed."""
     now = context.clock.now()
@@ -408,7 +409,7 @@ def _contact_out(c: Contact) -> ContactOut:
 
 
 @router.get("/api/admin/contacts", response_model=list[ContactOut])
-def list_contacts(session: SessionDep, _staff: CentreStaff, resident_id: int | None = None) -> list[ContactOut]:
+def list_contacts(session: SessionDep, _staff: CentreStaff, resident_id: IdFilter = None) -> list[ContactOut]:
     query = select(Contact).order_by(Contact.resident_id, Contact.priority, Contact.id)
     if resident_id is not None:
         query = query.where(Contact.resident_id == resident_id)
@@ -425,7 +426,7 @@ def create_contact(body: ContactIn, context: ContextDep, session: SessionDep, wh
 
 
 @router.patch("/api/admin/contacts/{contact_id}", response_model=ContactOut, responses=WRITE_ERRORS)
-def update_contact(contact_id: int, body: ContactPatch, context: ContextDep, session: SessionDep,
+def update_contact(contact_id: RowId, body: ContactPatch, context: ContextDep, session: SessionDep,
                    who: Admin) -> ContactOut:
     fields = body.model_dump(exclude_unset=True)
     with _translated():
@@ -436,7 +437,7 @@ def update_contact(contact_id: int, body: ContactPatch, context: ContextDep, ses
 
 
 @router.delete("/api/admin/contacts/{contact_id}", status_code=204, responses=WRITE_ERRORS)
-def delete_contact(contact_id: int, context: ContextDep, session: SessionDep, who: Admin) -> Response:
+def delete_contact(contact_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
     with _translated():
         contact = admin.get(session, Contact, contact_id)
     resident_id = contact.resident_id
@@ -470,7 +471,7 @@ def create_worker(body: WorkerIn, context: ContextDep, session: SessionDep, who:
 
 
 @router.patch("/api/admin/workers/{worker_id}", response_model=WorkerOut, responses=WRITE_ERRORS)
-def update_worker(worker_id: int, body: WorkerPatch, context: ContextDep, session: SessionDep,
+def update_worker(worker_id: RowId, body: WorkerPatch, context: ContextDep, session: SessionDep,
                   who: Admin) -> WorkerOut:
     fields = body.model_dump(exclude_unset=True)
     pin = fields.pop("pin", None)
@@ -486,18 +487,16 @@ def update_worker(worker_id: int, body: WorkerPatch, context: ContextDep, sessio
 
 
 @router.delete("/api/admin/workers/{worker_id}", status_code=204, responses=WRITE_ERRORS)
-def delete_worker(worker_id: int, context: ContextDep, session: SessionDep, who: Admin) -> Response:
-    with _translated():
-        admin.delete_worker(session, admin.get(session, Worker, worker_id))
-    _audit(session, context.clock.now(), who, "worker.delete", f"worker:{worker_id}")
-    return Response(status_code=204)
+def delete_worker(worker_id: RowId, context: ContextDep, session: SessionDep, who: Admin) -> Response:
+    return _deleted(session, context.clock.now(), who, Worker, worker_id, admin.delete_worker)
 
 
 # -- the audit log ---------------------------------------------------------------------------------------
 @router.get("/api/audit", response_model=AuditPage, tags=["audit"])
 def audit_log(session: SessionDep, _staff: CentreStaff, actor: str | None = None,
               action: str | None = None, target: str | None = None,
-              before: Annotated[int | None, Query(description="entries older than this id (the next page)")] = None,
+              before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="entries older than this id (the "
+                                                                      "next page)")] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditPage:
     """Newest first. ``actor`` and ``target`` match exactly (``resident:12``); ``action`` exactly or
     by prefix with a trailing ``.`` (``resident.``)."""

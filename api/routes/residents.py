@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from sqlalchemy import select
 
 from alerts import rhythm, signs_of_life
@@ -12,6 +12,7 @@ from alerts.models import AuditEntry, Contact, Grid, MicroGrid, Resident, SignOf
 from alerts.views import resident_rows
 from api.auth import CurrentPrincipal, resident_scope, visible_resident
 from api.deps import ContextDep, SessionDep
+from api.errors import MAX_ID
 from api.schemas import ResidentCardOut, ResidentOut, SignOfLifeIn, SignOfLifeOut
 
 router = APIRouter(prefix="/api/residents", tags=["residents"])
@@ -26,7 +27,7 @@ def list_residents(context: ContextDep, session: SessionDep, principal: CurrentP
 
 
 @router.get("/{resident_id}", response_model=ResidentCardOut, responses={404: {"description": "no such resident"}})
-def resident_card(resident_id: int, context: ContextDep, session: SessionDep,
+def resident_card(resident_id: Annotated[int, Path(ge=1, le=MAX_ID)], context: ContextDep, session: SessionDep,
                   principal: CurrentPrincipal) -> dict[str, Any]:
     """The resident card: state, address, devices and battery, contacts, grid and micro-grid workers.
     Every view is written to the audit log with who."""
@@ -66,8 +67,8 @@ def _sign_out(sign: SignOfLife) -> dict[str, Any]:
 
 
 @router.post("/{resident_id}/activity", response_model=SignOfLifeOut, status_code=201, responses=SIGN_ERRORS)
-def report_sign_of_life(resident_id: int, body: SignOfLifeIn, context: ContextDep, session: SessionDep,
-                        principal: CurrentPrincipal) -> dict[str, Any]:
+def report_sign_of_life(resident_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: SignOfLifeIn, context: ContextDep,
+                        session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A sign of life from outside the home: a meal-card swipe at the canteen, a worker's visit, a phone
     call, a family visit. It counts as activity (it resolves an alarm as activity does, and moves the
     deadline) and shows on the resident card with its source. Allowed to the centre (admin, operator,

@@ -10,7 +10,7 @@ const SW = (() => {
   const LABELS = {
     zh: {
       title: "守望 · 社区居家养老服务中心", open_alarms: "未处理告警", live: "实时", reconnecting: "重新连接中…",
-      sound_on: "🔔 声音开", sound_off: "🔕 点击开启声音", residents: "监护老人", active_today: "今日有活动",
+      sound_on: "声音开", sound_off: "声音关", sound_blocked: "点击启用声音", residents: "监护老人", active_today: "今日有活动",
       open: "未处理", devices_offline: "设备离线", month: "本月告警", median_ack: "确认中位数",
       ack60: "60秒内确认", onsite45: "45分钟到场", system: "系统告警：监护失明", step: "第{n}步",
       family_handling: "家属处理中", dispatch: "派网格员", call_family: "呼叫家属", close: "关闭",
@@ -23,6 +23,12 @@ const SW = (() => {
       map_amap: "高德地图", map_geo: "地图", movement: "有活动", phone_mark: "☎",
       resident_fine: "老人平安", needed_help: "需要帮助", taken_to_hospital: "已送医",
       away_with_family: "在家属处", device_fault: "设备故障", other: "其他", sign_out: "退出",
+      legend: "图例", legend_panic: "紧急按钮（闪烁）", legend_red: "正在呼叫响应人，尚无人确认",
+      legend_blue: "已确认，有人处理", legend_amber: "预警，或正在给老人打确认电话（☎）",
+      legend_grey: "设备离线或监护失明", legend_green: "正常", legend_away: "外出",
+      maintenance: "设备维护", err_network: "无法连接服务器", err_401: "用户名或密码不正确，或登录已过期",
+      err_403: "没有权限执行此操作", err_404: "未找到", err_409: "告警状态已变化，请刷新",
+      err_422: "输入有误，请检查", err_429: "尝试次数过多，请稍后再试", err_500: "服务器出错，请稍后再试",
       // the phone page's states, results and sign-in notices
       st_open: "待处理", st_acknowledged: "已确认", st_accepted: "正在前往", st_arrived: "已到达现场",
       st_resolved: "已结案", st_family: "家属处理中", accepted_done: "已出发 ✓", arrived_done: "已到达 ✓",
@@ -33,7 +39,8 @@ const SW = (() => {
     },
     en: {
       title: "Shouwang · Community care centre", open_alarms: "Open alarms", live: "live",
-      reconnecting: "reconnecting…", sound_on: "🔔 Sound on", sound_off: "🔕 Click for sound",
+      reconnecting: "reconnecting…", sound_on: "Sound on", sound_off: "Sound off",
+      sound_blocked: "Click to allow sound",
       residents: "Residents", active_today: "Active today", open: "Open", devices_offline: "Devices offline",
       month: "Alarms this month", median_ack: "Median to ack", ack60: "Ack ≤ 60 s", onsite45: "On site ≤ 45 min",
       system: "System alarm: the watch is blind", step: "step {n}", family_handling: "family handling",
@@ -48,6 +55,13 @@ const SW = (() => {
       phone_mark: "☎", resident_fine: "Resident fine", needed_help: "Needed help",
       taken_to_hospital: "Taken to hospital", away_with_family: "Away with family", device_fault: "Device fault",
       other: "Other", sign_out: "Sign out",
+      legend: "Legend", legend_panic: "Panic button (flashing)", legend_red: "Responders being called, nobody acknowledged",
+      legend_blue: "Acknowledged, someone is on it", legend_amber: "Early warning, or check call to the resident (☎)",
+      legend_grey: "Devices offline or the watch is blind", legend_green: "Active", legend_away: "Away",
+      maintenance: "Maintenance", err_network: "Cannot reach the server",
+      err_401: "Wrong user name or password, or the session has expired", err_403: "Not allowed",
+      err_404: "Not found", err_409: "The alarm has changed: reload", err_422: "Please check the input",
+      err_429: "Too many attempts: try again later", err_500: "Server error: try again later",
       st_open: "open", st_acknowledged: "acknowledged", st_accepted: "on the way", st_arrived: "on site",
       st_resolved: "resolved", st_family: "family handling", accepted_done: "On my way ✓", arrived_done: "Arrived ✓",
       accepted_flash: "Noted: you are on your way", arrived_flash: "Noted: you are on site",
@@ -64,12 +78,26 @@ const SW = (() => {
     return text;
   };
   const token = () => localStorage.getItem("sw_token");
+  // An API error: ``message`` as before ("unauthorized" on 401, else the response's text: the phone page
+  // tests them), ``status``, and ``text``: what a person reads, in the page's language (the server's
+  // detail is English: shown only in "en").
+  function apiError(status, body, statusText) {
+    let detail = "";
+    try { const parsed = JSON.parse(body); detail = typeof parsed.detail === "string" ? parsed.detail : ""; } catch (e) { /* not JSON */ }
+    const key = "err_" + (status >= 500 ? 500 : status);
+    const error = new Error(status === 401 ? "unauthorized" : body || statusText);
+    error.status = status;
+    error.text = LABELS.en[key] ? t(key) + (lang === "en" && detail ? ` (${detail})` : "") : t("err_500");
+    return error;
+  }
   async function api(path, options = {}) {
     const headers = Object.assign({"Content-Type": "application/json"}, options.headers || {});
     if (token()) headers.Authorization = "Bearer " + token();
-    const response = await fetch(path, Object.assign({}, options, {headers}));
-    if (response.status === 401) throw new Error("unauthorized");
-    if (!response.ok) throw new Error((await response.text()) || response.statusText);
+    let response;
+    try { response = await fetch(path, Object.assign({}, options, {headers})); } catch (e) {
+      const error = new Error("network"); error.text = t("err_network"); throw error;
+    }
+    if (!response.ok) throw apiError(response.status, await response.text(), response.statusText);
     return response.status === 204 ? null : response.json();
   }
   function stream(onEvent, onStatus, query) {
@@ -125,11 +153,22 @@ const SW = (() => {
     return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
       '"': "&quot;", "'": "&#39;"}[c]));
   }
-  function localTime(iso) { return iso ? new Date(iso).toLocaleString() : "—"; }
+  // Local time of the service's time zone (settings.timezone), 24-hour clock, whatever the browser's locale.
+  let zone = "Asia/Shanghai";
+  const formatter = (options) => {
+    try { return new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", Object.assign({timeZone: zone, hourCycle: "h23"}, options)); }
+    catch (e) { return new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", Object.assign({hourCycle: "h23"}, options)); }
+  };
+  function localTime(iso) {
+    return iso ? formatter({year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"})
+      .format(new Date(iso)) : "—";
+  }
+  function clockTime(ms) { return formatter({hour: "2-digit", minute: "2-digit", second: "2-digit"}).format(new Date(ms)); }
   async function init() {
     try {
       const config = await (await fetch("/api/ui/config")).json();
       lang = config.language || "zh";
+      zone = config.timezone || zone;
       document.documentElement.lang = lang;
       document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
       return config;
@@ -138,6 +177,6 @@ const SW = (() => {
   let offset = 0;  // the service's clock minus this browser's (the service may run simulated time)
   const now = () => Date.now() + offset;
   const setServerNow = (iso) => { offset = new Date(iso) - Date.now(); };
-  return {now, setServerNow, t, api, stream, toGcj02, since, esc, localTime, token, init,
+  return {now, setServerNow, t, api, stream, toGcj02, since, esc, localTime, clockTime, token, init,
           setToken: (v) => localStorage.setItem("sw_token", v), clearToken: () => localStorage.removeItem("sw_token")};
 })();

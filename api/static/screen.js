@@ -14,15 +14,53 @@
   }
   let layer = null;
   const markers = new Map();
-  let state = null, role = null, fitted = false, soundOn = false, knownAlarms = null;
+  let state = null, role = null, fitted = false, knownAlarms = null;
+  // The chime is on unless someone turned it off on this screen (remembered across reloads: a wall
+  // screen that restarts after a power cut must not come back silent). A kiosk browser started with
+  // --autoplay-policy=no-user-gesture-required plays it without a click (docs/screens.md).
+  let soundOn = localStorage.getItem("sw_sound") !== "off";
+  let audio = null;
   const chime = document.getElementById("chime");
-  const paintChime = () => { chime.textContent = soundOn ? t("sound_on") : t("sound_off"); };
-  chime.addEventListener("click", () => { soundOn = !soundOn; paintChime(); if (soundOn) beep(); });
+  const SPEAKER = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" ' +
+    'd="M3 9h4l5-4v14l-5-4H3z"/>';
+  const WAVES = '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" fill="none" stroke="currentColor" ' +
+    'stroke-width="2" stroke-linecap="round"/></svg>';
+  const MUTED = '<path d="M16 9l6 6M22 9l-6 6" fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round"/></svg>';
+  function audioContext() {
+    if (!audio) {
+      try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { audio = null; }
+    }
+    return audio;
+  }
+  function paintChime() {
+    const ctx = soundOn ? audioContext() : null;
+    const blocked = soundOn && (!ctx || ctx.state !== "running");
+    chime.innerHTML = (soundOn ? SPEAKER + WAVES : SPEAKER + MUTED) +
+      `<span>${soundOn ? (blocked ? t("sound_blocked") : t("sound_on")) : t("sound_off")}</span>`;
+    chime.dataset.sound = soundOn ? (blocked ? "blocked" : "on") : "off";
+    chime.setAttribute("aria-pressed", soundOn ? "true" : "false");
+  }
+  chime.addEventListener("click", async () => {
+    const ctx = audioContext();
+    if (soundOn && ctx && ctx.state !== "running") {
+      await ctx.resume().catch(() => {});  // the click is the gesture the browser waited for
+    } else {
+      soundOn = !soundOn;
+      localStorage.setItem("sw_sound", soundOn ? "on" : "off");
+      if (soundOn && ctx) await ctx.resume().catch(() => {});
+    }
+    paintChime();
+    if (soundOn) beep();
+  });
   paintChime();
+  if (audio) audio.onstatechange = paintChime;
 
   function beep() {
+    const ctx = audioContext();
+    if (!ctx || ctx.state !== "running") return;
+    document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
     try {
-      const ctx = new (window.AudioContext || window.webkitAudioContext)();
       [0, 0.35].forEach((delay, i) => {
         const osc = ctx.createOscillator(), gain = ctx.createGain();
         osc.frequency.value = i ? 660 : 880; osc.connect(gain); gain.connect(ctx.destination);
@@ -123,13 +161,36 @@
     if (a.kind === "panic" || a.responders_called_at) return "red";
     return "amber";
   }
+  const MAINTENANCE = new Set(["device_offline", "low_battery", "clock_skew"]);
+  // Maintenance alarms are grouped by home (SPEC section 3): one entry per home, its devices inside,
+  // at the place of the home's oldest one.
+  function groupedAlarms(alarms) {
+    const out = [], homes = new Map();
+    for (const a of alarms) {
+      if (!MAINTENANCE.has(a.kind)) { out.push(a); continue; }
+      const key = a.resident_id ? "r" + a.resident_id : "d" + a.device_id;
+      let group = homes.get(key);
+      if (!group) { group = {group: true, key, resident_id: a.resident_id, resident_name: a.resident_name, alarms: []}; homes.set(key, group); out.push(group); }
+      group.alarms.push(a);
+    }
+    return out;
+  }
+  function drawGroup(g, now) {
+    const oldest = g.alarms.reduce((x, a) => (a.opened_at < x ? a.opened_at : x), g.alarms[0].opened_at);
+    const lines = g.alarms.map((a) => `<div class="meta" data-maintenance="${a.id}">${SW.esc(a.code)} · ` +
+      `${kindLabel(a.kind)} · ${SW.esc(a.reason)}</div>`).join("");
+    return `<li class="grey maintenance" data-home="${SW.esc(g.key)}" data-resident="${g.resident_id || ""}">` +
+      `<div class="top"><span>${SW.esc(g.resident_name || "")} · ${t("maintenance")} (${g.alarms.length})</span>` +
+      `<span class="timer" data-since="${oldest}">${SW.since(oldest, now)}</span></div>${lines}</li>`;
+  }
   function drawAlarms() {
     const list = document.getElementById("alarms");
     const now = SW.now();
     const SEV = {critical: 0, high: 1, low: 2};
     const sorted = [...state.alarms.values()].sort((x, y) => (SEV[x.severity] ?? 9) - (SEV[y.severity] ?? 9) ||
       String(x.opened_at).localeCompare(String(y.opened_at)));
-    list.innerHTML = sorted.map((a) => {
+    list.innerHTML = groupedAlarms(sorted).map((a) => {
+      if (a.group) return drawGroup(a, now);
       const step = a.step ? t("step", {n: a.step}) : "";
       const family = a.family_handling_at ? ` · ${t("family_handling")}` : "";
       const moved = a.activity_seen_at ? ` · ${t("movement")} ${SW.localTime(a.activity_seen_at)}` : "";
@@ -217,7 +278,7 @@
   setInterval(() => {
     const now = SW.now();
     document.querySelectorAll(".timer[data-since]").forEach((el) => { el.textContent = SW.since(el.dataset.since, now); });
-    document.getElementById("clock").textContent = new Date(now).toLocaleTimeString();
+    document.getElementById("clock").textContent = SW.clockTime(now);
   }, 1000);
 
   function setConn(up) {
@@ -241,7 +302,7 @@
       const out = await SW.api("/api/auth/login", {method: "POST", body: JSON.stringify(
         {username: login.username.value, password: login.password.value})});
       SW.setToken(out.token); login.hidden = true; start();
-    } catch (err) { document.getElementById("login-error").textContent = String(err.message || err); }
+    } catch (err) { document.getElementById("login-error").textContent = String(err.text || err.message || err); }
   });
   try { await SW.api("/api/auth/me"); start(); } catch (e) { login.hidden = false; }
 })();

@@ -3,7 +3,9 @@ records them like any provider, so the demo and a fresh install work with no int
 
 For the demo it can play the people: a ``script`` maps a phone number to what that person does
 (``no-answer``, ``busy``, ``press:1`` after some delay, ...); :meth:`poll` hands the resulting events to
-the chain when the (possibly simulated) clock reaches them.
+the chain when the (possibly simulated) clock reaches them. With ``timed`` (the demo's simulated people,
+:mod:`simulator.people`), :meth:`take_due` hands them over with the instant each happened instead, so
+they are applied at that instant and not at the next tick (at 600x a tick is 10 simulated minutes).
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ class Behaviour:
 Script = Callable[[str], Behaviour | None]
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """A simulated person's event: due ``at`` (the send plus the person's delay ``after``)."""
+
+    at: datetime
+    event: ProviderEvent
+    after: timedelta
+
+
 class ConsoleProvider:
     name = "console"
 
@@ -50,9 +61,10 @@ class ConsoleProvider:
         self.language = language
         self.script = script
         self._ids = itertools.count(1)
-        self._pending: list[tuple[datetime, ProviderEvent]] = []
+        self._pending: list[Scheduled] = []
         self._lock = threading.Lock()
         self.sent: list[tuple[str, str, str]] = []  # (channel, to, text): what a test or the demo can read
+        self.timed = False  # the events are taken with their instants by take_due (poll returns none)
 
     def call(self, attempt_id: int, to: str, message: Message) -> str:
         provider_id = f"console-call-{next(self._ids)}"
@@ -70,7 +82,7 @@ class ConsoleProvider:
             else:
                 events.append(CallStatus(attempt_id, provider_id, behaviour.outcome))
             with self._lock:
-                self._pending.extend((at, event) for event in events)
+                self._pending.extend(Scheduled(at, event, behaviour.after) for event in events)
         return provider_id
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
@@ -79,7 +91,8 @@ class ConsoleProvider:
         self.sent.append(("sms", to, text))
         log.warning("SMS %s: %s", to, mask(text), extra={"attempt": attempt_id})
         with self._lock:
-            self._pending.append((self._clock(), SmsStatus(attempt_id, provider_id, "delivered")))
+            self._pending.append(Scheduled(self._clock(), SmsStatus(attempt_id, provider_id, "delivered"),
+                                           timedelta(0)))
         return provider_id
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
@@ -89,7 +102,13 @@ class ConsoleProvider:
         return WebhookReply(render(message, self.language) if message else "", "text/plain")
 
     def poll(self, now: datetime) -> list[ProviderEvent]:
+        if self.timed:
+            return []
+        return [s.event for s in self.take_due(now)]
+
+    def take_due(self, now: datetime | None = None) -> list[Scheduled]:
+        """The events due by ``now`` (all of them without ``now``), with their instants, oldest first."""
         with self._lock:
-            due = [event for at, event in self._pending if at <= now]
-            self._pending = [(at, event) for at, event in self._pending if at > now]
+            due = sorted((s for s in self._pending if now is None or s.at <= now), key=lambda s: s.at)
+            self._pending = [s for s in self._pending if now is not None and s.at > now]
         return due

@@ -1,7 +1,7 @@
 """screen changes: a change log written by triggers, read by each process's screen model
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0007
 Create Date: 2026-11-24 10:00:00.000000
 
 PostgreSQL: statement-level triggers with transition tables (one INSERT ... SELECT per statement, also
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0010'
-down_revision: str | None = '0012'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
