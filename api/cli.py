@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--process", default=os.environ.get("HOSTNAME", "main"), help="name of this process")
     serve.add_argument("--client-id", help="MQTT client id (default: mqtt.client_id)")
     serve.add_argument("--no-api", action="store_true", help="run ingest and rules without the HTTP API")
+    serve.add_argument("--role", action="append", choices=["ingest", "rules", "api"],
+                       help="run only this part (repeatable; default: settings.roles, all three)")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -200,12 +202,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database.url)
     if args.client_id:
         settings.mqtt.client_id = args.client_id
+    if args.role:
+        settings.roles = list(dict.fromkeys(args.role))
+    if args.no_api and "api" in settings.roles:
+        settings.roles = [role for role in settings.roles if role != "api"] or ["rules"]
     runtime = Runtime(settings, process=args.process)
     runtime.start()
     log.info("serving", extra={"broker": settings.mqtt.url, "database": _safe_url(settings.database.url),
                                "api": f"http://{settings.api.host}:{settings.api.port}"})
     try:
-        if args.no_api:
+        if "api" not in settings.roles:
             _wait_for_signal()
         else:
             runtime.serve_http(settings.api.host, settings.api.port)
