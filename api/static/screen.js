@@ -5,7 +5,8 @@
 (async () => {
   const config = await SW.init();
   const t = SW.t;
-  const map = L.map("map", {zoomControl: true, attributionControl: true});
+  // maxZoom: the marker clusters need one even when no tile layer (base map "none") gives it
+  const map = L.map("map", {zoomControl: true, attributionControl: true, maxZoom: 19});
   const datum = config.map && config.map.kind === "tiles" ? config.map.tile_datum : "wgs84";
   if (config.map && config.map.kind === "tiles" && config.map.tile_url) {
     L.tileLayer(config.map.tile_url, {attribution: config.map.tile_attribution || "", maxZoom: 19}).addTo(map);
