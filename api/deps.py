@@ -34,6 +34,7 @@ class AppContext:
     # real time: sessions, tokens, SMS links and sign-in limits never follow the service's clock
     wall: Clock = field(default_factory=SystemClock)
     sign_in_limit: Any = None  # api.auth.AddressLimit, made by the app
+    screens: Any = None  # the process's alerts.screen_model.ScreenModel, started by the first stream
 
 
 def get_context(request: Request) -> AppContext:

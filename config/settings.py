@@ -421,6 +421,10 @@ class ApiSettings(BaseModel):
         return value
 
 
+Role = Literal["ingest", "rules", "api"]
+ROLES: tuple[Role, ...] = ("ingest", "rules", "api")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid", validate_default=True
@@ -435,6 +439,9 @@ class Settings(BaseSettings):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    # what this process runs: ingest (the MQTT consumer), rules (the tick and escalation), api (HTTP and
+    # the live screens); all three by default. A city splits them over processes (docs/deployment.md).
+    roles: list[Role] = Field(default_factory=lambda: list(ROLES), min_length=1)
 
     @field_validator("timezone")
     @classmethod
