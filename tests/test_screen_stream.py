@@ -40,12 +40,18 @@ def deltas_until(api: Site, who: str, marker_of: int, colour: str, last_event_id
     return got, connected, [{"thread": thread}]
 
 
+def acknowledged_while_watched(api: Site, alarms: dict[str, int], ref: str) -> list[dict[str, Any]]:
+    """The operator's stream, read while the alarm of ``ref`` is acknowledged, until a delta shows it blue."""
+    got, connected, [handle] = deltas_until(api, "operator", api.resident_ids()[ref], "blue")
+    assert connected.wait(20)
+    api.http("operator", "POST", f"/api/alarms/{alarms[ref]}/acknowledge")
+    handle["thread"].join(timeout=30)
+    return got
+
+
 def test_connect_gets_the_whole_picture_and_a_change_only_a_small_delta(api: Site) -> None:
     alarms = raise_alarms(api)
-    got, connected, [handle] = deltas_until(api, "operator", api.resident_ids()["a1"], "blue")
-    assert connected.wait(20)
-    api.http("operator", "POST", f"/api/alarms/{alarms['a1']}/acknowledge")
-    handle["thread"].join(timeout=30)
+    got = acknowledged_while_watched(api, alarms, "a1")
     assert kinds(got)[0] == "state" and kinds(got).count("state") == 1
     state = orjson.loads(next(e for e in got if e.get("event") == "state")["data"])
     assert {m["id"] for m in state["markers"]} == set(api.resident_ids().values())
@@ -60,10 +66,7 @@ def test_connect_gets_the_whole_picture_and_a_change_only_a_small_delta(api: Sit
 
 def test_a_reconnect_within_the_models_memory_gets_only_the_missed_deltas(api: Site) -> None:
     alarms = raise_alarms(api)
-    got, connected, [handle] = deltas_until(api, "operator", api.resident_ids()["a1"], "blue")
-    assert connected.wait(20)
-    api.http("operator", "POST", f"/api/alarms/{alarms['a1']}/acknowledge")
-    handle["thread"].join(timeout=30)
+    got = acknowledged_while_watched(api, alarms, "a1")
     last_id = [e for e in got if e.get("event") in ("state", "delta")][-1]["id"]
     api.http("operator", "POST", f"/api/alarms/{alarms['b1']}/acknowledge")  # while disconnected
     again, _, [handle] = deltas_until(api, "operator", api.resident_ids()["b1"], "blue", last_event_id=last_id)
