@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
 from alerts.models import Alarm, Community, Device, Grid, MicroGrid, Resident, Worker
 from alerts.recording import IngestPolicy
 from alerts.service import WatchPolicy
-from api import runtime
+from api import accounts, runtime
 from config.settings import Settings
 from tests.harness import T0, H, Site, obs
 
@@ -57,3 +59,22 @@ def test_the_policy_fixtures_are_what_a_process_derives_from_its_settings(
         default_settings: Settings, watch_policy: WatchPolicy, ingest_policy: IngestPolicy) -> None:
     assert watch_policy == runtime.watch_policy(default_settings)
     assert ingest_policy == runtime.ingest_policy(default_settings)
+
+
+def test_a_site_can_start_elsewhere_in_another_zone_and_sign_in_an_integration_and_a_user(
+        make_site: Callable[..., Site]) -> None:
+    start = T0 + 30 * 24 * H
+    site = make_site(start=start, timezone="Europe/Berlin", community={
+        "community": {"name": "夷陵社区"}, "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}]}],
+        "residents": [{"ref": "r1", "name": "王秀英", "micro_grid": "第一网格/1号楼"}]})
+    assert site.clock.now() == start and str(site.settings.tz) == "Europe/Berlin"
+    assert site.resident("r1").due_at == start + 14 * H  # loaded at the start, not at T0
+    assert site.tick_at(start + 14 * H).raised and site.clock.now() == start + 14 * H
+    resident_id = site.resident("r1").id
+    canteen = site.client("integration:canteen")
+    assert canteen.post(f"/api/residents/{resident_id}/activity", json={"source": "meal_card"}).status_code == 201
+    assert canteen.get("/api/alarms").json() == []
+    with Session(site.engine) as session, session.begin():
+        accounts.add_user(session, "centre-admin", "admin", "a long enough password", start)
+    site.sign_in("centre-admin", "a long enough password")
+    assert site.client("centre-admin").get("/api/admin/workers").status_code == 200
