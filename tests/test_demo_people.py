@@ -23,7 +23,6 @@ from alerts.observations import Observation
 from alerts.recording import record_batch
 from alerts.registry.community import load_community
 from alerts.screen import kpis
-from alerts.views import resident_rows
 from api.runtime import Runtime, ingest_policy
 from config.settings import load_settings
 from simulator.people import SimulatedPeople, demo_script, travel_time
@@ -88,8 +87,7 @@ class Demo:
 
     def kpis(self, now: datetime) -> dict[str, object]:
         with Session(self.engine) as session:
-            rows = resident_rows(session, now, self.runtime.policy.limits)
-            return kpis(session, now, self.runtime.policy.zone, rows)
+            return kpis(session, now, self.runtime.policy.zone)
 
 
 @pytest.fixture
