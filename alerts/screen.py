@@ -87,7 +87,8 @@ def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
     """``later - earlier`` in seconds, as SQL."""
     if dialect == "postgresql":
         return cast(ColumnElement[float], func.extract("epoch", later - earlier))
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    # julianday is a float of days: rounded to the millisecond, 85 s stays 85 s and not 85.0000016
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
 
 
 def kpis(session: Session, now: datetime, zone: tzinfo, scope: ColumnElement[bool] | None = None) -> dict[str, Any]:

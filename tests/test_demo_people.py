@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from alerts.escalation.notifiers.console import ConsoleProvider
 from alerts.models import Alarm, AlarmKind
 from alerts.screen import kpis
-from alerts.views import resident_rows
 from simulator.people import SimulatedPeople, demo_script, travel_time
 from tests.harness import T0, Site, obs
 
@@ -69,8 +68,7 @@ class Demo:
 
     def kpis(self, now: datetime) -> dict[str, object]:
         with Session(self.site.engine) as session:
-            rows = resident_rows(session, now, self.runtime.policy.limits)
-            return kpis(session, now, self.runtime.policy.zone, rows)
+            return kpis(session, now, self.runtime.policy.zone)
 
 
 @pytest.fixture
