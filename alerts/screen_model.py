@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Engine, Select, delete, false, func, selec
 from sqlalchemy.orm import Session
 
 from alerts import rules
+from alerts.background import Background
 from alerts.clock import Clock
 from alerts.db import changed
 from alerts.limits import limits_from
@@ -144,24 +145,21 @@ class ScreenModel:
         self._due: dict[int, datetime] = {}  # resident -> next instant its status changes by time alone
         self._heap: list[tuple[datetime, int]] = []
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background("screen-model", self._run)
+        self._stop = self._loop.stopping
         self._loaded_at = 0.0
         self.refreshes = 0
 
     # -- the model's thread -------------------------------------------------------------------------
     def start(self) -> ScreenModel:
         with self._lock:
-            if self._thread is None:
+            if self._loop.thread is None:
                 self.refresh()
-                self._thread = threading.Thread(target=self._run, name="screen-model", daemon=True)
-                self._thread.start()
+                self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
 
     def _run(self) -> None:
         listener = None

@@ -7,14 +7,16 @@ the test suite empties); ``SHOUWANG_BENCH_PG`` overrides the URL.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
+from alerts.models import Base
 from tests.helpers import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -87,3 +89,20 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
         updated = current.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(updated, encoding="utf-8")
+
+
+def json_block(lines: list[dict[str, object]], reproduce: str) -> list[str]:
+    """The end of a section: how to reproduce it, then the JSON lines the run printed, verbatim."""
+    return ["", f"Reproduce: `{reproduce}`.", "", "```", *(json.dumps(line) for line in lines), "```"]
+
+
+def empty_organisation(conn: Connection) -> None:
+    """Empty every table of the benchmark database and give it one community of 100 grids of 10
+    micro-grids each (ids 1..100 and 1..1000), for residents loaded with ``generate_series``."""
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    conn.execute(text("INSERT INTO communities (id, name) VALUES (1, 'bench')"))
+    conn.execute(text("INSERT INTO grids (id, community_id, name) "
+                      "SELECT g, 1, 'grid ' || g FROM generate_series(1, 100) AS g"))
+    conn.execute(text("INSERT INTO micro_grids (id, grid_id, name) "
+                      "SELECT g, (g - 1) % 100 + 1, 'micro-grid ' || g FROM generate_series(1, 1000) AS g"))

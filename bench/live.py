@@ -22,9 +22,9 @@ import orjson
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from alerts.models import Base
 from api import accounts
-from bench.common import ROOT, free_port
+from bench.common import ROOT, empty_organisation
+from tests.helpers import free_port
 
 WINDOW_S = 14 * 3600
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # every deadline
@@ -33,14 +33,8 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # every deadline
 def load_district(engine: Engine, residents: int, due_at: datetime | None) -> None:
     """Empty the tables; ``residents`` homes in 100 grids of 10 micro-grids, one motion sensor each, last
     active a window before ``due_at`` (all due at that one instant), spread over ~10 km."""
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO communities (id, name) VALUES (1, 'bench')"))
-        conn.execute(text("INSERT INTO grids (id, community_id, name) "
-                          "SELECT g, 1, 'grid ' || g FROM generate_series(1, 100) AS g"))
-        conn.execute(text("INSERT INTO micro_grids (id, grid_id, name) "
-                          "SELECT g, (g - 1) % 100 + 1, 'micro-grid ' || g FROM generate_series(1, 1000) AS g"))
+        empty_organisation(conn)
         conn.execute(text(
             "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, latitude, longitude, "
             "away_until_activity, last_activity_at, due_at, created_at) "

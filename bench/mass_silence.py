@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from alerts.clock import ManualClock
 from alerts.db import make_engine, upgrade
 from alerts.models import Alarm, AlarmKind
-from bench.common import BENCH_URL, ensure_database, machine, postgres_version, today, write_section
+from bench.common import BENCH_URL, ensure_database, json_block, machine, postgres_version, today, write_section
 from bench.live import T0, Screen, Serve, load_district, print_json, screen_token
 
 
@@ -119,12 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "each holding the whole picture. The clock is then stepped past the deadline; timed from the step "
             "to the count of inactivity alarms in the database reaching N (polled every 50 ms), and to the "
             "last screen receiving KPIs with N open alarms. RSS of the serve process, highest sampled.",
-            "",
-            "Reproduce: `python -m bench.mass_silence --residents 10000 --residents 100000`.",
-            "",
-            "```",
-            *(__import__("json").dumps(r) for r, _, _ in results),
-            "```",
+            *json_block([r for r, _, _ in results],
+                        "python -m bench.mass_silence --residents 10000 --residents 100000"),
         ]))
     return 0
 

@@ -11,7 +11,6 @@ Prints one JSON line per size and replaces the "screen" section of docs/benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ from sqlalchemy import text
 
 from alerts.clock import ManualClock
 from alerts.db import make_engine, upgrade
-from bench.common import BENCH_URL, ensure_database, machine, postgres_version, today, write_section
+from bench.common import BENCH_URL, ensure_database, json_block, machine, postgres_version, today, write_section
 from bench.live import T0, Screen, Serve, load_district, print_json, screen_token
 
 
@@ -135,12 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "one benchmark process, so their parsing is in the figure). Bytes: the `data` of every delta a "
             "client received during the minute, per change and client. CPU: the serve process's user + "
             "system time over the minute divided by the wall time.",
-            "",
-            "Reproduce: `python -m bench.screen --residents 10000 --residents 100000`.",
-            "",
-            "```",
-            *(json.dumps(r) for r, _, _ in results),
-            "```",
+            *json_block([r for r, _, _ in results], "python -m bench.screen --residents 10000 --residents 100000"),
         ]))
     return 0
 

@@ -96,30 +96,22 @@ class AliyunProvider:
 
     # -- outgoing ------------------------------------------------------------------------------------
     def call(self, attempt_id: int, to: str, message: Message) -> str:
-        if self._voice is None:
-            raise base.NotifyError("aliyun voice is not configured (notify.voice)", permanent=True)
-        if message.template not in self.voice_templates:
-            raise base.NotifyError(f"no registered aliyun TTS template for {message.template}", permanent=True)
-        templates = self.voice_templates
+        voice, templates = _registered(self._voice, self.voice_templates, message, "voice (notify.voice)", "TTS")
         request = vms_models.IvrCallRequest(
             called_number=aliyun_number(to), called_show_number=self.settings.show_number,
             start_code=templates.code(message.template), start_tts_params=_json(templates.params(message)),
             menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=templates.code("call_thanks"))],
             play_times=self.settings.play_times, timeout=self.settings.key_timeout * 1000, out_id=str(attempt_id))
-        body = self._send(lambda: self._voice.ivr_call_with_options(request, self._runtime))
+        body = self._send(lambda: voice.ivr_call_with_options(request, self._runtime))
         return str(body.get("CallId") or "")
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
-        if self._sms is None:
-            raise base.NotifyError("aliyun SMS is not configured (notify.sms)", permanent=True)
-        if message.template not in self.sms_templates:
-            raise base.NotifyError(f"no registered aliyun SMS template for {message.template}", permanent=True)
-        templates = self.sms_templates
+        client, templates = _registered(self._sms, self.sms_templates, message, "SMS (notify.sms)", "SMS")
         request = sms_models.SendSmsRequest(
             phone_numbers=aliyun_number(to), sign_name=self.settings.sign_name,
             template_code=templates.code(message.template), template_param=_json(templates.params(message)),
             out_id=str(attempt_id))
-        body = self._send(lambda: self._sms.send_sms_with_options(request, self._runtime))
+        body = self._send(lambda: client.send_sms_with_options(request, self._runtime))
         return str(body.get("BizId") or "")
 
     def _send(self, send: Any) -> dict[str, Any]:
@@ -192,3 +184,13 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
+
+
+def _registered(client: Any, templates: TemplateMap, message: Message, channel: str,
+                kind: str) -> tuple[Any, TemplateMap]:
+    """The channel's client and template map, if it is configured and the message's template registered."""
+    if client is None:
+        raise base.NotifyError(f"aliyun {channel} is not configured", permanent=True)
+    if message.template not in templates:
+        raise base.NotifyError(f"no registered aliyun {kind} template for {message.template}", permanent=True)
+    return client, templates
