@@ -617,3 +617,15 @@ class ManualClockRow(Base):
     __tablename__ = "manual_clock"
     id: Mapped[int] = mapped_column(primary_key=True)
     now: Mapped[datetime] = mapped_column()
+
+
+class ScreenChange(Base):
+    """A change the live screens must show: a resident's row, their devices' online state, an alarm's
+    transition. Written by database triggers (migration 0010) whatever process or statement made the
+    change; each screen model reads what follows its cursor (PostgreSQL also wakes it by NOTIFY on
+    ``shouwang_screen``). Pruned to the newest rows by the hourly job."""
+
+    __tablename__ = "screen_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int | None] = mapped_column(Integer)
+    alarm_id: Mapped[int | None] = mapped_column(Integer)

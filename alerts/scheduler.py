@@ -1,4 +1,5 @@
-"""The APScheduler jobs: the rule tick (every second by default) and the hourly pruning of raw events.
+"""The APScheduler jobs: the rule tick (every second by default), the escalation run (its own job, so a
+long escalation never holds the tick back, nor a long tick the calls) and the hourly pruning of raw events.
 
 The scheduler holds no alarm state: each tick reads the clock once and asks the database what is due.
 """
@@ -18,6 +19,7 @@ from alerts import service
 from alerts.clock import Clock
 from alerts.metrics import Metrics
 from alerts.models import Alarm, AlarmKind, AlarmState
+from alerts.screen_model import prune_changes
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,17 @@ class Watch:
         self.escalate = escalate
         self.last_tick_real: float | None = None
         self.last_tick_at: datetime | None = None
-        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self.last_escalation_real: float | None = None
+        # two worker threads: the tick and the escalation run never wait for each other
+        self._scheduler = BackgroundScheduler(timezone="UTC", executors={"default": {"type": "threadpool",
+                                                                                     "max_workers": 3}})
 
     def start(self) -> None:
         self._scheduler.add_job(self.run_tick, "interval", seconds=self.tick_every.total_seconds(),
                                 id="tick", max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.escalate is not None:
+            self._scheduler.add_job(self.run_escalation, "interval", seconds=self.tick_every.total_seconds(),
+                                    id="escalation", max_instances=1, coalesce=True, misfire_grace_time=None)
         self._scheduler.add_job(self.run_prune, "interval", hours=1, id="prune", max_instances=1,
                                 coalesce=True)
         self._scheduler.start()
@@ -70,20 +78,13 @@ class Watch:
             result = service.tick(self.engine, now, self.policy, health, self.process)
         except Exception:  # a failing tick is logged and retried next second; escalation still runs
             log.exception("rule tick failed")
-        if self.escalate is not None:
-            try:
-                self.escalate(now)
-            except Exception:  # retried next tick; the auditor re-arms what was lost
-                log.exception("escalation run failed")
-        if result is None:
             return None
         self.last_tick_real = time.monotonic()
         self.last_tick_at = now
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         self.metrics.last_tick.set(time.time())
-        for alarm_id in result.raised:
-            self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc()
-            log.warning("alarm raised", extra={"alarm": alarm_id, "kind": "inactivity"})
+        if result.raised:
+            self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc(len(result.raised))
         for kind, ids in ((AlarmKind.DEVICE_OFFLINE, result.devices_offline),
                           (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised),
                           (AlarmKind.ROUTINE, result.routine_alarms), (AlarmKind.RHYTHM, result.rhythm_notices)):
@@ -92,11 +93,24 @@ class Watch:
         self._update_open_gauge()
         return result
 
+    def run_escalation(self) -> object | None:
+        """One escalation run at the service's now (its own job: calls go out while a long tick runs)."""
+        if self.escalate is None:
+            return None
+        try:
+            result = self.escalate(self.clock.now())
+        except Exception:  # retried next run; the auditor re-arms what was lost
+            log.exception("escalation run failed")
+            return None
+        self.last_escalation_real = time.monotonic()
+        return result
+
     def run_prune(self) -> None:
         try:
             removed = service.prune(self.engine, self.clock.now(), self.policy.event_retention)
             if removed:
                 log.info("pruned raw events past the retention", extra={"removed": removed})
+            prune_changes(self.engine)
         except Exception:
             log.exception("pruning failed")
 

@@ -4,14 +4,14 @@ the watch is blind. A read model over the database; the colour rule is pure (:fu
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, time, timedelta, tzinfo
-from typing import Any
+from datetime import datetime, time, tzinfo
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from alerts import rules, wording
-from alerts.models import Alarm, AlarmKind, AlarmState, Device
+from alerts.models import Alarm, AlarmKind, AlarmState, Device, Resident
 from alerts.views import alarm_row, resident_rows
 
 RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
@@ -69,7 +69,7 @@ def screen_state(session: Session, now: datetime, limits: rules.Limits, zone: tz
         })
     open_alarms.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["opened_at"]))
     return {"now": now, "markers": markers, "alarms": open_alarms, "system": blind,
-            "kpis": kpis(session, now, zone, residents, scope)}
+            "kpis": kpis(session, now, zone, scope)}
 
 
 COLOUR_RANK = {"red": 0, "blue": 1, "amber": 2, "grey": 3, "green": 4}
@@ -83,28 +83,51 @@ def _urgency(alarm: dict[str, Any]) -> tuple[int, int, datetime]:
     return COLOUR_RANK[shade], kind, alarm["opened_at"]
 
 
-def kpis(session: Session, now: datetime, zone: tzinfo, residents: list[dict[str, Any]],
-         scope: ColumnElement[bool] | None = None) -> dict[str, Any]:
+def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
+    """``later - earlier`` in seconds, as SQL."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[float], func.extract("epoch", later - earlier))
+    # julianday is a float of days: rounded to the millisecond, 85 s stays 85 s and not 85.0000016
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
+
+
+def kpis(session: Session, now: datetime, zone: tzinfo, scope: ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """The screen's figures as SQL aggregates over the residents of ``scope`` (a WHERE clause on Resident):
+    no statement grows with the number of residents."""
     local_midnight = datetime.combine(now.astimezone(zone).date(), time(0), zone)
     month_start = local_midnight.replace(day=1)
-    ids = [r["id"] for r in residents]
+    dialect = session.get_bind().dialect.name
+    visible = select(Resident.id).where(scope if scope is not None else true())
+    residents, active_today = session.execute(
+        select(func.count(), func.count().filter(Resident.last_activity_at >= local_midnight))
+        .select_from(Resident).where(scope if scope is not None else true())).one()
     devices_offline = session.scalar(select(func.count()).select_from(Device).where(
-        Device.online.is_(False), Device.resident_id.in_(ids))) or 0
-    month = list(session.scalars(select(Alarm).where(
-        Alarm.kind.in_(RESIDENT_ALARMS), Alarm.opened_at >= month_start, Alarm.resident_id.in_(ids))))
-    to_ack = [(a.acknowledged_at - a.opened_at).total_seconds() for a in month if a.acknowledged_at]
-    red = [(a, a.responders_called_at) for a in month if a.responders_called_at is not None]
-    within_60 = [a for a, called in red if a.acknowledged_at and a.acknowledged_at - called <= timedelta(seconds=60)]
-    on_site = [a for a, called in red if a.arrived_at and a.arrived_at - called <= timedelta(minutes=45)]
+        Device.online.is_(False), Device.resident_id.in_(visible))) or 0
     open_count = session.scalar(select(func.count()).select_from(Alarm).where(
-        Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(ids))) or 0
+        Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(visible))) or 0
+    month = (Alarm.kind.in_(RESIDENT_ALARMS), Alarm.opened_at >= month_start, Alarm.resident_id.in_(visible))
+    called = Alarm.responders_called_at.isnot(None)
+    ack_60 = _seconds(Alarm.acknowledged_at, Alarm.responders_called_at, dialect) <= 60
+    site_45 = _seconds(Alarm.arrived_at, Alarm.responders_called_at, dialect) <= 45 * 60
+    alarms_month, red, within_60, on_site = session.execute(select(
+        func.count(), func.count().filter(called),
+        func.count().filter(called, Alarm.acknowledged_at.isnot(None), ack_60),
+        func.count().filter(called, Alarm.arrived_at.isnot(None), site_45),
+    ).where(*month)).one()
+    to_ack = _seconds(Alarm.acknowledged_at, Alarm.opened_at, dialect)
+    acked = (*month, Alarm.acknowledged_at.isnot(None))
+    if dialect == "postgresql":
+        median = session.scalar(select(func.percentile_cont(0.5).within_group(to_ack)).where(*acked))
+    else:  # SQLite has no percentile: the month's acknowledged alarms, one number each
+        values = list(session.scalars(select(to_ack).where(*acked)))
+        median = statistics.median(values) if values else None
     return {
-        "residents": len(residents),
-        "active_today": sum(1 for r in residents if r["last_activity_at"] and r["last_activity_at"] >= local_midnight),
+        "residents": residents,
+        "active_today": active_today,
         "open_alarms": open_count,
         "devices_offline": devices_offline,
-        "alarms_this_month": len(month),
-        "median_ack_seconds": statistics.median(to_ack) if to_ack else None,
-        "ack_within_60s_share": len(within_60) / len(red) if red else None,
-        "on_site_45min_share": len(on_site) / len(red) if red else None,
+        "alarms_this_month": alarms_month,
+        "median_ack_seconds": float(median) if median is not None else None,
+        "ack_within_60s_share": within_60 / red if red else None,
+        "on_site_45min_share": on_site / red if red else None,
     }

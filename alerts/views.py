@@ -22,14 +22,19 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
     if scope is not None:
         query = query.where(scope)
     rows = session.execute(query).all()
-    ids = [r.id for r, _, _ in rows]
+    # the same residents as a subquery: no statement grows with the number of residents
+    visible = select(Resident.id)
+    if resident_id is not None:
+        visible = visible.where(Resident.id == resident_id)
+    if scope is not None:
+        visible = visible.where(scope)
     open_kinds: dict[int, set[str]] = defaultdict(set)
     for rid, kind in session.execute(select(Alarm.resident_id, Alarm.kind).where(
-            Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(ids))):
+            Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(visible))):
         if rid is not None:
             open_kinds[rid].add(kind)
     devices: dict[int, list[Device]] = defaultdict(list)
-    for device in session.scalars(select(Device).where(Device.resident_id.in_(ids))):
+    for device in session.scalars(select(Device).where(Device.resident_id.in_(visible))):
         assert device.resident_id is not None
         devices[device.resident_id].append(device)
     result = []
@@ -65,9 +70,21 @@ def alarm_row(alarm: Alarm, with_history: bool = False, words: wording.Wording |
     outcome, the history) is worded in ``words`` (default: the process's, from ``notify.language``);
     ``reason_code``/``reason_params`` and ``outcome`` are for programs."""
     words = words or wording.configured()
+    row = alarm_fields(alarm, alarm.resident.name if alarm.resident is not None else None, words)
+    if with_history:
+        lang = words.language
+        row["transitions"] = [{"at": t.at, "action": t.action, "actor": wording.actor(t.actor, lang),
+                               "detail": wording.detail(t.detail, lang)} for t in alarm.transitions]
+    return row
+
+
+def alarm_fields(alarm: Any, resident_name: str | None, words: wording.Wording | None = None) -> dict[str, Any]:
+    """:func:`alarm_row` without the history, from the model or from a row of the alarms table's columns
+    (the screen model reads rows, not objects)."""
+    words = words or wording.configured()
     lang = words.language
-    row: dict[str, Any] = {
-        "id": alarm.id, "code": alarm.code, "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
+    return {
+        "id": alarm.id, "code": f"A{alarm.id}", "kind": alarm.kind, "severity": alarm.severity, "state": alarm.state,
         "resident_id": alarm.resident_id, "device_id": alarm.device_id, "system_key": alarm.system_key,
         "reason": wording.alarm_reason(alarm.reason_code, alarm.reason_params, alarm.reason, words),
         "reason_code": alarm.reason_code, "reason_params": alarm.reason_params,
@@ -83,14 +100,10 @@ def alarm_row(alarm: Alarm, with_history: bool = False, words: wording.Wording |
         "family_handling_by": wording.actor(alarm.family_handling_by, lang),
         "accepted_at": alarm.accepted_at, "arrived_at": alarm.arrived_at,
         "arrived_by": wording.actor(alarm.arrived_by, lang),
-        "resident_name": alarm.resident.name if alarm.resident is not None else None,
+        "resident_name": resident_name,
         "possibly_infrastructure": alarm.possibly_infrastructure, "incident_id": alarm.incident_id,
         "hold_until": alarm.hold_until, "scope": alarm.scope,
     }
-    if with_history:
-        row["transitions"] = [{"at": t.at, "action": t.action, "actor": wording.actor(t.actor, lang),
-                               "detail": wording.detail(t.detail, lang)} for t in alarm.transitions]
-    return row
 
 
 def attempt_row(attempt: Attempt) -> dict[str, Any]:

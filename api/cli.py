@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--process", default=os.environ.get("HOSTNAME", "main"), help="name of this process")
     serve.add_argument("--client-id", help="MQTT client id (default: mqtt.client_id)")
     serve.add_argument("--no-api", action="store_true", help="run ingest and rules without the HTTP API")
+    serve.add_argument("--role", action="append", choices=["ingest", "rules", "api"],
+                       help="run only this part (repeatable; default: settings.roles, all three)")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -199,12 +202,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database.url)
     if args.client_id:
         settings.mqtt.client_id = args.client_id
+    if args.role:
+        settings.roles = list(dict.fromkeys(args.role))
+    if args.no_api and "api" in settings.roles:
+        settings.roles = [role for role in settings.roles if role != "api"] or ["rules"]
     runtime = Runtime(settings, process=args.process)
     runtime.start()
     log.info("serving", extra={"broker": settings.mqtt.url, "database": _safe_url(settings.database.url),
                                "api": f"http://{settings.api.host}:{settings.api.port}"})
     try:
-        if args.no_api:
+        if "api" not in settings.roles:
             _wait_for_signal()
         else:
             runtime.serve_http(settings.api.host, settings.api.port)
@@ -317,9 +324,7 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
     data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         policy = watch_policy(settings)
         counts = load_community(session, data, now, policy.limits, actor=f"cli:{args.file}",
@@ -446,9 +451,7 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
         print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
               file=sys.stderr)
         return 2
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         accounts.add_user(session, args.username, args.role, password, now, name=args.name)
     print(f"user {args.username} ({args.role}) saved")
@@ -467,23 +470,28 @@ def _pin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _screen_token(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
-    with Session(engine) as session, session.begin():
-        token = accounts.screen_token(session, now, timedelta(days=settings.api.screen_token_days), args.label)
-    print(token)
-    return 0
+    days = timedelta(days=settings.api.screen_token_days)
+    return _print_token(settings, lambda session, now: accounts.screen_token(session, now, days, args.label))
 
 
 def _integration_token(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
-    now = make_clock(settings.clock, engine).now()
+    days = timedelta(days=args.days)
+    return _print_token(settings, lambda session, now: accounts.integration_token(session, now, args.name, days))
+
+
+def _print_token(settings: Settings, issue: Callable[[Session, datetime], str]) -> int:
+    engine, now = _database(settings)
     with Session(engine) as session, session.begin():
-        token = accounts.integration_token(session, now, args.name, timedelta(days=args.days))
+        token = issue(session, now)
     print(token)
     return 0
+
+
+def _database(settings: Settings) -> tuple[Engine, datetime]:
+    """The configured database, migrated to the newest schema, and the service clock's now."""
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    return engine, make_clock(settings.clock, engine).now()
 
 
 def _schema(_settings: Settings, _args: argparse.Namespace) -> int:

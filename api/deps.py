@@ -35,6 +35,7 @@ class AppContext:
     wall: Clock = field(default_factory=SystemClock)
     sign_in_limit: Any = None  # api.auth.AddressLimit, made by the app
     blind: Callable[[], list[dict[str, Any]]] | None = None  # what this process knows is blind (alerts.blind)
+    screens: Any = None  # the process's alerts.screen_model.ScreenModel, started by the first stream
 
 
 def get_context(request: Request) -> AppContext:

@@ -97,9 +97,12 @@ class _Server(uvicorn.Server):
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
                  clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None,
-                 robot_clock: Callable[[], float] = time.monotonic, ticks: bool = True) -> None:
-        self.ticks = ticks  # False: an API-only process, it does not tick (its BlindWatch still watches)
+                 robot_clock: Callable[[], float] = time.monotonic) -> None:
+        """``ingest=False`` or ``settings.roles`` without ``ingest``: no consumer; without ``rules``: no
+        tick and no escalation run (the API still answers, its health reports the rules processes' ticks)."""
         self.settings = settings
+        self.roles = frozenset(settings.roles)
+        ingest = ingest and "ingest" in self.roles
         self.engine = make_engine(settings.database.url, echo=settings.database.echo)
         self.clock = clock or make_clock(settings.clock, self.engine)
         self.metrics = Metrics()
@@ -129,7 +132,7 @@ class Runtime:
             settings=settings, engine=self.engine, clock=self.clock, policy=self.policy, metrics=self.metrics,
             provider=self.provider, chain=self.chain, secret_key=self.secret_key,
             ingest_status=self.consumer.status if self.consumer else None,
-            last_tick=(lambda: (self.watch.last_tick_real, self.watch.last_tick_at)) if ticks else None,
+            last_tick=(lambda: (self.watch.last_tick_real, self.watch.last_tick_at)) if "rules" in self.roles else None,
             blind=self.blind.state,
         ))
         self._server: uvicorn.Server | None = None
@@ -150,7 +153,7 @@ class Runtime:
         self.seed()
         if self.consumer is not None:
             self.consumer.start()
-        if self.ticks:
+        if "rules" in self.roles:
             self.watch.start()
         self.blind.start()
         if self.watchdog is not None:
@@ -177,6 +180,8 @@ class Runtime:
         self.watch.stop()
         if self.duty is not None:
             self.duty.stop()
+        if self.app.state.context.screens is not None:
+            self.app.state.context.screens.stop()
         if self.consumer is not None:
             self.consumer.stop()
         self.engine.dispose()

@@ -1,4 +1,5 @@
-"""What the benchmarks share: the benchmark database, a private Mosquitto, the machine, the report file.
+"""What the benchmarks share: the benchmark database, the machine, the report file (a private Mosquitto and
+bounded waits come from :mod:`tests.helpers`, shared with the tests).
 
 Everything talks to 127.0.0.1 only. The benchmark database is ``shouwang_bench`` (never ``test``, which
 the test suite empties); ``SHOUWANG_BENCH_PG`` overrides the URL.
@@ -6,21 +7,18 @@ the test suite empties); ``SHOUWANG_BENCH_PG`` overrides the URL.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
+from alerts.models import Base
+from tests.helpers import ROOT
+
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_URL = os.environ.get("SHOUWANG_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/shouwang_bench")
 
@@ -77,67 +75,6 @@ def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-# -- a private Mosquitto ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def mosquitto_binary() -> str:
-    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def mosquitto_version() -> str:
-    try:
-        out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    match = re.search(r"mosquitto version (\S+)", out.stdout + out.stderr)
-    return match.group(1) if match else "unknown"
-
-
-class PrivateBroker:
-    """Mosquitto from the repo's ``config/mosquitto.conf`` (copied, plus a listener on a free loopback
-    port and a persistence directory of its own), stopped with SIGTERM."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.config = workdir / "mosquitto.conf"
-        data = workdir / "mosquitto-data"
-        data.mkdir(parents=True, exist_ok=True)
-        base = (ROOT / "config" / "mosquitto.conf").read_text()
-        self.config.write_text(f"{base}\nlistener {self.port} 127.0.0.1\npersistence_location {data}/\n")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> PrivateBroker:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on port {self.port}; see {self.workdir}/mosquitto.log")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
 # -- the report -----------------------------------------------------------------------------------------
 def write_section(name: str, body: str, doc: Path = DOC) -> None:
     """Replace (or append) the section between ``<!-- bench:<name> -->`` markers in docs/benchmarks.md."""
@@ -152,3 +89,20 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
         updated = current.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(updated, encoding="utf-8")
+
+
+def json_block(lines: list[dict[str, object]], reproduce: str) -> list[str]:
+    """The end of a section: how to reproduce it, then the JSON lines the run printed, verbatim."""
+    return ["", f"Reproduce: `{reproduce}`.", "", "```", *(json.dumps(line) for line in lines), "```"]
+
+
+def empty_organisation(conn: Connection) -> None:
+    """Empty every table of the benchmark database and give it one community of 100 grids of 10
+    micro-grids each (ids 1..100 and 1..1000), for residents loaded with ``generate_series``."""
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    conn.execute(text("INSERT INTO communities (id, name) VALUES (1, 'bench')"))
+    conn.execute(text("INSERT INTO grids (id, community_id, name) "
+                      "SELECT g, 1, 'grid ' || g FROM generate_series(1, 100) AS g"))
+    conn.execute(text("INSERT INTO micro_grids (id, grid_id, name) "
+                      "SELECT g, (g - 1) % 100 + 1, 'micro-grid ' || g FROM generate_series(1, 1000) AS g"))

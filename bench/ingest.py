@@ -39,14 +39,13 @@ from alerts.db import make_engine, upgrade
 from alerts.models import Base
 from bench.common import (
     BENCH_URL,
-    PrivateBroker,
     ensure_database,
     machine,
-    mosquitto_version,
     postgres_version,
     today,
     write_section,
 )
+from tests.helpers import PrivateMosquitto, mosquitto_version
 
 TOPIC_BASE = "bench/events"
 ROUTE = {"topic": f"{TOPIC_BASE}/#", "format": "native"}
@@ -317,7 +316,7 @@ def shouwang_consumer(port: int, protocol: str, client_id: str, share_group: str
 
 
 # -- one protocol -----------------------------------------------------------------------------------------
-def run_protocol(broker: PrivateBroker, protocol: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
+def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
     reset_state(url)
     load_before = os.getloadavg()[0]
     tag = f"{protocol.replace('.', '')}-{uuid.uuid4().hex[:6]}"
@@ -519,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_database(args.url, args.devices, args.residents)
     results = []
     with tempfile.TemporaryDirectory(prefix="shouwang-bench-") as tmp:
-        broker = PrivateBroker(Path(tmp)).start()
+        broker = PrivateMosquitto(Path(tmp)).start()
         log(f"mosquitto on port {broker.port}")
         try:
             for protocol in protocols:

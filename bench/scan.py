@@ -31,9 +31,9 @@ from sqlalchemy import Engine, text, update
 from sqlalchemy.dialects import postgresql
 
 from alerts.db import claim, make_engine, one_of, upgrade
-from alerts.models import Base, Resident
+from alerts.models import Resident
 from alerts.service import CLAIM_BATCH, due_residents
-from bench.common import BENCH_URL, ensure_database, machine, postgres_version, today, write_section
+from bench.common import BENCH_URL, empty_organisation, ensure_database, machine, postgres_version, today, write_section
 
 WINDOW_S = 14 * 3600
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # the first deadline
@@ -41,15 +41,9 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # the first deadline
 
 def load(engine: Engine, residents: int) -> None:
     """Empty the tables, then load the residents with INSERT ... SELECT generate_series, and ANALYZE."""
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     spacing = WINDOW_S / residents
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO communities (id, name) VALUES (1, 'bench')"))
-        conn.execute(text("INSERT INTO grids (id, community_id, name) "
-                          "SELECT g, 1, 'grid ' || g FROM generate_series(1, 100) AS g"))
-        conn.execute(text("INSERT INTO micro_grids (id, grid_id, name) "
-                          "SELECT g, (g - 1) % 100 + 1, 'micro-grid ' || g FROM generate_series(1, 1000) AS g"))
+        empty_organisation(conn)
         # resident g is due at T0 + (g - 1) * spacing, but every 50th has no deadline (alarm open, away)
         conn.execute(text(
             "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, away_until_activity, "

@@ -439,6 +439,8 @@ class WatchdogSettings(BaseModel):
     ping_url: str | None = None
     every: Duration = timedelta(seconds=60)
     timeout: Duration = timedelta(seconds=10)
+Role = Literal["ingest", "rules", "api"]
+ROLES: tuple[Role, ...] = ("ingest", "rules", "api")
 
 
 class Settings(BaseSettings):
@@ -456,6 +458,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
+    # what this process runs: ingest (the MQTT consumer), rules (the tick and escalation), api (HTTP and
+    # the live screens); all three by default. A city splits them over processes (docs/deployment.md).
+    roles: list[Role] = Field(default_factory=lambda: list(ROLES), min_length=1)
 
     @field_validator("timezone")
     @classmethod

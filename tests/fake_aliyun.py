@@ -15,11 +15,13 @@ import itertools
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx2 as httpx
+
+from tests.fake_http import FakeServer, post_json
 
 ACCESS_KEY_ID = "LTAI5tFakeAccessKey00"
 ACCESS_KEY_SECRET = "fakeAliyunSecret0123456789abcdef"
@@ -68,7 +70,7 @@ class AliSms:
 
 
 @dataclass
-class FakeAliyun:
+class FakeAliyun(FakeServer):
     """``behaviour[e164]``: ``press:1``, ``no-answer``, ``busy``, ``failed`` (calls); ``no-receipt``
     (an SMS whose receipt never comes); ``drop-once`` (the first request for it gets no answer: the
     connection closes); ``invalid`` (Aliyun refuses the number for good)."""
@@ -84,40 +86,15 @@ class FakeAliyun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _dropped: set[str] = field(default_factory=set)
 
-    def start(self) -> FakeAliyun:
-        fake = self
+    content_type: ClassVar[str] = "application/json;charset=utf-8"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                status, answer = fake._handle(self, body)
-                if status == 0:  # drop: no answer at all
-                    self.close_connection = True
-                    return
-                data = json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any] | None:
+        status, answer = self._handle(handler, body)
+        return None if status == 0 else (status, answer)  # 0: drop, no answer at all
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.host
 
     def _what(self, number: str) -> str:
         for e164, what in self.behaviour.items():
@@ -197,11 +174,7 @@ class FakeAliyun:
     # -- playing the people ----------------------------------------------------------------------------
     def play(self) -> int:
         """Everyone called so far does what their behaviour says; SMS get their receipts."""
-        with self._lock:
-            calls = [c for c in self.calls if not c.played]
-            messages = [m for m in self.messages if not m.played]
-            for item in (*calls, *messages):
-                item.played = True
+        calls, messages = self.unplayed(self.calls), self.unplayed(self.messages)
         for call in calls:
             what = self._what(call.to)
             report: dict[str, Any] = {"call_id": call.call_id, "out_id": call.out_id, "callee": call.to,
@@ -227,8 +200,7 @@ class FakeAliyun:
 
     def push(self, kind: str, items: list[dict[str, Any]], token: str | None = None) -> httpx.Response:
         url = f"{self.app_url}/webhooks/aliyun/{self.token if token is None else token}/{kind}"
-        response = httpx.post(url, content=json.dumps(items, ensure_ascii=False).encode(),
-                              headers={"Content-Type": "application/json"}, timeout=10)
+        response = post_json(url, items)
         with self._lock:
             self.pushes.append((kind, response.status_code))
         return response

@@ -15,10 +15,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx2 as httpx
+
+from tests.fake_http import FakeServer, post_json
 
 SECRET_ID = "AKIDfakeTencentSecretId000000000"
 SECRET_KEY = "fakeTencentSecretKey000000000000"
@@ -49,7 +51,7 @@ class TcSms:
 
 
 @dataclass
-class FakeTencent:
+class FakeTencent(FakeServer):
     """``behaviour[e164]``: ``no-receipt`` (the status callback never comes), ``invalid`` (refused for
     good), ``limit-once`` (the first send hits Tencent's frequency limit)."""
 
@@ -62,35 +64,12 @@ class FakeTencent:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _limited: set[str] = field(default_factory=set)
 
-    def start(self) -> FakeTencent:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                answer = {"Response": fake._handle(self, body)}
-                data = json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(200)  # Tencent answers errors with 200 and Response.Error
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        return 200, {"Response": self._handle(handler, body)}  # errors too: 200 and Response.Error
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.host
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
         request_id = f"fake-{next(self._ids):08d}"
@@ -155,10 +134,7 @@ class FakeTencent:
 
     # -- callbacks ---------------------------------------------------------------------------------------
     def play(self) -> int:
-        with self._lock:
-            messages = [m for m in self.messages if not m.played]
-            for m in messages:
-                m.played = True
+        messages = self.unplayed(self.messages)
         receipts = [{"user_receive_time": "2026-11-23 22:00:05", "nationcode": "86", "mobile": m.to.removeprefix("+86"),
                      "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "用户短信送达成功",
                      "sid": m.serial_no} for m in messages if self.behaviour.get(m.to) != "no-receipt"]
@@ -173,5 +149,4 @@ class FakeTencent:
 
     def callback(self, kind: str, payload: Any, token: str | None = None) -> httpx.Response:
         url = f"{self.app_url}/webhooks/tencent/{self.token if token is None else token}/{kind}"
-        return httpx.post(url, content=json.dumps(payload, ensure_ascii=False).encode(),
-                          headers={"Content-Type": "application/json"}, timeout=10)
+        return post_json(url, payload)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx2 as httpx
 from twilio.request_validator import RequestValidator
+
+from tests.fake_http import FakeServer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "f" * 32
@@ -53,7 +54,7 @@ class FakeMessage:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(FakeServer):
     """Record calls and SMS; ``behaviour[number]`` says what the person at that number does:
     ``press:1`` (answers, presses 1), ``voicemail`` (completed, no digit), ``no-answer``, ``busy``,
     ``failed``; ``invalid`` makes the REST call fail for good (21211), ``down`` fail with a 503."""
@@ -65,36 +66,12 @@ class FakeTwilio:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeTwilio:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
-                status, body = fake._handle(self.path, self.headers.get("Authorization", ""), form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        return self._handle(handler.path, handler.headers.get("Authorization", ""), dict(parse_qsl(body.decode())))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://{self.host}"
 
     # -- the REST API the SDK calls ----------------------------------------------------------------------
     def _handle(self, path: str, authorization: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -127,11 +104,7 @@ class FakeTwilio:
     # -- playing the people ----------------------------------------------------------------------------
     def play(self) -> int:
         """Let everyone called so far do what their behaviour says; deliver the SMS. Returns how many."""
-        with self._lock:
-            calls = [c for c in self.calls if not c.played]
-            messages = [m for m in self.messages if not m.played]
-            for item in (*calls, *messages):
-                item.played = True
+        calls, messages = self.unplayed(self.calls), self.unplayed(self.messages)
         for call in calls:
             what = self.behaviour.get(call.to, "no-answer")
             if what.startswith("press:"):

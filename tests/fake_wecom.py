@@ -9,50 +9,29 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_http import FakeServer
 
 KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 LIMIT = 20
 
 
 @dataclass
-class FakeWecom:
+class FakeWecom(FakeServer):
     clock: Callable[[], float] = time.monotonic
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeWecom:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                answer = fake._handle(self.path, body)
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        return 200, self._handle(handler.path, body)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/webhook/send?key={KEY}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://{self.host}/cgi-bin/webhook/send?key={KEY}"
 
     def _handle(self, path: str, body: bytes) -> dict[str, Any]:
         url = urlsplit(path)

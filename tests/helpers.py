@@ -1,9 +1,11 @@
-"""Helpers shared by tests: waiting for a condition (bounded), a private Mosquitto, a publisher."""
+"""Helpers shared by the tests and the benchmarks (neither is shipped; ``bench/`` imports this module):
+bounded waits, a Mosquitto of one's own on a free loopback port, a publisher, a hard kill."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -46,9 +48,19 @@ def mosquitto_binary() -> str:
     return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+def mosquitto_version() -> str:
+    try:
+        out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    match = re.search(r"mosquitto version (\S+)", out.stdout + out.stderr)
+    return match.group(1) if match else "unknown"
+
+
 class PrivateMosquitto:
-    """A Mosquitto of the test's own, from the repo's config, on a free port, with persistence. With
-    ``users`` (name -> password) it starts from config/mosquitto-auth.conf with a password file of them."""
+    """Mosquitto from the repo's ``config/mosquitto.conf`` (copied, plus a listener on a free loopback port and
+    a persistence directory of its own), stopped with SIGTERM so it saves its persistence file. With ``users``
+    (name -> password) it starts from ``config/mosquitto-auth.conf`` with a password file of them."""
 
     def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
         self.workdir = workdir
@@ -59,7 +71,7 @@ class PrivateMosquitto:
         data.mkdir(parents=True, exist_ok=True)
         base = (ROOT / "config" / ("mosquitto-auth.conf" if users else "mosquitto.conf")).read_text()
         # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write the persistence file
-        # into the test's folder; `user` keeps it as whoever runs the tests (ignored when not root).
+        # into the caller's folder; `user` keeps it as whoever runs it (ignored when not root).
         user = pwd.getpwuid(os.geteuid()).pw_name
         extra = ""
         if users:
@@ -76,21 +88,24 @@ class PrivateMosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self) -> PrivateMosquitto:
+    def start(self, timeout: float = 10.0) -> PrivateMosquitto:
         log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log)
-        wait_for(self._accepts, timeout=10, message=f"mosquitto on port {self.port}")
+        wait_for(self._accepts, timeout=timeout, message=f"mosquitto on port {self.port} "
+                                                         f"(see {self.workdir}/mosquitto.log)")
         return self
 
     def _accepts(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {self.process.returncode}; see {self.workdir}/mosquitto.log")
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # saves the persistence file on the way out
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -27,36 +27,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.models import Event, WatchStatus
+from simulator.homes import to_toml
 from tests.helpers import ROOT, PrivateMosquitto, TestPublisher, free_port, wait_for
 
 # the shared helper writes its persistence file as the user running the tests
 PersistentMosquitto = PrivateMosquitto
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def toml_dumps(data: dict[str, Any]) -> str:
-    """Top-level scalars, then one ``[table]`` per nested dict (lists of dicts as inline tables)."""
-    lines = [f"{key} = {toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
-    for key, table in data.items():
-        if isinstance(table, dict):
-            lines.append(f"\n[{key}]")
-            lines.extend(f"{name} = {toml_value(value)}" for name, value in table.items())
-    return "\n".join(lines) + "\n"
 
 
 def serve_settings(database_url: str, mqtt_url: str, topic_base: str, *, share_group: str = "",
@@ -90,7 +65,7 @@ class ServeProcess:
         if self.api_port is not None:
             self.settings["api"] = {"host": "127.0.0.1", "port": self.api_port}
         self.config = workdir / f"{name}.toml"
-        self.config.write_text(toml_dumps(self.settings), encoding="utf-8")
+        self.config.write_text(to_toml(self.settings), encoding="utf-8")
         self.log_path = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.process_name = name

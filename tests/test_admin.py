@@ -4,39 +4,19 @@ export and deletion of a resident's data; the audit log. The manual clock is mov
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
-from alerts.models import (
-    Alarm,
-    AlarmTransition,
-    Attempt,
-    AuditEntry,
-    Contact,
-    Device,
-    Event,
-    Grid,
-    MicroGrid,
-    QuarantinedMessage,
-    Resident,
-    Worker,
-)
-from alerts.observations import Observation
-from alerts.recording import record_batch
+from alerts import models
+from alerts.models import Alarm, Attempt, AuditEntry, Contact, Device, Event, Grid, MicroGrid, Resident, Worker
 from alerts.registry import geo
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
-from tests.conftest import T0
+from tests.harness import T0, Site, obs
 from tests.helpers import ROOT
 
 H = timedelta(hours=1)
@@ -63,62 +43,22 @@ COMMUNITY = {
 }
 
 
-class Env:
-    def __init__(self, db_url: str) -> None:
-        self.settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                                      rules={"device_offline_after": "30d"})
-        self.runtime = Runtime(self.settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        self.engine = self.runtime.engine
-        with Session(self.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, self.runtime.policy.limits)
-            accounts.set_pin(session, GRID_PHONE, "2468")
-            tokens = {role: accounts.token_for(session, T0, role, ttl=timedelta(days=30))
-                      for role in ("admin", "operator")}
-            tokens["screen"] = accounts.screen_token(session, T0, timedelta(days=30))
-            tokens["grid_worker"] = accounts.worker_token(session, T0, GRID_PHONE, ttl=timedelta(days=30))
-        self.clients = {role: TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
-                        for role, token in tokens.items()}
-        self.api = self.clients["admin"]
-
-    def at(self, delta: timedelta) -> datetime:
-        now = self.clock.set(T0 + delta)
-        service.tick(self.engine, now, self.runtime.policy)
-        return now
-
-    def record(self, delta: timedelta, device: str, kind: str = "motion") -> None:
-        with Session(self.engine) as session, session.begin():
-            obs = Observation(device=device, kind=kind, topic=f"shouwang/v1/events/{device}",
-                              delivery_key=f"k-{device}-{delta}", payload=b'{"type": "motion"}')
-            record_batch(session, [obs], [], T0 + delta, ingest_policy(self.settings))
-
-    def resident(self, ref: str = "r1") -> Resident:
-        with Session(self.engine) as session:
-            return session.scalars(select(Resident).where(Resident.external_ref == ref)).one()
-
-    def count(self, model: type[Any], *where: Any) -> int:
-        with Session(self.engine) as session:
-            return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-    def audit(self, **filters: Any) -> list[dict[str, Any]]:
-        response = self.api.get("/api/audit", params=filters)
-        assert response.status_code == 200, response.text
-        return response.json()["entries"]  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-        self.runtime.stop()
-
-
 @pytest.fixture
-def env(db_url: str) -> Iterator[Env]:
-    environment = Env(db_url)
-    yield environment
-    environment.close()
+def env(make_site: Callable[..., Site]) -> Site:
+    site = make_site(community=COMMUNITY)
+    site.set_pin(GRID_PHONE, "2468")
+    return site
+
+
+def motion(env: Site, at: timedelta, device: str) -> None:
+    """A motion from ``device`` as the native format hands it to ingest, payload and all."""
+    env.record(at, obs(device, topic=f"shouwang/v1/events/{device}", payload=b'{"type": "motion"}'))
+
+
+def audit(env: Site, **filters: Any) -> list[dict[str, Any]]:
+    response = env.client("admin").get("/api/audit", params=filters)
+    assert response.status_code == 200, response.text
+    return response.json()["entries"]  # type: ignore[no-any-return]
 
 
 def ok(response: Any, status: int = 200) -> Any:
@@ -130,8 +70,8 @@ def within_a_metre(lat: float, lon: float, expected: tuple[float, float]) -> boo
     return geo.distance_m(lat, lon, *expected) < 1.0
 
 
-def test_an_admin_builds_and_edits_the_organisation_through_the_api(env: Env) -> None:
-    api = env.api
+def test_an_admin_builds_and_edits_the_organisation_through_the_api(env: Site) -> None:
+    api = env.client("admin")
     grid = ok(api.post("/api/admin/grids", json={"name": "第二网格", "window_hours": 12}), 201)
     assert grid["window_hours"] == 12
     micro = ok(api.post("/api/admin/micro-grids", json={"grid_id": grid["id"], "name": "5号楼"}), 201)
@@ -153,7 +93,7 @@ def test_an_admin_builds_and_edits_the_organisation_through_the_api(env: Env) ->
                                                      "role": "micro_grid_worker", "micro_grid_id": micro["id"],
                                                      "pin": "1357"}), 201)
     assert worker["grid_id"] == grid["id"] and worker["has_pin"]
-    login = env.api.post("/api/auth/worker-login", json={"phone": "+8613800000009", "pin": "1357"})
+    login = env.client("admin").post("/api/auth/worker-login", json={"phone": "+8613800000009", "pin": "1357"})
     assert login.status_code == 200, login.text
 
     # edits
@@ -205,17 +145,17 @@ def test_an_admin_builds_and_edits_the_organisation_through_the_api(env: Env) ->
     assert within_a_metre(moved["latitude"], moved["longitude"], HOUSE_WGS84)
     assert ok(api.get(f"/api/admin/residents/{resident['id']}"))["ref"] == "r9"
 
-    actions = [e["action"] for e in env.audit(actor="admin-user (admin)")]
+    actions = [e["action"] for e in audit(env, actor="admin-user (admin)")]
     for action in ("grid.create", "micro_grid.create", "resident.create", "device.create", "contact.create",
                    "worker.create", "resident.update", "worker.update", "grid.delete", "worker.delete",
                    "community.create", "resident.view"):
         assert action in actions
-    assert all("李桂兰" not in str(e["detail"]) for e in env.audit(target=f"resident:{resident['id']}"))
+    assert all("李桂兰" not in str(e["detail"]) for e in audit(env, target=f"resident:{resident['id']}"))
 
 
-def test_only_admins_change_things_and_only_the_centre_reads(env: Env) -> None:
-    resident_id = env.resident().id
-    operator, screen, worker = env.clients["operator"], env.clients["screen"], env.clients["grid_worker"]
+def test_only_admins_change_things_and_only_the_centre_reads(env: Site) -> None:
+    resident_id = env.resident("r1").id
+    operator, screen, worker = env.client("operator"), env.client("screen"), env.client(GRID_PHONE)
     worker_body = {"name": "x", "phone": "+8613800000077", "role": "supervisor"}
     assert operator.post("/api/admin/workers", json=worker_body).status_code == 403
     assert operator.post("/api/admin/grids", json={"name": "G"}).status_code == 403
@@ -250,10 +190,10 @@ def _csv(datum: str, ref_prefix: str = "c") -> str:
 
 
 @pytest.mark.parametrize("datum", ["wgs84", "gcj02", "bd09"])
-def test_the_csv_import_converts_each_datum_to_wgs84(env: Env, datum: str) -> None:
+def test_the_csv_import_converts_each_datum_to_wgs84(env: Site, datum: str) -> None:
     body = _csv(datum).encode()
-    first = ok(env.api.post("/api/admin/import/residents", params={"datum": datum}, content=b"\xef\xbb\xbf" + body,
-                            headers={"content-type": "text/csv"}))
+    first = ok(env.client("admin").post("/api/admin/import/residents", params={"datum": datum},
+                                        content=b"\xef\xbb\xbf" + body, headers={"content-type": "text/csv"}))
     assert (first["lines"], first["created"], first["updated"]) == (2, 2, 0)
     assert first["counts"]["devices"] == 3 and first["counts"]["contacts"] == 2
     resident = env.resident("c1")
@@ -267,15 +207,15 @@ def test_the_csv_import_converts_each_datum_to_wgs84(env: Env, datum: str) -> No
     assert kinds == {"c-pir-1": "motion", "c-door-1": "door"}
 
     # again, as a multipart upload: the same file changes nothing
-    again = ok(env.api.post("/api/admin/import/residents", params={"datum": datum},
+    again = ok(env.client("admin").post("/api/admin/import/residents", params={"datum": datum},
                             files={"file": ("residents.csv", body, "text/csv")}))
     assert (again["created"], again["updated"]) == (0, 2) and sum(again["counts"].values()) == 0
     assert env.count(Resident) == 3 and env.count(Contact) == 3 and env.count(Device) == 4
     assert env.count(Grid) == 2 and env.count(MicroGrid) == 3
-    assert [e["detail"]["datum"] for e in env.audit(action="resident.import")] == [datum, datum]
+    assert [e["detail"]["datum"] for e in audit(env, action="resident.import")] == [datum, datum]
 
 
-def test_a_broken_csv_is_refused_with_line_numbers_and_nothing_is_imported(env: Env) -> None:
+def test_a_broken_csv_is_refused_with_line_numbers_and_nothing_is_imported(env: Site) -> None:
     broken = (
         "ref,name,latitude,longitude,grid,micro_grid,consent,device_ids,contact_name,contact_phone\n"
         "b1,好行,30.69,111.28,第三网格,3号楼,2026-10-08,b-pir-1,张伟,+8613900000031\n"
@@ -287,7 +227,7 @@ def test_a_broken_csv_is_refused_with_line_numbers_and_nothing_is_imported(env: 
         "b6,只有网格,,,第三网格,,,,,\n"
         "b7,别人的设备,,,,,,pir-1,,\n"
     )
-    response = env.api.post("/api/admin/import/residents", content=broken.encode(),
+    response = env.client("admin").post("/api/admin/import/residents", content=broken.encode(),
                             headers={"content-type": "text/csv"})
     assert response.status_code == 422, response.text
     errors = {e["line"]: e["reason"] for e in response.json()["detail"]["errors"]}
@@ -298,99 +238,100 @@ def test_a_broken_csv_is_refused_with_line_numbers_and_nothing_is_imported(env: 
 
     # line 9: the file is fine line by line, but a device belongs to someone else
     clash = "ref,name,device_ids\nb1,好行,b-pir-1\nb7,别人的设备,pir-1\n"
-    response = env.api.post("/api/admin/import/residents", content=clash.encode(),
+    response = env.client("admin").post("/api/admin/import/residents", content=clash.encode(),
                             headers={"content-type": "text/csv"})
     assert response.status_code == 422
     assert [e["line"] for e in response.json()["detail"]["errors"]] == [3]
     assert env.count(Resident) == 1 and env.count(Device) == 1
 
-    bad_header = env.api.post("/api/admin/import/residents", content=b"ref,nom\nx,y\n",
+    bad_header = env.client("admin").post("/api/admin/import/residents", content=b"ref,nom\nx,y\n",
                               headers={"content-type": "text/csv"})
     assert bad_header.status_code == 422 and bad_header.json()["detail"]["errors"][0]["line"] == 1
-    not_utf8 = env.api.post("/api/admin/import/residents", content="ref,name\nx,王\n".encode("gbk"),
+    not_utf8 = env.client("admin").post("/api/admin/import/residents", content="ref,name\nx,王\n".encode("gbk"),
                             headers={"content-type": "text/csv"})
     assert not_utf8.status_code == 422 and "UTF-8" in not_utf8.json()["detail"]["errors"][0]["reason"]
 
 
-def test_the_shipped_example_csv_imports(env: Env) -> None:
+def test_the_shipped_example_csv_imports(env: Site) -> None:
     data = (ROOT / "config" / "residents.example.csv").read_bytes()
-    result = ok(env.api.post("/api/admin/import/residents", params={"datum": "gcj02"}, content=data,
+    result = ok(env.client("admin").post("/api/admin/import/residents", params={"datum": "gcj02"}, content=data,
                              headers={"content-type": "text/csv"}))
     assert result["created"] >= 2 and env.count(Resident) == 1 + result["created"]
 
 
-def test_away_mode_holds_the_alarm_and_its_end_restarts_the_window(env: Env) -> None:
-    resident_id = env.resident().id
-    operator = env.clients["operator"]
-    assert env.resident().due_at == T0 + WINDOW
+def test_away_mode_holds_the_alarm_and_its_end_restarts_the_window(env: Site) -> None:
+    resident_id = env.resident("r1").id
+    operator = env.client("operator")
+    assert env.resident("r1").due_at == T0 + WINDOW
 
     # away with an end date: no alarm at the old deadline, the window restarts at the end date
     until = T0 + 48 * H
     away = ok(operator.post(f"/api/residents/{resident_id}/away", json={"until": until.isoformat()}))
     assert away["away"] is True and datetime.fromisoformat(away["due_at"]) == until + WINDOW
-    env.at(20 * H)
+    env.rules_at(20 * H)
     assert env.count(Alarm, Alarm.resident_id == resident_id) == 0
-    assert env.resident().due_at == until + WINDOW
+    assert env.resident("r1").due_at == until + WINDOW
 
     # until next activity: no deadline at all, and activity ends away mode
     away = ok(operator.post(f"/api/residents/{resident_id}/away", json={"until_activity": True}))
-    assert away["due_at"] is None and env.resident().away_until is None
-    env.at(100 * H)
+    assert away["due_at"] is None and env.resident("r1").away_until is None
+    env.rules_at(100 * H)
     assert env.count(Alarm, Alarm.resident_id == resident_id) == 0
-    env.record(101 * H, "pir-1")
-    assert env.resident().away_until_activity is False and env.resident().due_at == T0 + 101 * H + WINDOW
+    motion(env, 101 * H, "pir-1")
+    assert env.resident("r1").away_until_activity is False and env.resident("r1").due_at == T0 + 101 * H + WINDOW
 
     # back by hand: the window runs from now
     ok(operator.post(f"/api/residents/{resident_id}/away", json={"until": (T0 + 200 * H).isoformat()}))
     env.clock.set(T0 + 110 * H)
     back = ok(operator.delete(f"/api/residents/{resident_id}/away"))
     assert back["away"] is False and datetime.fromisoformat(back["due_at"]) == T0 + 110 * H + WINDOW
-    env.at(110 * H + WINDOW)
+    env.rules_at(110 * H + WINDOW)
     assert env.count(Alarm, Alarm.resident_id == resident_id) == 1
 
     assert ok(operator.post(f"/api/residents/{resident_id}/away", json={}), 422)
     assert ok(operator.post(f"/api/residents/{resident_id}/away", json={"until": T0.isoformat()}), 422)
-    assert {e["action"] for e in env.audit(actor="operator-user (operator)")} == {"resident.away", "resident.back"}
+    assert {e["action"] for e in audit(env, actor="operator-user (operator)")} == {"resident.away", "resident.back"}
 
 
-def test_an_adopted_device_has_its_next_message_accepted(env: Env) -> None:
-    resident_id = env.resident().id
-    env.record(H, "new-pir")
+def test_an_adopted_device_has_its_next_message_accepted(env: Site) -> None:
+    resident_id = env.resident("r1").id
+    motion(env, H, "new-pir")
     assert env.count(Event) == 0
     with Session(env.engine) as session:
-        held = session.scalars(select(QuarantinedMessage)).one()
+        held = session.scalars(select(models.QuarantinedMessage)).one()
     assert held.reason == "unknown_device" and held.device_external_id == "new-pir"
-    env.record(2 * H, "new-pir")
+    motion(env, 2 * H, "new-pir")
 
-    assert ok(env.clients["operator"].post(f"/api/quarantine/{held.id}/adopt",
+    assert ok(env.client("operator").post(f"/api/quarantine/{held.id}/adopt",
                                            json={"resident_id": resident_id}), 403)
-    adopted = ok(env.api.post(f"/api/quarantine/{held.id}/adopt", json={"resident_id": resident_id, "kind": "motion"}))
+    adopted = ok(env.client("admin").post(f"/api/quarantine/{held.id}/adopt",
+                                          json={"resident_id": resident_id, "kind": "motion"}))
     assert adopted["device"]["external_id"] == "new-pir" and adopted["adopted_messages"] == 2
-    assert env.count(QuarantinedMessage, QuarantinedMessage.adopted_at.is_(None)) == 0
+    assert env.count(models.QuarantinedMessage, models.QuarantinedMessage.adopted_at.is_(None)) == 0
 
-    env.record(3 * H, "new-pir")
+    motion(env, 3 * H, "new-pir")
     assert env.count(Event, Event.resident_id == resident_id) == 1
-    assert env.resident().last_activity_at == T0 + 3 * H and env.resident().due_at == T0 + 3 * H + WINDOW
-    assert ok(env.api.post(f"/api/quarantine/{held.id}/adopt", json={"resident_id": 9999}), 404)
-    assert env.audit(action="device.adopt")[0]["detail"]["external_id"] == "new-pir"
+    assert env.resident("r1").last_activity_at == T0 + 3 * H and env.resident("r1").due_at == T0 + 3 * H + WINDOW
+    assert ok(env.client("admin").post(f"/api/quarantine/{held.id}/adopt", json={"resident_id": 9999}), 404)
+    assert audit(env, action="device.adopt")[0]["detail"]["external_id"] == "new-pir"
 
 
-def _raise_an_alarm_with_calls(env: Env) -> int:
-    env.record(H, "pir-1")
-    env.at(H + WINDOW)
+def _raise_an_alarm_with_calls(env: Site) -> int:
+    motion(env, H, "pir-1")
+    env.rules_at(H + WINDOW)
     env.runtime.escalate(env.clock.now())
     with Session(env.engine) as session:
         alarm = session.scalars(select(Alarm)).one()
     return alarm.id
 
 
-def test_the_export_holds_everything_about_the_resident(env: Env) -> None:
-    resident_id = env.resident().id
+def test_the_export_holds_everything_about_the_resident(env: Site) -> None:
+    resident_id = env.resident("r1").id
     alarm_id = _raise_an_alarm_with_calls(env)
     assert env.count(Attempt, Attempt.alarm_id == alarm_id) >= 1
-    ok(env.clients["operator"].get(f"/api/residents/{resident_id}"))  # a view of the card, audited
+    ok(env.client("operator").get(f"/api/residents/{resident_id}"))  # a view of the card, audited
 
-    data = ok(env.api.get(f"/api/admin/residents/{resident_id}/export"))
+    data = ok(env.client("admin").get(f"/api/admin/residents/{resident_id}/export"))
     assert data["resident"]["name"] == "王秀英" and data["resident"]["micro_grid"] == "1号楼"
     assert data["resident"]["grid"] == "第一网格" and data["resident"]["external_ref"] == "r1"
     assert [d["external_id"] for d in data["devices"]] == ["pir-1"]
@@ -401,20 +342,20 @@ def test_the_export_holds_everything_about_the_resident(env: Env) -> None:
     assert alarm["attempts"][0]["phone"] == "+867178000001"  # the check call to the resident
     assert [e["kind"] for e in data["events"]] == ["motion"]
     assert "resident.view" in {a["action"] for a in data["audit"]}
-    assert env.audit(action="resident.export")[0]["target"] == f"resident:{resident_id}"
+    assert audit(env, action="resident.export")[0]["target"] == f"resident:{resident_id}"
 
 
-def test_deleting_a_resident_removes_the_personal_data_and_keeps_that_it_happened(env: Env) -> None:
-    resident_id = env.resident().id
+def test_deleting_a_resident_removes_the_personal_data_and_keeps_that_it_happened(env: Site) -> None:
+    resident_id = env.resident("r1").id
     alarm_id = _raise_an_alarm_with_calls(env)
-    ok(env.api.patch(f"/api/admin/residents/{resident_id}", json={"address": "1号楼 2单元 302"}))
+    ok(env.client("admin").patch(f"/api/admin/residents/{resident_id}", json={"address": "1号楼 2单元 302"}))
 
-    deleted = ok(env.api.delete(f"/api/admin/residents/{resident_id}"))
+    deleted = ok(env.client("admin").delete(f"/api/admin/residents/{resident_id}"))
     assert deleted == {"deleted": resident_id, "devices_unlinked": 1, "contacts": 1, "events": 1, "alarms": 1}
     assert env.count(Resident) == 0 and env.count(Contact) == 0
     assert env.count(Event) == 0 and env.count(Alarm) == 0
     assert env.count(Attempt, Attempt.alarm_id == alarm_id) == 0
-    assert env.count(AlarmTransition, AlarmTransition.alarm_id == alarm_id) == 0
+    assert env.count(models.AlarmTransition, models.AlarmTransition.alarm_id == alarm_id) == 0
     assert env.count(Device, Device.resident_id.is_(None)) == 1  # the hardware stays, unlinked
     with Session(env.engine) as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.target == f"resident:{resident_id}")).all()
@@ -422,21 +363,21 @@ def test_deleting_a_resident_removes_the_personal_data_and_keeps_that_it_happene
     assert [e.action for e in entries][-1] == "resident.delete"
     assert all(e.detail.get("redacted") for e in entries if e.action != "resident.delete")
     assert "王秀英" not in everything and "+867178000001" not in everything and "302" not in everything
-    assert ok(env.api.get(f"/api/admin/residents/{resident_id}/export"), 404)
-    assert ok(env.api.delete(f"/api/admin/residents/{resident_id}"), 404)
+    assert ok(env.client("admin").get(f"/api/admin/residents/{resident_id}/export"), 404)
+    assert ok(env.client("admin").delete(f"/api/admin/residents/{resident_id}"), 404)
 
 
-def test_the_audit_log_lists_changes_newest_first_a_page_at_a_time(env: Env) -> None:
+def test_the_audit_log_lists_changes_newest_first_a_page_at_a_time(env: Site) -> None:
     for name in ("A", "B", "C", "D", "E"):
-        ok(env.api.post("/api/admin/grids", json={"name": name}), 201)
-    first = ok(env.api.get("/api/audit", params={"action": "grid.create", "limit": 2}))
+        ok(env.client("admin").post("/api/admin/grids", json={"name": name}), 201)
+    first = ok(env.client("admin").get("/api/audit", params={"action": "grid.create", "limit": 2}))
     assert [e["detail"]["name"] for e in first["entries"]] == ["E", "D"]
     assert all(e["actor"] == "admin-user (admin)" for e in first["entries"])
-    second = ok(env.api.get("/api/audit", params={"action": "grid.create", "limit": 2,
+    second = ok(env.client("admin").get("/api/audit", params={"action": "grid.create", "limit": 2,
                                                   "before": first["next_before"]}))
     assert [e["detail"]["name"] for e in second["entries"]] == ["C", "B"]
-    last = ok(env.api.get("/api/audit", params={"action": "grid.create", "limit": 2,
+    last = ok(env.client("admin").get("/api/audit", params={"action": "grid.create", "limit": 2,
                                                 "before": second["next_before"]}))
     assert [e["detail"]["name"] for e in last["entries"]] == ["A"] and last["next_before"] is None
-    assert len(env.audit(action="grid.")) == 5
-    assert env.audit(target="grid:999") == []
+    assert len(audit(env, action="grid.")) == 5
+    assert audit(env, target="grid:999") == []

@@ -3,26 +3,20 @@ package (swagger-ui-bundle-v2), renders the app's OpenAPI 3.1 document and lists
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.test_browser import CHROMIUM, Site, browser, open_page, playwright
+from tests.harness import Site
+from tests.pages import HAS_CHROMIUM, open_page
 
-__all__ = ["browser", "playwright"]  # the fixtures, shared with the screen's tests
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path, homes=1)
-    yield s
-    s.close()
+pytestmark = pytest.mark.skipif(not HAS_CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
 
 
-def test_the_api_docs_render_their_operations_offline(site: Site, browser: Browser) -> None:
+def test_the_api_docs_render_their_operations_offline(make_screen_site: Callable[[int], Site],
+                                                      browser: Browser) -> None:
+    site = make_screen_site(1)
     outside: list[str] = []
     page = open_page(browser, f"{site.url}/docs", outside)
     expect(page.locator(".opblock").first).to_be_visible(timeout=20_000)

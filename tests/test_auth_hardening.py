@@ -7,6 +7,7 @@ servers, SQLite and PostgreSQL, the real ``twilio`` package against tests/fake_t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -23,39 +24,35 @@ from api.auth import LoginError, sign_in
 from api.cli import main as cli_main
 from config.settings import utcnow
 from tests.conftest import T0
-from tests.fake_twilio import ACCOUNT_SID, FROM
-from tests.test_escalation import GRID, Env, raise_inactivity
-from tests.test_roles_and_stream import GRID_A, Api
+from tests.fake_twilio import ACCOUNT_SID, FROM, FakeTwilio
+from tests.harness import Site
+from tests.test_escalation import GRID, activity, raise_inactivity, served_with_twilio
+from tests.test_roles_and_stream import GRID_A, raise_alarms, served_community
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
 
 @pytest.fixture
-def api(db_url: str) -> Any:
-    a = Api(db_url)
-    yield a
-    a.close()
+def api(make_site: Callable[..., Site]) -> Site:
+    return served_community(make_site)
 
 
 @pytest.fixture
-def env(db_url: str) -> Any:
-    e = Env(db_url)
-    yield e
-    e.close()
+def env(fake: FakeTwilio, make_site: Callable[..., Site]) -> Site:
+    return served_with_twilio(make_site, fake)
 
 
-def worker_login(api: Api, pin: str, **kw: Any) -> httpx.Response:
+def worker_login(api: Site, pin: str, **kw: Any) -> httpx.Response:
     return httpx.post(api.url + "/api/auth/worker-login", json={"phone": GRID_A, "pin": pin}, timeout=30, **kw)
 
 
-def set_pin(api: Api, pin: str = "1357") -> None:
-    with Session(api.engine) as session, session.begin():
-        accounts.set_pin(session, GRID_A, pin)
+def set_pin(api: Site, pin: str = "1357") -> None:
+    api.set_pin(GRID_A, pin)
 
 
 # -- item 4: sessions on real time ---------------------------------------------------------------------
-def test_a_session_lives_on_real_time_not_on_the_service_clock(api: Api) -> None:
+def test_a_session_lives_on_real_time_not_on_the_service_clock(api: Site) -> None:
     set_pin(api)
     token = worker_login(api, "1357").json()["token"]
     api.clock.set(T0 + 13 * H)  # the service's clock runs on (600x in the demo): the session does not end
@@ -68,7 +65,7 @@ def test_a_session_lives_on_real_time_not_on_the_service_clock(api: Api) -> None
 
 
 # -- (a) the lockout cannot be raced; per account and address, with back-off; 429 per address ----------
-def test_parallel_pin_guesses_are_counted_atomically_and_none_gets_through(api: Api) -> None:
+def test_parallel_pin_guesses_are_counted_atomically_and_none_gets_through(api: Site) -> None:
     set_pin(api, "4545")
     guesses = [f"{n:04d}" for n in range(1000, 1039)] + ["4545"]  # the right PIN last of 40 at once
 
@@ -127,7 +124,7 @@ def test_argon2_checks_are_sized_for_the_service_and_bounded_in_number() -> None
 
 
 # -- (e) a PIN change or deactivation ends sessions --------------------------------------------------------
-def test_a_pin_change_or_deactivation_ends_the_workers_sessions(api: Api) -> None:
+def test_a_pin_change_or_deactivation_ends_the_workers_sessions(api: Site) -> None:
     set_pin(api)
     token = worker_login(api, "1357").json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -137,14 +134,14 @@ def test_a_pin_change_or_deactivation_ends_the_workers_sessions(api: Api) -> Non
     token = worker_login(api, "2468").json()["token"]
     with Session(api.engine) as session:
         worker_id = session.scalars(select(Worker.id).where(Worker.phone == GRID_A)).one()
-    assert api.call("admin", "PATCH", f"/api/admin/workers/{worker_id}", json={"active": False}).status_code == 200
-    assert api.call("admin", "PATCH", f"/api/admin/workers/{worker_id}", json={"active": True}).status_code == 200
+    assert api.http("admin", "PATCH", f"/api/admin/workers/{worker_id}", json={"active": False}).status_code == 200
+    assert api.http("admin", "PATCH", f"/api/admin/workers/{worker_id}", json={"active": True}).status_code == 200
     assert httpx.get(api.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
 # -- (d) the SMS link: one alarm, dies with the alarm and the PIN, never stored -----------------------------
-def test_the_sms_link_opens_one_alarm_and_dies_with_its_resolution_and_a_pin_change(api: Api) -> None:
-    alarms = api.raise_alarms()
+def test_the_sms_link_opens_one_alarm_and_dies_with_its_resolution_and_a_pin_change(api: Site) -> None:
+    alarms = raise_alarms(api)
     set_pin(api)
     with Session(api.engine) as session:
         worker = session.scalars(select(Worker).where(Worker.phone == GRID_A)).one()
@@ -156,8 +153,8 @@ def test_the_sms_link_opens_one_alarm_and_dies_with_its_resolution_and_a_pin_cha
     seen = httpx.get(api.url + "/api/alarms", cookies=cookies).json()
     assert [a["id"] for a in seen] == [alarms["a1"]]  # not the worker's other alarm (a2)
     assert httpx.get(f"{api.url}/api/alarms/{alarms['a2']}", cookies=cookies).status_code == 404
-    assert httpx.get(f"{api.url}/api/residents/{api.ids['a2']}", cookies=cookies).status_code == 404
-    assert httpx.get(f"{api.url}/api/residents/{api.ids['a1']}", cookies=cookies).status_code == 200
+    assert httpx.get(f"{api.url}/api/residents/{api.resident_ids()['a2']}", cookies=cookies).status_code == 404
+    assert httpx.get(f"{api.url}/api/residents/{api.resident_ids()['a1']}", cookies=cookies).status_code == 200
     assert httpx.get(api.url + "/api/admin/workers", cookies=cookies).status_code in (401, 403)
 
     set_pin(api, "2468")  # a PIN change: the link is dead
@@ -166,49 +163,50 @@ def test_the_sms_link_opens_one_alarm_and_dies_with_its_resolution_and_a_pin_cha
         stamp = pin_stamp(session.scalars(select(Worker.pin_hash).where(Worker.phone == GRID_A)).one())
     link = sign_link(api.runtime.secret_key, worker_id, alarms["a1"], utcnow() + 20 * H, stamp)
     assert httpx.get(f"{api.url}/m/a/{alarms['a1']}?t={link}", follow_redirects=False).status_code == 303
-    assert api.call("operator", "POST", f"/api/alarms/{alarms['a1']}/resolve",
+    assert api.http("operator", "POST", f"/api/alarms/{alarms['a1']}/resolve",
                     json={"outcome": "resident_fine"}).status_code == 200
     assert httpx.get(f"{api.url}/m/a/{alarms['a1']}?t={link}", follow_redirects=False).status_code == 403
 
 
-def test_the_sms_link_is_signed_at_sending_and_not_stored(env: Env) -> None:
+def test_the_sms_link_is_signed_at_sending_and_not_stored(env: Site, fake: FakeTwilio) -> None:
     with Session(env.engine) as session, session.begin():
         accounts.set_pin(session, GRID, "1357")
     raise_inactivity(env)
-    env.fake.play()
-    env.run()  # step 2: the grid worker's SMS, with the link
-    sms = next(m for m in env.fake.messages if m.to == GRID)
+    fake.play()
+    env.escalate()  # step 2: the grid worker's SMS, with the link
+    sms = next(m for m in fake.messages if m.to == GRID)
     assert "/m/a/" in sms.body and "?t=" in sms.body
     link = sms.body[sms.body.index("http"):].split()[0]
     with Session(env.engine) as session:
         stored = [a.params for a in session.scalars(select(Attempt).where(Attempt.phone == GRID))]
     assert stored and all("t=" not in str(params) for params in stored)  # no credential at rest (export)
-    export = env.api("GET", f"/api/admin/residents/{env.alarm().resident_id}/export").text
+    export = env.http("admin", "GET", f"/api/admin/residents/{env.alarm().resident_id}/export").text
     assert "?t=" not in export
     assert httpx.get(link, follow_redirects=False).status_code == 303
 
 
 # -- (c) a replayed webhook changes nothing ----------------------------------------------------------------
-def test_a_replayed_sms_reply_does_not_acknowledge_a_later_alarm(env: Env) -> None:
+def test_a_replayed_sms_reply_does_not_acknowledge_a_later_alarm(env: Site, fake: FakeTwilio) -> None:
     raise_inactivity(env)
-    env.fake.play()
-    env.run()
+    fake.play()
+    env.escalate()
     first = env.alarm()
     captured = {"MessageSid": "SM" + "7" * 32, "From": GRID, "To": FROM, "Body": "1", "AccountSid": ACCOUNT_SID,
                 "NumMedia": "0"}
-    assert "已确认" in env.fake.post(f"{env.app_url}/webhooks/twilio/sms", captured).text
+    assert "已确认" in fake.post(f"{env.url}/webhooks/twilio/sms", captured).text
     assert env.alarm().state == "acknowledged"
-    assert env.api("POST", f"/api/alarms/{first.id}/resolve", json={"outcome": "resident_fine"}).status_code == 200
-    env.activity(14 * H + M, device="sos-1")  # a later alarm: the panic button
+    resolved = env.http("admin", "POST", f"/api/alarms/{first.id}/resolve", json={"outcome": "resident_fine"})
+    assert resolved.status_code == 200
+    activity(env, 14 * H + M, device="sos-1")  # a later alarm: the panic button
     env.at(14 * H + 2 * M)
-    env.fake.play()
-    replay = env.fake.post(f"{env.app_url}/webhooks/twilio/sms", captured)  # the same signed request again
+    fake.play()
+    replay = fake.post(f"{env.url}/webhooks/twilio/sms", captured)  # the same signed request again
     assert replay.status_code == 200 and "已确认" not in replay.text
     with Session(env.engine) as session:
         assert session.scalars(select(Alarm.state).where(Alarm.kind == "panic")).one() == "open"
 
 
-def test_a_replayed_keypress_is_handled_once(env: Env) -> None:
+def test_a_replayed_keypress_is_handled_once(env: Site) -> None:
     from alerts.escalation.notifiers.base import Keypress
     from api.routes.webhooks import _first_time, receipt_keys
 
@@ -218,7 +216,7 @@ def test_a_replayed_keypress_is_handled_once(env: Env) -> None:
 
 
 # -- item 6: the same scope on every channel --------------------------------------------------------------
-def test_an_sms_acknowledgement_from_a_worker_of_another_grid_is_refused_politely(env: Env) -> None:
+def test_an_sms_acknowledgement_from_a_worker_of_another_grid_is_refused_politely(env: Site, fake: FakeTwilio) -> None:
     other = "+8613800000099"
     with Session(env.engine) as session, session.begin():
         community = session.scalars(select(Community)).one()
@@ -227,28 +225,28 @@ def test_an_sms_acknowledgement_from_a_worker_of_another_grid_is_refused_politel
         session.flush()
         session.add(Worker(name="外网格", phone=other, role="grid_worker", grid_id=grid.id, active=True))
     alarm = raise_inactivity(env)
-    reply = env.fake.sms_from(env.app_url, other, f"1 {alarm.code}")
+    reply = fake.sms_from(env.url, other, f"1 {alarm.code}")
     assert "不在您负责的范围" in reply and alarm.code in reply
     assert env.alarm().state == "open"
-    assert "已确认" in env.fake.sms_from(env.app_url, GRID, f"1 {alarm.code}")  # the grid's own worker may
+    assert "已确认" in fake.sms_from(env.url, GRID, f"1 {alarm.code}")  # the grid's own worker may
     assert env.alarm().state == "acknowledged"
 
 
 # -- (f) headers, Secure cookie, ?token= on the stream only ---------------------------------------------
-def test_pages_send_security_headers_and_the_query_token_works_on_the_stream_only(api: Api) -> None:
+def test_pages_send_security_headers_and_the_query_token_works_on_the_stream_only(api: Site) -> None:
     for path in ("/m/", "/screen"):
         headers = httpx.get(api.url + path).headers
         csp = headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
         assert "frame-ancestors 'none'" in csp and headers["x-frame-options"] == "DENY"
         assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
-    token = api.tokens["operator"]
+    token = api.token("operator")
     assert httpx.get(f"{api.url}/api/residents?token={token}").status_code == 401
     with httpx.stream("GET", f"{api.url}/api/stream?token={token}", timeout=10) as response:
         assert response.status_code == 200
 
 
-def test_the_session_cookie_is_secure_behind_https(api: Api) -> None:
+def test_the_session_cookie_is_secure_behind_https(api: Site) -> None:
     set_pin(api)
     plain = worker_login(api, "1357")
     assert "secure" not in plain.headers["set-cookie"].lower()

@@ -54,7 +54,7 @@ def test_a_stopped_scheduler_is_seen_by_the_api_only_process_and_cleared_when_ti
         db_url: str, topic_base: str) -> None:
     settings = _settings(db_url, topic_base, tick_stale_after="1s")
     ticking = Runtime(settings, process="ticking", ingest=False)
-    api_only = Runtime(settings, process="api-only", ingest=False, ticks=False)
+    api_only = Runtime(settings.model_copy(update={"roles": ["api"]}), process="api-only", ingest=False)
     ticking.start()
     api_only.start()
     try:

@@ -19,13 +19,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
-from alerts.db import make_engine
 from alerts.models import Alarm, AlarmKind, Event, Outcome, Resident
-from alerts.registry.community import load_community
-from alerts.rules import Limits
 from sensors.formats import native
-from tests.conftest import T0
+from tests.harness import T0, prepared_database
 from tests.helpers import TestPublisher, wait_for
 from tests.processes import (
     PersistentMosquitto,
@@ -62,11 +58,7 @@ def tagged_values(engine: Engine) -> list[int]:
 def test_broker_outage_is_a_system_alarm_and_the_queued_backlog_is_not_lost(tmp_path: Path, pg_url: str,
                                                                            topic_base: str) -> None:
     base = f"{topic_base}/events"
-    engine = make_engine(pg_url)
-    clock = ManualClock(engine)
-    clock.set(T0)
-    with Session(engine) as session, session.begin():
-        load_community(session, COMMUNITY, T0, Limits(timedelta(hours=14), timedelta(hours=10)))
+    engine, clock = prepared_database(pg_url, COMMUNITY)
     broker = PersistentMosquitto(tmp_path).start()
     settings = serve_settings(pg_url, broker.url, topic_base, start=T0,
                               rules={"broker_down_alarm_after": f"{LIMIT.total_seconds():g}s"})

@@ -22,13 +22,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
-from alerts.db import make_engine
 from alerts.models import Alarm, AlarmKind, Event, Resident
-from alerts.registry.community import load_community
-from alerts.rules import Limits
 from sensors.formats import native
-from tests.conftest import T0
+from tests.harness import T0, prepared_database
 from tests.helpers import TestPublisher, wait_for
 from tests.processes import PersistentMosquitto, ProcessGroup, publish_until_stored, serve_settings, ticked_since
 
@@ -132,11 +128,7 @@ def stored_uid(engine: Engine, uid: str) -> bool:
 def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(tmp_path: Path, pg_url: str,
                                                                   topic_base: str) -> None:
     base = f"{topic_base}/events"
-    engine = make_engine(pg_url)
-    clock = ManualClock(engine)
-    clock.set(T0)
-    with Session(engine) as session, session.begin():
-        load_community(session, community(), T0, Limits(timedelta(hours=14), timedelta(hours=10)))
+    engine, clock = prepared_database(pg_url, community())
 
     broker = PersistentMosquitto(tmp_path).start()
     relay = AckHoldingRelay(broker.port)

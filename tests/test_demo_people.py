@@ -8,26 +8,17 @@ console provider (the demo's) with the demo's script; the manual clock."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
 from alerts.escalation.notifiers.console import ConsoleProvider
 from alerts.models import Alarm, AlarmKind
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import load_community
 from alerts.screen import kpis
-from alerts.views import resident_rows
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
 from simulator.people import SimulatedPeople, demo_script, travel_time
-from tests.conftest import T0
+from tests.harness import T0, Site, obs
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -52,51 +43,37 @@ def community() -> dict[str, object]:
 
 
 class Demo:
-    def __init__(self, db_url: str) -> None:
-        self.settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                                      rules={"device_offline_after": "30d"})
-        self.runtime = Runtime(self.settings, ingest=False, script=demo_script(GRID, ANSWERS))
-        assert isinstance(self.runtime.clock, ManualClock) and isinstance(self.runtime.provider, ConsoleProvider)
-        self.clock, self.engine = self.runtime.clock, self.runtime.engine
-        self.clock.set(T0)
-        self.runtime.seed()
-        with Session(self.engine) as session, session.begin():
-            load_community(session, community(), T0, self.runtime.policy.limits,
-                           offline_after=self.runtime.policy.device_limits.offline_after)
-        self.people = SimulatedPeople(self.engine, self.runtime.provider, self.runtime.chain)
+    """The demo's set-up: the console provider playing the demo's script, the simulated people on it."""
+
+    def __init__(self, site: Site) -> None:
+        self.site, self.runtime = site, site.runtime
+        assert isinstance(self.runtime.provider, ConsoleProvider)
+        self.people = SimulatedPeople(site.engine, self.runtime.provider, self.runtime.chain)
 
     def press(self, at: timedelta, device: str, kind: str = "motion") -> None:
-        with Session(self.engine) as session, session.begin():
-            obs = Observation(device=device, kind=kind, topic="t", delivery_key=f"{device}-{at}")
-            record_batch(session, [obs], [], T0 + at, ingest_policy(self.settings))
+        self.site.record(at, obs(device, kind, topic="t"))
 
     def run(self, start: timedelta, end: timedelta) -> datetime:
         """The demo's loop: the people act, then the tick and the chain, every 10 simulated minutes."""
         now = T0 + start
         while now <= T0 + end:
-            self.clock.set(now)
+            self.site.clock.set(now)
             self.people.act(now)
-            service.tick(self.engine, now, self.runtime.policy)
-            self.runtime.escalate(now)
+            self.site.at(now)
             now += TICK
         return now - TICK
 
     def alarms(self) -> list[Alarm]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alarm).where(
-                Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.PANIC))).order_by(Alarm.id)))
+        return [a for a in self.site.alarms() if a.kind in (AlarmKind.INACTIVITY, AlarmKind.PANIC)]
 
     def kpis(self, now: datetime) -> dict[str, object]:
-        with Session(self.engine) as session:
-            rows = resident_rows(session, now, self.runtime.policy.limits)
-            return kpis(session, now, self.runtime.policy.zone, rows)
+        with Session(self.site.engine) as session:
+            return kpis(session, now, self.runtime.policy.zone)
 
 
 @pytest.fixture
-def demo(db_url: str) -> Iterator[Demo]:
-    d = Demo(db_url)
-    yield d
-    d.runtime.stop()
+def demo(make_site: Callable[..., Site]) -> Demo:
+    return Demo(make_site(community=community(), script=demo_script(GRID, ANSWERS)))
 
 
 def test_the_demo_people_answer_at_their_own_times_and_the_kpis_match_a_hand_count(demo: Demo) -> None:

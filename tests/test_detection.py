@@ -3,24 +3,18 @@ home. Pure tests of each rule and of the learner; end to end on the manual clock
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import rhythm, routine, service
-from alerts.clock import ManualClock
-from alerts.models import Alarm, AlarmKind, Attempt, AuditEntry, Resident, SignOfLife
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import CommunityFileError, load_community
-from api import accounts
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
+from alerts import rhythm, routine
+from alerts.models import AlarmKind, Attempt, AuditEntry, Resident, SignOfLife
+from alerts.registry.community import CommunityFileError
+from tests.harness import Site, obs
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MONDAY = date(2026, 11, 2)
@@ -118,15 +112,17 @@ def test_it_learns_the_usual_and_the_late_getting_up_time() -> None:
     profile = learned.all_days
     assert 6 * 60 + 30 <= profile.up_usual <= 6 * 60 + 50 and profile.up_late <= 6 * 60 + 50
     assert profile.longest_silence == 270  # 07:30 to 12:00 on the latest days
-    assert rhythm.up_by(learned, MONDAY + timedelta(days=14), ZONE) <= local(MONDAY + timedelta(days=14), "07:50")
+    assert rhythm.up_by(learned, MONDAY + timedelta(days=14), ZONE) <= local(MONDAY + timedelta(days=14), "09:20")
 
 
 def test_weekends_are_learned_apart_when_they_differ() -> None:
     learned = rhythm.learn(MONDAY + timedelta(days=28), _days(MONDAY, 28, weekend_up="08:30"), ZONE)
     assert learned is not None and learned.weekends is not None and learned.weekdays is not None
     saturday = MONDAY + timedelta(days=33)
-    assert rhythm.up_by(learned, saturday, ZONE) > local(saturday, "09:00")
-    assert rhythm.up_by(learned, saturday + timedelta(days=2), ZONE) < local(saturday + timedelta(days=2), "08:00")
+    monday = saturday + timedelta(days=2)
+    later = (rhythm.up_by(learned, saturday, ZONE) - local(saturday, "00:00")) - \
+        (rhythm.up_by(learned, monday, ZONE) - local(monday, "00:00"))
+    assert later == timedelta(hours=2)  # weekends up at 08:30 instead of 06:30
     same = rhythm.learn(MONDAY + timedelta(days=28), _days(MONDAY, 28), ZONE)
     assert same is not None and same.weekends is None
 
@@ -136,15 +132,15 @@ def test_it_warns_when_today_departs_from_the_rhythm() -> None:
     learned = rhythm.learn(today, _days(MONDAY, 14), ZONE)
     assert learned is not None
     last = local(today - timedelta(days=1), "21:00")
-    assert rhythm.check(learned, local(today, "07:30"), ZONE, last) is None
-    departure = rhythm.check(learned, local(today, "08:00"), ZONE, last)
+    assert rhythm.check(learned, local(today, "09:00"), ZONE, last) is None  # late quantile + 2.5 h: 09:20
+    departure = rhythm.check(learned, local(today, "09:30"), ZONE, last)
     assert departure is not None and departure.kind == "not_up"
     up = local(today, "06:40")
     # far longer than ever: 1.5 x the longest daytime silence learned (270 min), from 06:40 -> 13:25
     assert rhythm.check(learned, local(today, "13:20"), ZONE, up) is None
     silent = rhythm.check(learned, local(today, "13:30"), ZONE, up)
     assert silent is not None and silent.kind == "long_silence"
-    assert rhythm.describe(learned, local(today, "08:00"), ZONE, last, "en") == \
+    assert rhythm.describe(learned, local(today, "09:30"), ZONE, last, "en") == \
         f"usually up by {rhythm._clock(learned.all_days.up_usual)}; today nothing yet"
     assert rhythm.Rhythm.from_dict(learned.to_dict()) == learned
 
@@ -165,76 +161,29 @@ def _community(grid_routine: str | None = None) -> dict[str, object]:
     }
 
 
-class Home:
-    def __init__(self, db_url: str, start: datetime, community: dict[str, object]) -> None:
-        settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": start.isoformat()},
-                                 rules={"device_offline_after": "30d"}, timezone="Asia/Shanghai")
-        self.settings = settings
-        self.runtime = Runtime(settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(start)
-        self.runtime.seed()
-        self.engine = self.runtime.engine
-        with Session(self.engine) as session, session.begin():
-            load_community(session, community, start, self.runtime.policy.limits)
-        self.n = 0
+MakeHome = Callable[[datetime, dict[str, object] | None], Site]
 
-    def tick(self, at: datetime) -> service.TickResult:
-        return service.tick(self.engine, self.clock.set(at), self.runtime.policy)
 
-    def move(self, at: datetime) -> None:
-        self.n += 1
-        self.clock.set(at)
-        with Session(self.engine) as session, session.begin():
-            obs = Observation(device="pir-1", kind="motion", topic="shouwang/v1/events/pir-1",
-                              delivery_key=f"k{self.n}", payload=b'{"type": "motion"}', device_time=at)
-            record_batch(session, [obs], [], at, ingest_policy(self.settings))
-
-    def alarms(self, kind: AlarmKind) -> list[Alarm]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alarm).where(Alarm.kind == kind).order_by(Alarm.id)))
-
-    def client(self, token_for: str) -> TestClient:
-        with Session(self.engine) as session, session.begin():
-            now = self.clock.now()
-            if token_for == "integration":
-                token = accounts.integration_token(session, now, "canteen", timedelta(days=30))
-            elif token_for == "screen":
-                token = accounts.screen_token(session, now, timedelta(days=30))
-            elif token_for.startswith("+"):
-                token = accounts.worker_token(session, now, token_for, timedelta(days=30))
-            else:
-                token = accounts.token_for(session, now, token_for, ttl=timedelta(days=30))
-        return TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
-
-    def resident_id(self) -> int:
-        with Session(self.engine) as session:
-            return session.scalars(select(Resident.id)).one()
+def move(home: Site, at: datetime) -> None:
+    """A motion of pir-1 at ``at``, the clock moved there."""
+    home.clock.set(at)
+    home.record(at, obs("pir-1", topic="shouwang/v1/events/pir-1", payload=b'{"type": "motion"}', device_time=at))
 
 
 @pytest.fixture
-def make_home(db_url: str) -> Iterator[type[Home]]:
-    homes: list[Home] = []
-
-    def make(start: datetime, community: dict[str, object]) -> Home:
-        home = Home(db_url, start, community)
-        homes.append(home)
-        return home
-
-    yield make  # type: ignore[misc]
-    for home in homes:
-        home.engine.dispose()
+def make_home(make_site: Callable[..., Site]) -> MakeHome:
+    """A Shouwang in Shanghai's time zone whose clock starts at ``start``, with ``community`` loaded then."""
+    return lambda start, community: make_site(start=start, community=community, timezone="Asia/Shanghai")
 
 
-def test_a_resident_who_does_not_get_up_is_alarmed_at_the_windows_end_not_at_14_hours(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_resident_who_does_not_get_up_is_alarmed_at_the_windows_end_not_at_14_hours(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "12:00"), _community("07:00-10:00"))
-    home.move(local(MONDAY, "21:00"))
+    move(home, local(MONDAY, "21:00"))
     tuesday = MONDAY + timedelta(days=1)
-    home.tick(local(MONDAY, "22:00"))  # plans the next window's end
-    home.tick(local(tuesday, "09:59"))
+    home.rules_at(local(MONDAY, "22:00"))  # plans the next window's end
+    home.rules_at(local(tuesday, "09:59"))
     assert home.alarms(AlarmKind.ROUTINE) == []
-    result = home.tick(local(tuesday, "10:00"))
+    result = home.tick_at(local(tuesday, "10:00"))
     (alarm,) = home.alarms(AlarmKind.ROUTINE)
     assert result.routine_alarms == [alarm.id] and "07:00" in alarm.reason
     assert home.alarms(AlarmKind.INACTIVITY) == []  # the fixed window would only come at 11:00
@@ -245,55 +194,55 @@ def test_a_resident_who_does_not_get_up_is_alarmed_at_the_windows_end_not_at_14_
     assert [(a.target, a.channel, a.template) for a in first] == [("resident", "voice", "check_call")]
 
 
-def test_activity_inside_the_window_keeps_the_time_window_rule_quiet(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_activity_inside_the_window_keeps_the_time_window_rule_quiet(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "12:00"), _community("07:00-10:00"))
     tuesday = MONDAY + timedelta(days=1)
-    home.tick(local(MONDAY, "22:00"))
-    home.move(local(tuesday, "08:15"))
-    home.tick(local(tuesday, "10:00"))
+    home.rules_at(local(MONDAY, "22:00"))
+    move(home, local(tuesday, "08:15"))
+    home.rules_at(local(tuesday, "10:00"))
     assert home.alarms(AlarmKind.ROUTINE) == []
 
 
-def test_a_meal_card_swipe_keeps_an_alarm_from_firing(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_meal_card_swipe_keeps_an_alarm_from_firing(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "12:00"), _community("11:00-13:00"))
-    home.move(local(MONDAY, "21:00"))
+    move(home, local(MONDAY, "21:00"))
     tuesday = MONDAY + timedelta(days=1)
-    home.tick(local(MONDAY, "22:00"))
-    canteen = home.client("integration")
+    home.rules_at(local(MONDAY, "22:00"))
+    canteen = home.client("integration:canteen")
     home.clock.set(local(tuesday, "11:40"))
-    response = canteen.post(f"/api/residents/{home.resident_id()}/activity",
+    response = canteen.post(f"/api/residents/{home.resident('r1').id}/activity",
                             json={"source": "meal_card", "at": local(tuesday, "11:35").isoformat()})
     assert response.status_code == 201, response.text
-    home.tick(local(tuesday, "13:00"))
-    home.tick(local(tuesday, "21:00"))  # the fixed 14 h window ran from Monday 21:00, the swipe restarted it
+    home.rules_at(local(tuesday, "13:00"))
+    home.rules_at(local(tuesday, "21:00"))  # the fixed 14 h window ran from Monday 21:00, the swipe restarted it
     assert home.alarms(AlarmKind.ROUTINE) == [] and home.alarms(AlarmKind.INACTIVITY) == []
-    card = home.client("operator").get(f"/api/residents/{home.resident_id()}").json()
+    card = home.client("operator").get(f"/api/residents/{home.resident('r1').id}").json()
     assert [(s["source"], s["recorded_by"]) for s in card["signs_of_life"]] == [("meal_card", "canteen (integration)")]
     assert card["routine"] == "11:00-13:00"
 
 
-def test_a_sign_of_life_resolves_an_open_inactivity_alarm_like_activity(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_sign_of_life_resolves_an_open_inactivity_alarm_like_activity(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "12:00"), _community())
-    home.move(local(MONDAY, "12:00"))
-    home.tick(local(MONDAY + timedelta(days=1), "02:00"))
+    move(home, local(MONDAY, "12:00"))
+    home.rules_at(local(MONDAY + timedelta(days=1), "02:00"))
     (alarm,) = home.alarms(AlarmKind.INACTIVITY)
     worker = home.client(GRID_PHONE)
     home.clock.set(local(MONDAY + timedelta(days=1), "02:01"))
-    assert worker.post(f"/api/residents/{home.resident_id()}/activity",
+    assert worker.post(f"/api/residents/{home.resident('r1').id}/activity",
                        json={"source": "phone_call", "note": "她接了电话"}).status_code == 201
-    home.tick(local(MONDAY + timedelta(days=1), "02:02"))
+    home.rules_at(local(MONDAY + timedelta(days=1), "02:02"))
     (resolved,) = home.alarms(AlarmKind.INACTIVITY)
     assert resolved.id == alarm.id and resolved.outcome == "activity_resumed"
 
 
-def test_only_the_right_people_may_report_a_sign_of_life(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_right_people_may_report_a_sign_of_life(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "12:00"), _community())
-    rid = home.resident_id()
+    rid = home.resident("r1").id
     body = {"source": "worker_visit"}
     assert home.client("screen").post(f"/api/residents/{rid}/activity", json=body).status_code == 403
     assert home.client(OTHER_GRID_PHONE).post(f"/api/residents/{rid}/activity", json=body).status_code == 404
     assert home.client("operator").post(f"/api/residents/{rid}/activity", json=body).status_code == 201
-    canteen = home.client("integration")
+    canteen = home.client("integration:canteen")
     assert canteen.post(f"/api/residents/{rid}/activity", json={"source": "meal_card"}).status_code == 201
     assert canteen.get("/api/residents").json() == []  # an integration token sees nobody
     assert canteen.get("/api/alarms").json() == []
@@ -302,41 +251,42 @@ def test_only_the_right_people_may_report_a_sign_of_life(make_home) -> None:  # 
         assert "resident.sign_of_life" in {e.action for e in session.scalars(select(AuditEntry))}
 
 
-def test_the_learned_rhythm_warns_after_14_days_of_routine_with_one_sms_to_the_grid_worker(make_home) -> None:  # type: ignore[no-untyped-def]
+def test_the_learned_rhythm_warns_after_14_days_of_routine_with_one_sms_to_the_grid_worker(make_home: MakeHome) -> None:
     home = make_home(local(MONDAY, "00:30"), _community())
     for offset in range(14):
         day = MONDAY + timedelta(days=offset)
-        home.tick(local(day, "03:05"))
+        home.rules_at(local(day, "03:05"))
         wake = local(day, "06:20") + timedelta(minutes=(offset % 3) * 10)
         for moment in (wake, wake + timedelta(hours=1), local(day, "12:00"), local(day, "15:00"),
                        local(day, "18:00"), local(day, "21:00")):
-            home.move(moment)
-            home.tick(moment + timedelta(minutes=1))
+            move(home, moment)
+            home.rules_at(moment + timedelta(minutes=1))
     assert home.alarms(AlarmKind.RHYTHM) == []
     day15 = MONDAY + timedelta(days=14)
-    home.tick(local(day15, "03:05"))  # relearns: 14 good days
+    home.rules_at(local(day15, "03:05"))  # relearns: 14 good days
     with Session(home.engine) as session:
         resident = session.scalars(select(Resident)).one()
         assert resident.rhythm is not None and resident.rhythm["good_days"] == 14
-    home.tick(local(day15, "07:00"))
+    home.rules_at(local(day15, "09:00"))  # usually up by 06:30, at the latest 06:40: warned at 09:10
     assert home.alarms(AlarmKind.RHYTHM) == []
-    home.tick(local(day15, "08:00"))
+    home.rules_at(local(day15, "09:15"))
     (notice,) = home.alarms(AlarmKind.RHYTHM)
     assert "尚未起床：平时" in notice.reason and notice.reason_code == "rhythm_not_up"
-    assert home.alarms(AlarmKind.INACTIVITY) == []  # 11 h: the fixed window has 3 hours to go
-    card = home.client("operator").get(f"/api/residents/{home.resident_id()}").json()
+    assert home.alarms(AlarmKind.INACTIVITY) == []  # 12 h 15 min: the fixed window has 1 h 45 min to go
+    card = home.client("operator").get(f"/api/residents/{home.resident('r1').id}").json()
     assert card["status"] == "warning" and "今天尚无活动" in card["rhythm"]
     for minutes in (0, 1, 30):
-        home.runtime.escalate(local(day15, "08:00") + timedelta(minutes=minutes))
+        home.runtime.escalate(local(day15, "09:15") + timedelta(minutes=minutes))
     with Session(home.engine) as session:
         attempts = session.scalars(select(Attempt).where(Attempt.alarm_id == notice.id)).all()
     assert [(a.target, a.channel, a.template) for a in attempts] == [("grid_worker", "sms", "rhythm_sms")]
-    home.move(local(day15, "08:30"))
-    home.tick(local(day15, "08:31"))
+    move(home, local(day15, "10:00"))
+    home.rules_at(local(day15, "10:01"))
     (resolved,) = home.alarms(AlarmKind.RHYTHM)
     assert resolved.outcome == "activity_resumed"
 
 
-def test_a_bad_time_window_in_a_community_file_is_refused_with_its_place(db_url: str) -> None:
+def test_a_bad_time_window_in_a_community_file_is_refused_with_its_place(make_home: MakeHome) -> None:
+    home = make_home(local(MONDAY, "12:00"), None)
     with pytest.raises(CommunityFileError, match="第一网格"):
-        Home(db_url, local(MONDAY, "12:00"), _community("7 to 10"))
+        home.load(_community("7 to 10"), local(MONDAY, "12:00"))

@@ -7,7 +7,9 @@ through sensors.ingest.convert with a configured FormatRoute. Pure: no broker, n
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -104,22 +106,6 @@ def test_tasmota_door_needs_its_closed_state_and_buttons_press() -> None:
     assert (press.kind, press.value) == ("button", "SINGLE")
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    ("tele/tasmota/LWT", "Maybe", "invalid_field"),
-    ("tele/tasmota/SENSOR", "{", "malformed_json"),
-    ("tele/tasmota/SENSOR", "[1]", "not_an_object"),
-    ("tele/tasmota/SENSOR", '{"Time":"yesterday","Switch1":"ON"}', "bad_timestamp"),
-    ("tele/tasmota/SENSOR", '{"Time":1609459200,"Switch1":"ON"}', "bad_timestamp"),
-    ("tele/tasmota/SENSOR", '{"Switch1":"MAYBE"}', "invalid_field"),
-    ("stat/tasmota/RESULT", '{"Switch1":"ON"}', "invalid_field"),
-    ("stat/tasmota/RESULT", '{"Switch1":{"Action":"WIGGLE"}}', "invalid_field"),
-    ("tasmota/SENSOR", "{}", "unknown_topic"),
-    ("tele/+/SENSOR", "{}", "unknown_topic"),
-])
-def test_tasmota_wrong_messages_are_quarantined(topic: str, payload: str, reason: str) -> None:
-    rejected(tas(topic, payload), reason)
-
-
 def test_tasmota_rendered_messages_parse_back() -> None:
     at = datetime(2026, 11, 23, 0, 15, tzinfo=UTC)
     topic, payload = tasmota.render_sensor("hall", ZONE, time=at)
@@ -197,23 +183,6 @@ def test_shelly_gen1_online_other_topics_and_a_configured_input() -> None:
     assert (pir.device, pir.kind, pir.change_only) == ("shelly1-34945475FE06", "motion", True)
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    (f"shellies/{MOTION_ID}/status", '{"lux":303}', "invalid_field"),
-    (f"shellies/{MOTION_ID}/status", '{"motion":"yes"}', "invalid_field"),
-    (f"shellies/{MOTION_ID}/status", '{"motion":true,"bat":"full"}', "invalid_field"),
-    (f"shellies/{MOTION_ID}/status", "motion", "malformed_json"),
-    ("shellies/shellydw2-483FDA/sensor/state", "ajar", "invalid_field"),
-    ("shellies/shellydw2-483FDA/sensor/battery", "lots", "invalid_field"),
-    ("shellies/shellydw2-483FDA/online", "yes", "invalid_field"),
-    ("shellies/shellybutton1-A4CF12F45301/input_event/0", '{"event":1}', "invalid_field"),
-    ("shellies/shellydw2-483FDA/teleport", "1", "unknown_topic"),
-    ("shellies/nothing", "1", "unknown_topic"),
-    ("elsewhere/shellydw2-483FDA/online", "true", "unknown_topic"),
-])
-def test_shelly_gen1_wrong_messages_are_quarantined(topic: str, payload: str, reason: str) -> None:
-    rejected(gen1(topic, payload), reason)
-
-
 def test_shelly_gen1_rendered_messages_parse_back() -> None:
     status = reading(shelly_gen1.parse(*shelly_gen1.render_motion_status(MOTION_ID, True, bat=55), ZONE))
     assert status == Reading(device=MOTION_ID, kind="motion", occupied=True, change_only=True, battery=55,
@@ -289,21 +258,6 @@ def test_shelly_gen2_status_topic_counts_only_as_a_change() -> None:
     assert reading(gen2(f"{I4}/status/devicepower:0", '{"id":0,"battery":{"percent":12}}')).battery == 12
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    (f"{I4}/events/rpc", '{"method":"Dance","params":{}}', "invalid_field"),
-    (f"{I4}/events/rpc", '{"method":"NotifyStatus"}', "invalid_field"),
-    (f"{I4}/events/rpc", '{"method":"NotifyStatus","params":{"ts":"soon"}}', "bad_timestamp"),
-    (f"{I4}/events/rpc", '{"method":"NotifyEvent","params":{"ts":1,"events":"single_push"}}', "invalid_field"),
-    (f"{I4}/events/rpc", "[", "malformed_json"),
-    (f"{I4}/status/input:0", '{"id":0,"state":"yes"}', "invalid_field"),
-    (f"{I4}/status/devicepower:0", '{"battery":{"percent":400}}', "invalid_field"),
-    (f"{I4}/online", "1", "invalid_field"),
-    (f"{I4}/telemetry", "{}", "unknown_topic"),
-])
-def test_shelly_gen2_wrong_messages_are_quarantined(topic: str, payload: str, reason: str) -> None:
-    rejected(gen2(topic, payload), reason)
-
-
 def test_shelly_gen2_rendered_messages_parse_back() -> None:
     at = datetime(2026, 11, 23, 0, 15, 30, tzinfo=UTC)
     topic, payload = shelly_gen2.render_input("hall", True, ts=at, base="shelly")
@@ -364,17 +318,6 @@ def test_esphome_door_off_means_closed_and_other_sensors() -> None:
     assert isinstance(esp("hall-node/debug", "[D][sensor:094]: 'WiFi Signal': Sending state -61"), Ignored)
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    ("hall-node/binary_sensor/pir/state", "on", "invalid_field"),
-    ("hall-node/binary_sensor/pir/state", '{"state":"ON"}', "invalid_field"),
-    ("hall-node/status", "dead", "invalid_field"),
-    ("hall-node/pir", "ON", "unknown_topic"),
-    ("hall-node/binary_sensor/pir", "ON", "unknown_topic"),
-])
-def test_esphome_wrong_messages_are_quarantined(topic: str, payload: str, reason: str) -> None:
-    rejected(esp(topic, payload), reason)
-
-
 def test_esphome_rendered_messages_parse_back() -> None:
     assert esphome.parse(*esphome.render_binary_sensor("bed-node", "pir", True), ZONE) == Reading(
         device="bed-node/pir", kind="motion", occupied=True, change_only=True, value="motion")
@@ -420,12 +363,6 @@ def test_home_assistant_device_ids_come_from_the_route_wildcards() -> None:
     assert homeassistant.device_of("home/+/+/state", "home/bedroom/pir/state") == "bedroom/pir"
     assert homeassistant.device_of("sensors/#", "sensors/a/b") == "a/b"
     assert homeassistant.device_of("home/hall/motion", "home/hall/motion") == "home/hall/motion"
-
-
-@pytest.mark.parametrize(("payload", "reason"), [("on", "invalid_field"), ('{"state":"ON"}', "invalid_field"),
-                                                 (" ON", "invalid_field"), ("", "invalid_field")])
-def test_home_assistant_wrong_payloads_are_quarantined(payload: str, reason: str) -> None:
-    rejected(ha("home/hall/motion", payload, topic_filter="home/+/motion"), reason)
 
 
 def test_home_assistant_rendered_messages_parse_back() -> None:
@@ -490,19 +427,6 @@ def test_homie_attributes_stats_and_commands() -> None:
     assert (temp.device, temp.kind) == ("super-car", "heartbeat")
 
 
-@pytest.mark.parametrize(("topic", "payload", "options", "reason"), [
-    ("homie/super-car/$state", "zombie", {}, "invalid_field"),
-    ("homie/super-car/$stats/battery", "lots", {}, "invalid_field"),
-    ("homie/hall-pir/sensor/motion", "21.5", {"sensor": "sensor/motion"}, "invalid_field"),
-    ("homie/super-car", "x", {}, "unknown_topic"),
-    ("homie/super-car/a/b/c/d", "x", {}, "unknown_topic"),
-    ("devices/super-car/$state", "ready", {}, "unknown_topic"),
-])
-def test_homie_wrong_messages_are_quarantined(topic: str, payload: str, options: dict[str, object],
-                                              reason: str) -> None:
-    rejected(hom(topic, payload, **options), reason)
-
-
 def test_homie_rendered_messages_parse_back() -> None:
     assert homie.parse(*homie.render_property("hall-pir", "sensor", "motion", True), ZONE) == Reading(
         device="hall-pir/sensor/motion", kind="motion", occupied=True, change_only=True, value="motion")
@@ -517,3 +441,54 @@ def test_homie_routing_through_ingest() -> None:
     state = convert(RawMessage("homie/hall-pir/$state", b"lost"), routes, ZONE, MAX)
     assert isinstance(state, Observation) and (state.device, state.availability) == ("hall-pir", "offline")
     assert convert(RawMessage("homie/hall-pir/$homie", b"4.0.0"), routes, ZONE, MAX) == Skipped("homie_attribute")
+
+
+# -- wrong messages, every format ------------------------------------------------------------------------
+INVALID, UNKNOWN = "invalid_field", "unknown_topic"
+# per format and topic, the wrong payloads and the reason each is quarantined with
+WRONG_MESSAGES: list[tuple[Callable[..., object], str, list[tuple[str, str]]]] = [
+    (tas, "tele/tasmota/LWT", [("Maybe", INVALID)]),
+    (tas, "tele/tasmota/SENSOR", [("{", "malformed_json"), ("[1]", "not_an_object"),
+                                  ('{"Time":"yesterday","Switch1":"ON"}', "bad_timestamp"),
+                                  ('{"Time":1609459200,"Switch1":"ON"}', "bad_timestamp"),
+                                  ('{"Switch1":"MAYBE"}', INVALID)]),
+    (tas, "stat/tasmota/RESULT", [('{"Switch1":"ON"}', INVALID), ('{"Switch1":{"Action":"WIGGLE"}}', INVALID)]),
+    (tas, "tasmota/SENSOR", [("{}", UNKNOWN)]),
+    (tas, "tele/+/SENSOR", [("{}", UNKNOWN)]),
+    (gen1, f"shellies/{MOTION_ID}/status", [('{"lux":303}', INVALID), ('{"motion":"yes"}', INVALID),
+                                            ('{"motion":true,"bat":"full"}', INVALID), ("motion", "malformed_json")]),
+    (gen1, "shellies/shellydw2-483FDA/sensor/state", [("ajar", INVALID)]),
+    (gen1, "shellies/shellydw2-483FDA/sensor/battery", [("lots", INVALID)]),
+    (gen1, "shellies/shellydw2-483FDA/online", [("yes", INVALID)]),
+    (gen1, "shellies/shellybutton1-A4CF12F45301/input_event/0", [('{"event":1}', INVALID)]),
+    (gen1, "shellies/shellydw2-483FDA/teleport", [("1", UNKNOWN)]),
+    (gen1, "shellies/nothing", [("1", UNKNOWN)]),
+    (gen1, "elsewhere/shellydw2-483FDA/online", [("true", UNKNOWN)]),
+    (gen2, f"{I4}/events/rpc", [('{"method":"Dance","params":{}}', INVALID), ('{"method":"NotifyStatus"}', INVALID),
+                                ('{"method":"NotifyStatus","params":{"ts":"soon"}}', "bad_timestamp"),
+                                ('{"method":"NotifyEvent","params":{"ts":1,"events":"single_push"}}', INVALID),
+                                ("[", "malformed_json")]),
+    (gen2, f"{I4}/status/input:0", [('{"id":0,"state":"yes"}', INVALID)]),
+    (gen2, f"{I4}/status/devicepower:0", [('{"battery":{"percent":400}}', INVALID)]),
+    (gen2, f"{I4}/online", [("1", INVALID)]),
+    (gen2, f"{I4}/telemetry", [("{}", UNKNOWN)]),
+    (esp, "hall-node/binary_sensor/pir/state", [("on", INVALID), ('{"state":"ON"}', INVALID)]),
+    (esp, "hall-node/status", [("dead", INVALID)]),
+    (esp, "hall-node/pir", [("ON", UNKNOWN)]),
+    (esp, "hall-node/binary_sensor/pir", [("ON", UNKNOWN)]),
+    (partial(ha, topic_filter="home/+/motion"), "home/hall/motion",
+     [("on", INVALID), ('{"state":"ON"}', INVALID), (" ON", INVALID), ("", INVALID)]),
+    (hom, "homie/super-car/$state", [("zombie", INVALID)]),
+    (hom, "homie/super-car/$stats/battery", [("lots", INVALID)]),
+    (partial(hom, sensor="sensor/motion"), "homie/hall-pir/sensor/motion", [("21.5", INVALID)]),
+    (hom, "homie/super-car", [("x", UNKNOWN)]),
+    (hom, "homie/super-car/a/b/c/d", [("x", UNKNOWN)]),
+    (hom, "devices/super-car/$state", [("ready", UNKNOWN)]),
+]
+
+
+@pytest.mark.parametrize(("parse", "topic", "payload", "reason"), [
+    (parse, topic, payload, reason) for parse, topic, cases in WRONG_MESSAGES for payload, reason in cases])
+def test_wrong_messages_are_quarantined_with_their_reason(parse: Callable[..., object], topic: str, payload: str,
+                                                           reason: str) -> None:
+    rejected(parse(topic, payload), reason)

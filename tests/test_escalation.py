@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
 
-import httpx2 as httpx
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
 from alerts.models import Alarm, AlarmKind, Attempt, AttemptStatus, Device, EscalationPolicy, Resident
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
-from tests.conftest import T0
+from api.runtime import Runtime
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
-from tests.helpers import free_port, wait_for
+from tests.harness import T0, Site, obs
+from tests.helpers import free_port
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -50,107 +41,62 @@ COMMUNITY = {
 }
 
 
-class Env:
-    def __init__(self, db_url: str) -> None:
-        self.fake = FakeTwilio().start()
-        port = free_port()
-        self.app_url = f"http://127.0.0.1:{port}"
-        self.settings = load_settings(
-            database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-            rules={"device_offline_after": "30d"},  # maintenance alarms only where a test wants them
-            notify={"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_from": FROM,
-                    "public_base_url": self.app_url, "twilio_api_base": self.fake.url, "retry_after": "30s"},
-        )
-        self.runtime = Runtime(self.settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        with Session(self.runtime.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, self.runtime.policy.limits,
-                           offline_after=self.runtime.policy.device_limits.offline_after)
-        self.runtime.serve_http("127.0.0.1", port, background=True)
-        wait_for(lambda: self._up(), message="the API serving")
-        self.engine = self.runtime.engine
-        with Session(self.engine) as session, session.begin():
-            self.token = accounts.token_for(session, T0, "admin", ttl=timedelta(days=30))
-
-    def _up(self) -> bool:
-        try:
-            return httpx.get(f"{self.app_url}/healthz", timeout=1).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
-
-    def at(self, delta: timedelta) -> datetime:
-        """Move the clock to T0 + delta and run the tick and the chain there, as the scheduler would."""
-        now = self.clock.set(T0 + delta)
-        service.tick(self.engine, now, self.runtime.policy)
-        self.runtime.escalate(now)
-        return now
-
-    def run(self) -> None:
-        """Run the chain again at the current instant (after callbacks moved it)."""
-        self.runtime.escalate(self.clock.now())
-
-    def activity(self, delta: timedelta, device: str = "pir-1", battery: int | None = None) -> None:
-        kind = "battery" if battery is not None else "button" if device.startswith("sos") else "motion"
-        with Session(self.engine) as session, session.begin():
-            obs = Observation(device=device, kind=kind, topic="t", delivery_key=f"k{delta}{device}", battery=battery)
-            record_batch(session, [obs], [], T0 + delta, ingest_policy(self.settings))
-
-    def alarm(self, kind: str = AlarmKind.INACTIVITY) -> Alarm:
-        with Session(self.engine) as session:
-            return session.scalars(select(Alarm).where(Alarm.kind == kind).order_by(Alarm.id.desc())).first()
-
-    def alarms(self, kind: str = AlarmKind.INACTIVITY) -> list[Alarm]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alarm).where(Alarm.kind == kind)))
-
-    def attempts(self) -> list[Attempt]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Attempt).order_by(Attempt.id)))
-
-    def called(self) -> list[tuple[str, str]]:
-        """(channel, number) of every call and SMS the provider received, in order."""
-        return [("voice", c.to) for c in self.fake.calls] + [("sms", m.to) for m in self.fake.messages]
-
-    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.request(method, f"{self.app_url}{path}", timeout=10, headers=headers, **kw)
-
-    def close(self) -> None:
-        self.runtime.stop()
-        self.fake.stop()
+def served_with_twilio(make_site: Callable[..., Site], fake: FakeTwilio) -> Site:
+    """Shouwang served over HTTP (Twilio's callbacks reach it), calling through the real ``twilio`` package."""
+    port = free_port()
+    site = make_site(community=COMMUNITY, notify={
+        "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_from": FROM,
+        "public_base_url": f"http://127.0.0.1:{port}", "twilio_api_base": fake.url, "retry_after": "30s"})
+    return site.serve(port)
 
 
 @pytest.fixture
-def env(db_url: str) -> Iterator[Env]:
-    environment = Env(db_url)
-    yield environment
-    environment.close()
+def env(fake: FakeTwilio, make_site: Callable[..., Site]) -> Site:
+    return served_with_twilio(make_site, fake)
 
 
-def raise_inactivity(env: Env) -> Alarm:
-    env.activity(timedelta(0))
+def called(fake: FakeTwilio) -> list[tuple[str, str]]:
+    """(channel, number) of every call and SMS the provider received, in order."""
+    return [("voice", c.to) for c in fake.calls] + [("sms", m.to) for m in fake.messages]
+
+
+def activity(env: Site, at: timedelta, device: str = "pir-1", battery: int | None = None) -> None:
+    kind = "battery" if battery is not None else "button" if device.startswith("sos") else "motion"
+    env.record(at, obs(device, kind, topic="t", battery=battery))
+
+
+def raise_inactivity(env: Site) -> Alarm:
+    activity(env, timedelta(0))
     env.at(14 * H)
     return env.alarm()
 
 
-def test_default_chain_resident_silent_then_worker_and_family_in_parallel_then_worker_presses_1(env: Env) -> None:
-    env.fake.behaviour.update({RESIDENT: "no-answer", GRID: "press:1", FAMILY1: "no-answer"})
+def answer_steps(env: Site, fake: FakeTwilio, steps: int) -> Alarm:
+    """The people called in the first ``steps`` steps do what ``fake.behaviour`` says, the chain moving on
+    after each step but the last; the alarm then."""
+    for step in range(steps):
+        if step:
+            env.escalate()
+        fake.play()
+    return env.alarm()
+
+
+def test_default_chain_resident_silent_then_worker_and_family_in_parallel_then_worker_presses_1(
+        env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour.update({RESIDENT: "no-answer", GRID: "press:1", FAMILY1: "no-answer"})
     alarm = raise_inactivity(env)
-    assert env.called() == [("voice", RESIDENT)]  # step 1: the check call only
+    assert called(fake) == [("voice", RESIDENT)]  # step 1: the check call only
     assert env.alarm().responders_called_at is None
-    env.fake.play()  # the resident does not answer: the step's only attempt ended
-    env.run()
-    assert sorted(env.called()) == sorted([("voice", RESIDENT), ("voice", GRID), ("voice", FAMILY1), ("sms", GRID)])
+    fake.play()  # the resident does not answer: the step's only attempt ended
+    env.escalate()
+    assert sorted(called(fake)) == sorted([("voice", RESIDENT), ("voice", GRID), ("voice", FAMILY1), ("sms", GRID)])
     assert env.alarm().responders_called_at == T0 + 14 * H  # red from now on
-    env.fake.play()  # the grid worker presses 1
+    fake.play()  # the grid worker presses 1
     current = env.alarm()
     assert current.state == "acknowledged" and "李娜" in (current.acknowledged_by or "")
     assert current.next_action_at is None
     env.at(14 * H + 30 * M)  # long past every wait: the chain has stopped
-    assert len(env.fake.calls) == 3
+    assert len(fake.calls) == 3
     rows = {(a.target, a.channel): a for a in env.attempts()}
     assert rows[("resident", "voice")].status == "no-answer"
     assert rows[("grid_worker", "voice")].digits == "1" and rows[("grid_worker", "voice")].status == "completed"
@@ -159,51 +105,48 @@ def test_default_chain_resident_silent_then_worker_and_family_in_parallel_then_w
     assert alarm.id == current.id
 
 
-def test_the_resident_pressing_1_resolves_as_fine_and_calls_no_one_else(env: Env) -> None:
-    env.fake.behaviour[RESIDENT] = "press:1"
+def test_the_resident_pressing_1_resolves_as_fine_and_calls_no_one_else(env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour[RESIDENT] = "press:1"
     raise_inactivity(env)
-    env.fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 1)
     assert alarm.state == "resolved" and alarm.outcome == "confirmed_fine_by_phone"
     for minutes in (5, 60, 600, 13 * 60):
         env.at(14 * H + minutes * M)
-    assert [c.to for c in env.fake.calls] == [RESIDENT]
-    assert len(env.alarms()) == 1  # the window restarted at the keypress
+    assert [c.to for c in fake.calls] == [RESIDENT]
+    assert len(env.alarms(AlarmKind.INACTIVITY)) == 1  # the window restarted at the keypress
     env.at(28 * H + M)
-    assert len(env.alarms()) == 2
+    assert len(env.alarms(AlarmKind.INACTIVITY)) == 2
 
 
-def test_a_call_answered_by_voicemail_does_not_acknowledge(env: Env) -> None:
-    env.fake.behaviour.update({RESIDENT: "voicemail", GRID: "voicemail", FAMILY1: "voicemail"})
+def test_a_call_answered_by_voicemail_does_not_acknowledge(env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour.update({RESIDENT: "voicemail", GRID: "voicemail", FAMILY1: "voicemail"})
     raise_inactivity(env)
-    env.fake.play()
-    env.run()
-    env.fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 2)
     assert alarm.state == "open" and alarm.acknowledged_at is None
     assert {a.status for a in env.attempts() if a.channel == "voice"} == {"completed"}
 
 
 @pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed"])
-def test_unanswered_steps_advance_at_once_and_the_chain_repeats_until_acknowledged(env: Env, outcome: str) -> None:
+def test_unanswered_steps_advance_at_once_and_the_chain_repeats_until_acknowledged(
+        env: Site, fake: FakeTwilio, outcome: str) -> None:
     for number in (RESIDENT, GRID, FAMILY1, MICRO, FAMILY2, SUPERVISOR):
-        env.fake.behaviour[number] = outcome
+        fake.behaviour[number] = outcome
     raise_inactivity(env)
     for _ in range(4):  # steps 1-4, each ended by its callbacks, no waiting
-        env.fake.play()
-        env.run()
+        fake.play()
+        env.escalate()
     alarm = env.alarm()
     assert alarm.cycle == 1 and alarm.step == 1  # round 2 started again from step 2
-    called = [c.to for c in env.fake.calls]
+    called = [c.to for c in fake.calls]
     assert called[:1] == [RESIDENT] and SUPERVISOR in called and called.count(GRID) == 2
-    env.fake.behaviour[MICRO] = "press:1"
-    env.fake.play()
-    env.run()
-    env.fake.play()
+    fake.behaviour[MICRO] = "press:1"
+    fake.play()
+    env.escalate()
+    fake.play()
     assert env.alarm().state == "acknowledged"
 
 
-def test_the_wait_runs_out_when_nobody_calls_back(env: Env) -> None:
+def test_the_wait_runs_out_when_nobody_calls_back(env: Site) -> None:
     raise_inactivity(env)  # the fake plays nobody: no callbacks at all
     env.at(14 * H + 2 * M)
     assert env.alarm().step == 0
@@ -213,142 +156,139 @@ def test_the_wait_runs_out_when_nobody_calls_back(env: Env) -> None:
     assert env.alarm().step == 2
 
 
-def test_the_per_person_cap_skips_with_a_reason_and_the_chain_goes_on(env: Env) -> None:
+def test_the_per_person_cap_skips_with_a_reason_and_the_chain_goes_on(env: Site, fake: FakeTwilio) -> None:
     for number in (RESIDENT, GRID, FAMILY1, MICRO, FAMILY2, SUPERVISOR):
-        env.fake.behaviour[number] = "busy"
+        fake.behaviour[number] = "busy"
     raise_inactivity(env)
     for _ in range(40):
-        env.fake.play()
-        env.run()
+        fake.play()
+        env.escalate()
         if any(a.skip_reason and a.skip_reason.startswith("capped") for a in env.attempts()):
             break
     capped = [a for a in env.attempts() if a.skip_reason and a.skip_reason.startswith("capped")]
     assert capped and capped[0].status == "skipped"
     assert "limit 6" in capped[0].skip_reason
-    assert len([c for c in env.fake.calls if c.to == capped[0].phone]) <= 6
-    before = len(env.fake.calls)
-    env.fake.play()
-    env.run()
-    env.fake.play()
-    env.run()
-    assert env.alarm().state == "open" and len(env.fake.calls) >= before  # never ends on its own
+    assert len([c for c in fake.calls if c.to == capped[0].phone]) <= 6
+    before = len(fake.calls)
+    fake.play()
+    env.escalate()
+    fake.play()
+    env.escalate()
+    assert env.alarm().state == "open" and len(fake.calls) >= before  # never ends on its own
 
 
-def test_a_forged_or_missing_signature_gets_403_and_changes_nothing(env: Env) -> None:
-    env.fake.behaviour[RESIDENT] = "press:1"
+def test_a_forged_or_missing_signature_gets_403_and_changes_nothing(env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour[RESIDENT] = "press:1"
     raise_inactivity(env)
-    call = env.fake.calls[0]
+    call = fake.calls[0]
     action = call.gather().attrib["action"]
     params = {"CallSid": call.sid, "Digits": "1", "To": call.to, "From": FROM}
-    assert env.fake.post(action, params, signature="forged").status_code == 403
-    assert env.fake.post(action, params, signature="").status_code == 403
-    assert env.fake.post(f"{env.app_url}/webhooks/twilio/sms", {"From": GRID, "Body": "1"},
+    assert fake.post(action, params, signature="forged").status_code == 403
+    assert fake.post(action, params, signature="").status_code == 403
+    assert fake.post(f"{env.url}/webhooks/twilio/sms", {"From": GRID, "Body": "1"},
                          signature="bm9wZQ==").status_code == 403
     assert env.alarm().state == "open"
     assert all(a.digits is None for a in env.attempts())
 
 
-def test_sms_replies_with_and_without_the_code(env: Env) -> None:
-    env.activity(timedelta(0))
+def test_sms_replies_with_and_without_the_code(env: Site, fake: FakeTwilio) -> None:
+    activity(env, timedelta(0))
     env.at(14 * H)
-    env.fake.play()
-    env.run()  # step 2: the grid worker gets an SMS with the code
+    fake.play()
+    env.escalate()  # step 2: the grid worker gets an SMS with the code
     first = env.alarm()
-    sms = next(m for m in env.fake.messages if m.to == GRID)
+    sms = next(m for m in fake.messages if m.to == GRID)
     assert first.code in sms.body and "王秀英" in sms.body
-    assert "已确认" in env.fake.sms_from(env.app_url, GRID, "1")  # bare 1: the only open alarm
+    assert "已确认" in fake.sms_from(env.url, GRID, "1")  # bare 1: the only open alarm
     assert env.alarm().state == "acknowledged"
     # a panic alarm for the same resident and a second inactivity alarm elsewhere: two open ones
-    env.activity(14 * H + M, device="sos-1")
+    activity(env, 14 * H + M, device="sos-1")
     env.at(14 * H + 2 * M)
-    env.fake.play()
+    fake.play()
     with Session(env.engine) as session, session.begin():
         session.execute(update(Alarm).where(Alarm.id == first.id).values(state="open", acknowledged_at=None))
-    reply = env.fake.sms_from(env.app_url, GRID, "1")
+    reply = fake.sms_from(env.url, GRID, "1")
     panic = env.alarm(AlarmKind.PANIC)
     assert first.code in reply and panic.code in reply  # several open: it lists, does not guess
     assert env.alarm(AlarmKind.PANIC).state == "open"
-    assert "已确认" in env.fake.sms_from(env.app_url, GRID, f"1 {panic.code}")
+    assert "已确认" in fake.sms_from(env.url, GRID, f"1 {panic.code}")
     assert env.alarm(AlarmKind.PANIC).state == "acknowledged"
-    assert "没有" in env.fake.sms_from(env.app_url, "+8600000000000", "1")  # unknown number
+    assert "没有" in fake.sms_from(env.url, "+8600000000000", "1")  # unknown number
 
 
-def test_resolving_sends_the_outcome_to_the_family_by_sms(env: Env) -> None:
+def test_resolving_sends_the_outcome_to_the_family_by_sms(env: Site, fake: FakeTwilio) -> None:
     alarm = raise_inactivity(env)
-    response = env.api("POST", f"/api/alarms/{alarm.id}/resolve",
+    response = env.http("admin", "POST", f"/api/alarms/{alarm.id}/resolve",
                        json={"by": "李娜", "outcome": "resident_fine", "note": "在女儿家"})
     assert response.status_code == 200
     env.at(14 * H + M)
-    outcome = [m for m in env.fake.messages if m.to in (FAMILY1, FAMILY2)]
+    outcome = [m for m in fake.messages if m.to in (FAMILY1, FAMILY2)]
     assert {m.to for m in outcome} == {FAMILY1, FAMILY2}
     assert all(alarm.code in m.body and "老人平安" in m.body and "在女儿家" in m.body for m in outcome)
 
 
-def test_family_pressing_1_shows_family_handling_and_the_grid_steps_go_on(env: Env) -> None:
-    env.fake.behaviour.update({RESIDENT: "no-answer", GRID: "no-answer", FAMILY1: "press:1"})
+def test_family_pressing_1_shows_family_handling_and_the_grid_steps_go_on(env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour.update({RESIDENT: "no-answer", GRID: "no-answer", FAMILY1: "press:1"})
     raise_inactivity(env)
-    env.fake.play()
-    env.run()
-    env.fake.play()
-    alarm = env.alarm()
+    alarm = answer_steps(env, fake, 2)
     assert alarm.family_handling_at is not None and "王强" in (alarm.family_handling_by or "")
     assert alarm.state == "open"
-    env.run()
+    env.escalate()
     assert env.alarm().step == 2  # the micro-grid worker is next
-    assert MICRO in [c.to for c in env.fake.calls]
-    body = env.api("GET", f"/api/alarms/{alarm.id}").json()
+    assert MICRO in [c.to for c in fake.calls]
+    body = env.http("admin", "GET", f"/api/alarms/{alarm.id}").json()
     assert body["family_handling_by"] and body["step"] == 3
     noted = [t["detail"] for t in body["transitions"] if t["action"] == "attempt"]
     assert any("王秀英" in d and "无人接听" in d for d in noted)  # each call's end is on the history, worded
 
 
-def test_panic_skips_the_check_call(env: Env) -> None:
-    env.activity(H, device="sos-1")
+def test_panic_skips_the_check_call(env: Site, fake: FakeTwilio) -> None:
+    activity(env, H, device="sos-1")
     env.at(H)
-    numbers = {c.to for c in env.fake.calls}
+    numbers = {c.to for c in fake.calls}
     assert RESIDENT not in numbers and {GRID, FAMILY1} <= numbers
     assert env.alarm(AlarmKind.PANIC).responders_called_at is not None
 
 
-def test_maintenance_alarms_send_one_sms_to_the_grid_worker_and_a_daily_reminder(env: Env) -> None:
-    env.activity(timedelta(0))
-    env.activity(H, device="sos-1", battery=8)
+def test_maintenance_alarms_send_one_sms_to_the_grid_worker_and_a_daily_reminder(env: Site, fake: FakeTwilio) -> None:
+    activity(env, timedelta(0))
+    activity(env, H, device="sos-1", battery=8)
     env.at(H)
     assert env.alarm(AlarmKind.LOW_BATTERY) is not None
-    assert env.fake.calls == []  # never a call
-    assert [m.to for m in env.fake.messages] == [GRID]  # one SMS, to the grid worker, never the family
-    assert "设备提醒" in env.fake.messages[0].body
+    assert fake.calls == []  # never a call
+    assert [m.to for m in fake.messages] == [GRID]  # one SMS, to the grid worker, never the family
+    assert "设备提醒" in fake.messages[0].body
     for minutes in (1, 5, 30, 120):  # delivered SMS must not restart the chain: one notice, then daily
-        env.fake.play()
+        fake.play()
         env.at(H + minutes * M)
-    assert len(env.fake.messages) == 1
+    assert len(fake.messages) == 1
     env.at(25 * H)
-    assert [m.to for m in env.fake.messages] == [GRID, GRID]  # the daily reminder
+    assert [m.to for m in fake.messages] == [GRID, GRID]  # the daily reminder
     assert {a.template for a in env.attempts()} == {"maintenance_sms", "check_call", "alarm_sms", "alarm_call"} \
         or {a.template for a in env.attempts() if a.phone == GRID} >= {"maintenance_sms"}
 
 
-def test_the_twiml_says_what_it_should(env: Env) -> None:
+def test_the_twiml_says_what_it_should(env: Site, fake: FakeTwilio) -> None:
     raise_inactivity(env)
-    root = ET.fromstring(env.fake.calls[0].twiml)
+    root = ET.fromstring(fake.calls[0].twiml)
     gather = root.find("Gather")
     assert gather is not None and gather.attrib["numDigits"] == "1"
-    assert gather.attrib["action"].startswith(f"{env.app_url}/webhooks/twilio/gather?attempt=")
+    assert gather.attrib["action"].startswith(f"{env.url}/webhooks/twilio/gather?attempt=")
     says = gather.findall("Say")
     assert says and all(s.attrib["language"] == "zh-CN" for s in says)
     text = says[0].text or ""
     assert "王秀英" in text and "14小时" in text and "请按1" in text
-    env.fake.behaviour[RESIDENT] = "no-answer"
-    env.fake.play()
-    env.run()
-    responder = next(c for c in env.fake.calls if c.to == GRID)
+    fake.behaviour[RESIDENT] = "no-answer"
+    fake.play()
+    env.escalate()
+    responder = next(c for c in fake.calls if c.to == GRID)
     assert "1号楼 2单元 301" in responder.said() and env.alarm().code in responder.said()
 
 
-def test_a_restart_mid_chain_neither_repeats_nor_skips_a_step(env: Env, db_url: str) -> None:
+def test_a_restart_mid_chain_neither_repeats_nor_skips_a_step(env: Site, fake: FakeTwilio, db_url: str) -> None:
     raise_inactivity(env)
-    env.fake.play()
-    env.run()
+    fake.play()
+    env.escalate()
     assert env.alarm().step == 1
     env.runtime.stop()
     second = Runtime(env.settings, ingest=False)
@@ -356,15 +296,15 @@ def test_a_restart_mid_chain_neither_repeats_nor_skips_a_step(env: Env, db_url: 
         second.escalate(T0 + 14 * H + M)  # a second process, and several runs at the same instant
         env.runtime.escalate(T0 + 14 * H + M)
     assert env.alarm().step == 1
-    assert len([c for c in env.fake.calls if c.to == GRID]) == 1
+    assert len([c for c in fake.calls if c.to == GRID]) == 1
     second.escalate(T0 + 14 * H + 6 * M)
     env.runtime.escalate(T0 + 14 * H + 6 * M)
     assert env.alarm().step == 2
-    assert len([c for c in env.fake.calls if c.to == MICRO]) == 1
+    assert len([c for c in fake.calls if c.to == MICRO]) == 1
     second.stop()
 
 
-def test_an_attempt_left_pending_by_a_crash_is_sent_again_by_the_auditor(env: Env) -> None:
+def test_an_attempt_left_pending_by_a_crash_is_sent_again_by_the_auditor(env: Site, fake: FakeTwilio) -> None:
     alarm = raise_inactivity(env)
     with Session(env.engine) as session, session.begin():
         # what a crash between the attempt's commit and the provider call leaves behind
@@ -372,15 +312,15 @@ def test_an_attempt_left_pending_by_a_crash_is_sent_again_by_the_auditor(env: En
                             person="王秀英", phone=RESIDENT, channel="voice", template="check_call",
                             params={"name": "王秀英"}, created_at=T0 + 14 * H, claimed_at=T0 + 14 * H,
                             status=AttemptStatus.PENDING))
-    calls = len(env.fake.calls)
+    calls = len(fake.calls)
     env.at(14 * H + 10 * 1000 * timedelta(microseconds=1))
-    assert len(env.fake.calls) == calls  # not yet: it may still be on its way
+    assert len(fake.calls) == calls  # not yet: it may still be on its way
     env.at(14 * H + 31 * timedelta(seconds=1))
-    assert len(env.fake.calls) == calls + 1
+    assert len(fake.calls) == calls + 1
     assert all(a.status != "pending" for a in env.attempts())
 
 
-def test_a_stalled_chain_is_rearmed_by_the_auditor(env: Env) -> None:
+def test_a_stalled_chain_is_rearmed_by_the_auditor(env: Site) -> None:
     raise_inactivity(env)
     with Session(env.engine) as session, session.begin():
         session.execute(update(Alarm).values(next_action_at=None))
@@ -389,59 +329,61 @@ def test_a_stalled_chain_is_rearmed_by_the_auditor(env: Env) -> None:
     assert env.alarm().step >= 1
 
 
-def test_an_invalid_number_fails_for_good_and_a_provider_outage_is_retried(env: Env) -> None:
-    env.fake.behaviour.update({RESIDENT: "invalid", GRID: "down"})
+def test_an_invalid_number_fails_for_good_and_a_provider_outage_is_retried(env: Site, fake: FakeTwilio) -> None:
+    fake.behaviour.update({RESIDENT: "invalid", GRID: "down"})
     raise_inactivity(env)
     [attempt] = env.attempts()
     assert attempt.status == "failed" and "21211" in (attempt.error or "")
-    env.run()
+    env.escalate()
     assert env.alarm().step == 1  # the step ended at once: its only attempt failed for good
     grid_call = next(a for a in env.attempts() if a.phone == GRID and a.channel == "voice")
     assert grid_call.status == "pending" and grid_call.tries == 1
-    env.fake.behaviour[GRID] = "no-answer"
+    fake.behaviour[GRID] = "no-answer"
     env.at(14 * H + M + 31 * timedelta(seconds=1))
     grid_call = next(a for a in env.attempts() if a.id == grid_call.id)
     assert grid_call.status == "queued" and grid_call.tries == 2
 
 
-def test_a_policy_edit_never_changes_a_running_chain(env: Env) -> None:
+def test_a_policy_edit_never_changes_a_running_chain(env: Site, fake: FakeTwilio) -> None:
     alarm = raise_inactivity(env)
-    policies = env.api("GET", "/api/policies").json()
+    policies = env.http("admin", "GET", "/api/policies").json()
     resident = next(p for p in policies if p["name"] == "resident")["definition"]
     resident["steps"] = [resident["steps"][0], {"name": "supervisor only", "wait": "5m",
                                                 "contacts": [{"target": "supervisor", "channels": ["voice"]}]}]
-    assert env.api("PUT", "/api/policies/resident", json={"by": "admin", "definition": resident}).status_code == 200
+    edited = env.http("admin", "PUT", "/api/policies/resident", json={"by": "admin", "definition": resident})
+    assert edited.status_code == 200
     bad = {"steps": [{"contacts": [{"target": "mayor", "channels": ["voice"]}]}]}
-    assert env.api("PUT", "/api/policies/resident", json={"by": "admin", "definition": bad}).status_code == 422
-    env.fake.play()
-    env.run()
-    assert GRID in [c.to for c in env.fake.calls] and SUPERVISOR not in [c.to for c in env.fake.calls]
+    refused = env.http("admin", "PUT", "/api/policies/resident", json={"by": "admin", "definition": bad})
+    assert refused.status_code == 422
+    fake.play()
+    env.escalate()
+    assert GRID in [c.to for c in fake.calls] and SUPERVISOR not in [c.to for c in fake.calls]
     with Session(env.engine) as session:
         stored = session.scalars(select(EscalationPolicy).where(EscalationPolicy.name == "resident")).one()
         assert len(stored.definition["steps"]) == 2
         assert len(session.get(Alarm, alarm.id).policy["steps"]) == 4
 
 
-def test_activity_after_responders_were_called_is_noted_not_auto_resolved(env: Env) -> None:
+def test_activity_after_responders_were_called_is_noted_not_auto_resolved(env: Site, fake: FakeTwilio) -> None:
     raise_inactivity(env)
-    env.fake.play()
-    env.run()  # responders called
-    env.activity(14 * H + 10 * M)
+    fake.play()
+    env.escalate()  # responders called
+    activity(env, 14 * H + 10 * M)
     env.at(14 * H + 11 * M)
     alarm = env.alarm()
     assert alarm.state == "open" and alarm.activity_seen_at == T0 + 14 * H + 10 * M
 
 
-def test_devices_and_residents_are_untouched_by_a_chain(env: Env) -> None:
+def test_devices_and_residents_are_untouched_by_a_chain(env: Site) -> None:
     raise_inactivity(env)
     with Session(env.engine) as session:
         assert session.scalar(select(Resident.due_at)) is None
         assert session.scalars(select(Device)).first() is not None
 
 
-def test_two_processes_running_the_chain_at_once_never_start_a_step_twice(env: Env) -> None:
+def test_two_processes_running_the_chain_at_once_never_start_a_step_twice(env: Site, fake: FakeTwilio) -> None:
     raise_inactivity(env)
-    env.fake.play()
+    fake.play()
     other = Runtime(env.settings, ingest=False)
     errors: list[BaseException] = []
 
@@ -460,6 +402,6 @@ def test_two_processes_running_the_chain_at_once_never_start_a_step_twice(env: E
     other.stop()
     assert errors == []
     assert env.alarm().step == 1
-    assert [c.to for c in env.fake.calls].count(GRID) == 1
-    assert [m.to for m in env.fake.messages].count(GRID) == 1
+    assert [c.to for c in fake.calls].count(GRID) == 1
+    assert [m.to for m in fake.messages].count(GRID) == 1
     assert len([a for a in env.attempts() if a.step == 1]) == 3

@@ -3,6 +3,7 @@ in docs/ (generated from the code, and agreeing with the parser)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import tomllib
 from pathlib import Path
@@ -18,7 +19,7 @@ from alerts.registry.community import load_community
 from config.settings import load_settings
 from sensors.formats import native
 from sensors.payloads import Reading, native_schema_json
-from tests.conftest import T0
+from tests.harness import T0
 from tests.helpers import ROOT
 
 
@@ -72,3 +73,13 @@ def test_docs_exist_for_what_the_readme_links(tmp_path: Path) -> None:
         if "](docs/" in line:
             target = line.split("](docs/", 1)[1].split(")", 1)[0]
             assert (ROOT / "docs" / target.split("#")[0]).exists(), target
+
+
+def test_every_benchmark_imports_and_says_how_to_run_it() -> None:
+    """The benchmarks are not run by the suite (they take minutes); this keeps them from rotting."""
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        if path.stem in ("__init__", "common", "live"):
+            continue
+        module = importlib.import_module(f"bench.{path.stem}")
+        assert callable(getattr(module, "main", None)), f"bench/{path.name} has no main()"
+        assert f"python -m bench.{path.stem}" in (module.__doc__ or "") + path.read_text(), path.name

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from pydantic import BaseModel
@@ -20,14 +19,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
 from alerts.models import HUMAN_OUTCOMES
-from alerts.registry.community import load_community
 from api import accounts, admin_schemas
 from api import schemas as api_schemas
-from api.runtime import Runtime
-from config.settings import load_settings
-from tests.conftest import T0
+from tests.harness import T0, Site
 
 ADMIN, PASSWORD = "hostile-admin", "a long enough password"
 COMMUNITY: dict[str, Any] = {
@@ -45,32 +40,14 @@ SELF_EVIDENT = {"id", "name", "phone", "address", "birth_year", "resident_name",
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))  # per operation and mode; more: FUZZ_EXAMPLES=100
 
 
-class Site:
-    def __init__(self, db_url: str) -> None:
-        self.settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                                      rules={"device_offline_after": "30d"}, api={"secret_key": "k" * 32})
-        self.runtime = Runtime(self.settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.runtime.clock.set(T0)
-        self.runtime.seed()
-        with Session(self.runtime.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, self.runtime.policy.limits)
-            accounts.add_user(session, ADMIN, "admin", PASSWORD, T0)
-        self.client = TestClient(self.runtime.app)
-        response = self.client.post("/api/auth/login", json={"username": ADMIN, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
-
-    def close(self) -> None:
-        self.client.close()
-        self.runtime.stop()
-
-
 @pytest.fixture
-def site(db_url: str) -> Iterator[Site]:
-    s = Site(db_url)
-    yield s
-    s.close()
+def site(make_site: Callable[..., Site]) -> Site:
+    """A Shouwang with the community loaded and ``ADMIN`` signed in through the login form."""
+    s = make_site(community=COMMUNITY, api={"secret_key": "k" * 32})
+    with Session(s.engine) as session, session.begin():
+        accounts.add_user(session, ADMIN, "admin", PASSWORD, T0)
+    s.sign_in(ADMIN, PASSWORD)
+    return s
 
 
 def _probe(site: Site, operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode) -> str | None:
@@ -84,7 +61,7 @@ def _probe(site: Site, operation: schemathesis.APIOperation, mode: schemathesis.
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def probe(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=site.headers, checks=checks)
+        case.call_and_validate(headers=site.headers(ADMIN), checks=checks)
 
     started = time.monotonic()
     try:
@@ -118,17 +95,17 @@ def test_ids_beyond_the_id_columns_range_are_refused_not_a_server_error(site: Si
     for path in (f"/api/admin/residents/{big}", f"/api/residents/{big}", f"/api/admin/devices?resident_id={big}",
                  f"/api/admin/micro-grids?grid_id={big}", f"/api/audit?before={big}", f"/api/alarms/{big}",
                  f"/api/admin/residents/{2**70}"):
-        response = site.client.get(path, headers=site.headers)
+        response = site.client(ADMIN).get(path)
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
 
 
 def test_absurd_windows_nul_bytes_and_missing_places_are_refused(site: Site) -> None:
-    post = lambda path, body: site.client.post(path, json=body, headers=site.headers)  # noqa: E731
+    post = lambda path, body: site.client(ADMIN).post(path, json=body)  # noqa: E731
     assert post("/api/admin/grids", {"name": "g2", "window_hours": 1e308}).status_code == 422
     assert post("/api/admin/residents", {"name": "x", "window_hours": 9e300}).status_code == 422
     response = post("/api/admin/communities", {"name": "nul\x00name"})
     assert response.status_code in (201, 422), response.text  # SQLite stores it; PostgreSQL cannot
-    response = site.client.get("/api/audit", params={"actor": "a\x00b"}, headers=site.headers)
+    response = site.client(ADMIN).get("/api/audit", params={"actor": "a\x00b"})
     assert response.status_code in (200, 422), response.text
     for body in ({"name": "w", "phone": "+861380000009", "role": "supervisor", "community_id": 999},
                  {"name": "w", "phone": "+861380000009", "role": "grid_worker", "grid_id": 999},
@@ -138,10 +115,10 @@ def test_absurd_windows_nul_bytes_and_missing_places_are_refused(site: Site) -> 
 
 
 def test_resolve_advertises_only_the_outcomes_a_person_may_choose(site: Site) -> None:
-    schema = site.client.get("/openapi.json").json()
+    schema = site.client().get("/openapi.json").json()
     outcome = schema["components"]["schemas"]["ResolveIn"]["properties"]["outcome"]
     assert sorted(outcome["enum"]) == sorted(o.value for o in HUMAN_OUTCOMES)
-    response = site.client.post("/api/alarms/1/resolve", json={"outcome": "activity_resumed"}, headers=site.headers)
+    response = site.client(ADMIN).post("/api/alarms/1/resolve", json={"outcome": "activity_resumed"})
     assert response.status_code == 422
     # a refusal's `detail` (a message, not a list of fields) matches what the document declares for 422
     declared = schema["components"]["schemas"]["HTTPValidationError"]
@@ -151,7 +128,7 @@ def test_resolve_advertises_only_the_outcomes_a_person_may_choose(site: Site) ->
 
 
 def test_every_field_of_the_api_says_what_it_means(site: Site) -> None:
-    schema = site.client.get("/openapi.json").json()
+    schema = site.client().get("/openapi.json").json()
     ours = {name for module in (api_schemas, admin_schemas) for name, value in vars(module).items()
             if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__}
     undescribed = [f"{name}.{field}" for name, component in schema["components"]["schemas"].items() if name in ours
@@ -159,5 +136,5 @@ def test_every_field_of_the_api_says_what_it_means(site: Site) -> None:
                    if "description" not in spec and field not in SELF_EVIDENT]
     assert not undescribed, undescribed
     assert "ref" in schema["components"]["schemas"]["ResidentOut"]["required"]
-    [row] = site.client.get("/api/residents", headers=site.headers).json()
+    [row] = site.client(ADMIN).get("/api/residents").json()
     assert row["ref"] == "r1"

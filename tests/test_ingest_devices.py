@@ -300,11 +300,12 @@ def test_the_resident_card_on_the_screen_marks_a_device_whose_clock_runs_ahead(t
     from playwright.sync_api import expect, sync_playwright
 
     from api.runtime import ingest_policy
-    from tests.test_browser import CHROMIUM, Site, marker, open_page
+    from tests.harness import Site, app_settings, sqlite_database
+    from tests.test_browser import CHROMIUM, community, marker, open_page
 
     if not Path(CHROMIUM).exists():
         pytest.skip("needs Debian's chromium")
-    site = Site(tmp_path, homes=2)
+    site = Site(app_settings(sqlite_database(tmp_path, "screen.db")), community=community(2)).serve()
     try:
         with Session(site.engine) as session, session.begin():
             record_batch(session, [Observation(device="pir-1", kind="heartbeat", topic="t", delivery_key="skew",
@@ -314,7 +315,7 @@ def test_the_resident_card_on_the_screen_marks_a_device_whose_clock_runs_ahead(t
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             try:
                 outside: list[str] = []
-                page = open_page(browser, f"{site.url}/screen?token={site.screen_token}", outside)
+                page = open_page(browser, f"{site.url}/screen?token={site.token('screen')}", outside)
                 expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
                 marker(page, rid).click()
                 expect(page.locator("#card .clock-skew")).to_have_text("时钟超前 ×1", timeout=10000)

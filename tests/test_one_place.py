@@ -4,69 +4,47 @@ PostgreSQL, the manual clock moved by the test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts import service
-from alerts.clock import ManualClock
 from alerts.escalation import replies
 from alerts.escalation.notifiers.base import InboundSms, Keypress
 from alerts.models import Alarm, AlarmKind, Attempt, AuditEntry, Outcome, Resident
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime
-from config.settings import load_settings
-from tests.conftest import T0
+from tests.harness import T0, Site
+from tests.helpers import wait_for
 
 H = timedelta(hours=1)
 GRID_PHONE = "+8613800000001"
 FAMILY_PHONE = "+8613900000011"
 
 
-class Site:
-    """One process's runtime on the test's database, with an admin client."""
-
-    def __init__(self, db_url: str) -> None:
-        settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                                 rules={"device_offline_after": "30d"})
-        self.runtime = Runtime(settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        self.engine = self.runtime.engine
-        with Session(self.engine) as session, session.begin():
-            token = accounts.token_for(session, T0, "admin", ttl=timedelta(days=30))
-        self.api = TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
-
-    def tick(self, at: timedelta) -> service.TickResult:
-        return service.tick(self.engine, self.clock.set(T0 + at), self.runtime.policy)
-
-    def resident(self, ref: str) -> Resident:
-        with Session(self.engine) as session:
-            return session.scalars(select(Resident).where(Resident.external_ref == ref)).one()
-
-    def open_alarms(self, ref: str) -> list[Alarm]:
-        rid = self.resident(ref).id
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Alarm).where(Alarm.resident_id == rid, Alarm.state != "resolved")))
-
-    def post(self, path: str, body: dict[str, object]) -> dict[str, object]:
-        response = self.api.post(path, json=body)
-        assert response.status_code in (200, 201), response.text
-        return response.json()  # type: ignore[no-any-return]
-
-
 @pytest.fixture
-def site(db_url: str) -> Iterator[Site]:
-    s = Site(db_url)
-    yield s
-    s.runtime.engine.dispose()
+def site(make_site: Any) -> Site:
+    """One process's runtime on the test's database, nobody loaded yet."""
+    return make_site()
+
+
+def open_alarms(site: Site, ref: str) -> list[Alarm]:
+    return [a for a in site.alarms(resident=ref) if a.state != "resolved"]
+
+
+def post(site: Site, path: str, body: dict[str, object]) -> dict[str, object]:
+    """An admin's POST that must succeed; its answer."""
+    response = site.client("admin").post(path, json=body)
+    assert response.status_code in (200, 201), response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def check_call(alarm: Alarm, provider_id: str) -> Attempt:
+    """The resident's check call of ``alarm``, placed at 8 h and waiting for its answer."""
+    return Attempt(alarm_id=alarm.id, step=0, cycle=0, token=1, target="resident", person="王秀英",
+                   phone="+867178000001", channel="voice", template="check_call", params={},
+                   created_at=T0 + 8 * H, status="queued", provider_id=provider_id)
 
 
 def _community(grid_window: float | None) -> dict[str, object]:
@@ -85,49 +63,45 @@ def _community(grid_window: float | None) -> dict[str, object]:
 
 def _assert_alarm_at_8_hours(site: Site, ref: str) -> None:
     assert site.resident(ref).due_at == T0 + 8 * H
-    site.tick(8 * H - timedelta(seconds=1))
-    assert site.open_alarms(ref) == []
-    site.tick(8 * H)
-    assert [a.kind for a in site.open_alarms(ref)] == [AlarmKind.INACTIVITY]
+    site.tick_at(8 * H - timedelta(seconds=1))
+    assert open_alarms(site, ref) == []
+    site.tick_at(8 * H)
+    assert [a.kind for a in open_alarms(site, ref)] == [AlarmKind.INACTIVITY]
 
 
 # -- one place for a resident's limits ---------------------------------------------------------------------
 def test_a_grid_window_loaded_by_shouwang_load_alarms_at_8_hours(site: Site) -> None:
-    with Session(site.engine) as session, session.begin():
-        load_community(session, _community(8), T0, site.runtime.policy.limits)
+    site.load(_community(8))
     _assert_alarm_at_8_hours(site, "r1")
 
 
 def test_a_grid_window_loaded_later_by_shouwang_load_moves_the_deadline(site: Site) -> None:
-    with Session(site.engine) as session, session.begin():
-        load_community(session, _community(None), T0, site.runtime.policy.limits)
+    site.load(_community(None))
     assert site.resident("r1").due_at == T0 + 14 * H
-    with Session(site.engine) as session, session.begin():
-        load_community(session, _community(8), T0, site.runtime.policy.limits)
+    site.load(_community(8))
     _assert_alarm_at_8_hours(site, "r1")
 
 
 def test_a_grid_window_set_through_the_admin_api_alarms_at_8_hours(site: Site) -> None:
-    community = site.post("/api/admin/communities", {"name": "夷陵社区"})
-    grid = site.post("/api/admin/grids", {"name": "第一网格", "community_id": community["id"], "window_hours": 8})
-    micro = site.post("/api/admin/micro-grids", {"name": "1号楼", "grid_id": grid["id"]})
-    site.post("/api/admin/residents", {"ref": "r1", "name": "王秀英", "micro_grid_id": micro["id"]})
+    community = post(site, "/api/admin/communities", {"name": "夷陵社区"})
+    grid = post(site, "/api/admin/grids", {"name": "第一网格", "community_id": community["id"], "window_hours": 8})
+    micro = post(site, "/api/admin/micro-grids", {"name": "1号楼", "grid_id": grid["id"]})
+    post(site, "/api/admin/residents", {"ref": "r1", "name": "王秀英", "micro_grid_id": micro["id"]})
     _assert_alarm_at_8_hours(site, "r1")
 
 
 def test_a_grid_window_changed_through_the_admin_api_moves_its_residents(site: Site) -> None:
-    with Session(site.engine) as session, session.begin():
-        load_community(session, _community(None), T0, site.runtime.policy.limits)
-    grid_id = site.api.get("/api/admin/grids").json()[0]["id"]
-    assert site.api.patch(f"/api/admin/grids/{grid_id}", json={"window_hours": 8}).status_code == 200
+    site.load(_community(None))
+    grid_id = site.client("admin").get("/api/admin/grids").json()[0]["id"]
+    assert site.client("admin").patch(f"/api/admin/grids/{grid_id}", json={"window_hours": 8}).status_code == 200
     _assert_alarm_at_8_hours(site, "r1")
 
 
 def test_a_resident_imported_by_csv_into_an_8_hour_grid_alarms_at_8_hours(site: Site) -> None:
-    community = site.post("/api/admin/communities", {"name": "夷陵社区"})
-    site.post("/api/admin/grids", {"name": "第一网格", "community_id": community["id"], "window_hours": 8})
+    community = post(site, "/api/admin/communities", {"name": "夷陵社区"})
+    post(site, "/api/admin/grids", {"name": "第一网格", "community_id": community["id"], "window_hours": 8})
     csv = "ref,name,grid,micro_grid,device_ids\nr1,王秀英,第一网格,1号楼,pir-1\n"
-    response = site.api.post("/api/admin/import/residents", content=csv.encode(),
+    response = site.client("admin").post("/api/admin/import/residents", content=csv.encode(),
                              headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
     _assert_alarm_at_8_hours(site, "r1")
@@ -135,10 +109,9 @@ def test_a_resident_imported_by_csv_into_an_8_hour_grid_alarms_at_8_hours(site: 
 
 # -- one function per alarm transition ---------------------------------------------------------------------
 def _raise(site: Site) -> Alarm:
-    with Session(site.engine) as session, session.begin():
-        load_community(session, _community(8), T0, site.runtime.policy.limits)
-    site.tick(8 * H)
-    (alarm,) = site.open_alarms("r1")
+    site.load(_community(8))
+    site.tick_at(8 * H)
+    (alarm,) = open_alarms(site, "r1")
     return alarm
 
 
@@ -155,10 +128,7 @@ def _effects_of_resolution(site: Site, alarm_id: int) -> tuple[object, list[str]
 def test_resolving_through_the_api_restarts_the_window_notifies_family_and_is_audited(site: Site) -> None:
     alarm = _raise(site)
     now = site.clock.set(T0 + 9 * H)
-    with Session(site.engine) as session, session.begin():
-        token = accounts.token_for(session, now, "operator", ttl=timedelta(days=1))
-    response = site.api.post(f"/api/alarms/{alarm.id}/resolve", json={"outcome": "resident_fine"},
-                             headers={"Authorization": f"Bearer {token}"})
+    response = site.client("operator").post(f"/api/alarms/{alarm.id}/resolve", json={"outcome": "resident_fine"})
     assert response.status_code == 200, response.text
     due, outcome_sms, audit = _effects_of_resolution(site, alarm.id)
     assert due == now + 8 * H
@@ -169,9 +139,7 @@ def test_resolving_through_the_api_restarts_the_window_notifies_family_and_is_au
 def test_a_keypress_confirmation_has_the_same_effects_as_the_api(site: Site) -> None:
     alarm = _raise(site)
     with Session(site.engine) as session, session.begin():
-        session.add(Attempt(alarm_id=alarm.id, step=0, cycle=0, token=1, target="resident", person="王秀英",
-                            phone="+867178000001", channel="voice", template="check_call", params={},
-                            created_at=T0 + 8 * H, status="queued", provider_id="CA1"))
+        session.add(check_call(alarm, "CA1"))
     now = site.clock.set(T0 + 9 * H)
     replies.handle_events(site.engine, [Keypress(attempt_id=None, provider_id="CA1", digits="1")], now,
                           site.runtime.chain)
@@ -200,35 +168,39 @@ def test_a_poisoned_resident_row_does_not_keep_another_silent_resident_from_bein
     residents = community["residents"]
     assert isinstance(residents, list)
     residents.append({"ref": "r2", "name": "张桂兰", "micro_grid": "第一网格/1号楼"})
+    site.load(community)
     with Session(site.engine) as session, session.begin():
-        load_community(session, community, T0, site.runtime.policy.limits)
         # a last activity at the end of time (a device clock gone mad, a bad import): computing r1's
         # deadline overflows
         session.execute(update(Resident).where(Resident.external_ref == "r1")
                         .values(last_activity_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC), due_at=T0))
-    result = site.tick(14 * H)
-    assert [a.kind for a in site.open_alarms("r2")] == [AlarmKind.INACTIVITY]
+    result = site.tick_at(14 * H)
+    assert [a.kind for a in open_alarms(site, "r2")] == [AlarmKind.INACTIVITY]
     assert len(result.raised) == 1
     # the poisoned row is pushed back a little, not dropped and not retried in a tight loop
     assert site.resident("r1").due_at == T0 + 14 * H + service.PUSH_BACK
 
 
 def test_escalation_runs_even_when_the_rule_tick_fails(site: Site) -> None:
-    """The scheduler's job: a tick that raises does not keep escalation from running that second."""
+    """The scheduler runs escalation as a job of its own: a tick that raises every time does not keep
+    calls from going out."""
     ran: list[object] = []
     watch = site.runtime.watch
     watch.escalate = ran.append
     watch.engine = None  # type: ignore[assignment]  # the rule tick cannot reach any database
     assert watch.run_tick() is None
-    assert ran == [T0]
+    watch.start()
+    try:
+        wait_for(lambda: ran, timeout=20, message="an escalation run while every tick fails")
+    finally:
+        watch.stop()
+    assert ran[0] == T0
 
 
 def test_outcome_words_reach_the_family_whatever_the_door(site: Site) -> None:
     alarm = _raise(site)
     with Session(site.engine) as session, session.begin():
-        session.add(Attempt(alarm_id=alarm.id, step=0, cycle=0, token=1, target="resident", person="王秀英",
-                            phone="+867178000001", channel="voice", template="check_call", params={},
-                            created_at=T0 + 8 * H, status="queued", provider_id="CA9"))
+        session.add(check_call(alarm, "CA9"))
     replies.handle_events(site.engine, [Keypress(attempt_id=None, provider_id="CA9", digits="1")],
                           site.clock.set(T0 + 9 * H), site.runtime.chain)
     with Session(site.engine) as session:

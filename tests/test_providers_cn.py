@@ -5,58 +5,40 @@ clock moved by the test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
 from alerts.escalation.notifiers import ChannelProvider, TemplateMappingError
 from alerts.escalation.notifiers.mapping import aliyun_number, fit, from_national, tencent_number
 from alerts.models import Alarm, AlarmKind, Attempt
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import load_community
 from api import cli
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
 from tests import fake_aliyun, fake_tencent
-from tests.conftest import T0
 from tests.fake_aliyun import FakeAliyun
 from tests.fake_tencent import FakeTencent
+from tests.harness import Site, obs
 from tests.helpers import free_port, wait_for
+from tests.test_escalation import COMMUNITY as ESCALATION_COMMUNITY
+from tests.test_escalation import FAMILY1, GRID, RESIDENT
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-RESIDENT, FAMILY1, FAMILY2 = "+867178000001", "+8613900000011", "+8613900000012"
-GRID, MICRO, SUPERVISOR = "+8613800000001", "+8613800000002", "+8613800000003"
 TOKEN = "push-token-0123456789abcdef"
 LONG_NAME = "欧阳娜仁其其格·阿依古丽·买买提"  # 17 characters: over Tencent's 12
 
-COMMUNITY = {
-    "community": {"name": "夷陵社区"},
-    "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}]}],
-    "workers": [
-        {"name": "李娜", "phone": GRID, "role": "grid_worker", "grid": "第一网格"},
-        {"name": "赵强", "phone": MICRO, "role": "micro_grid_worker", "micro_grid": "第一网格/1号楼"},
-        {"name": "陈静", "phone": SUPERVISOR, "role": "supervisor"},
-    ],
-    "residents": [
-        {"ref": "r1", "name": "王秀英", "address": "1号楼 2单元 301", "phone": RESIDENT, "micro_grid": "第一网格/1号楼",
-         "devices": [{"id": "pir-1", "kind": "motion"}, {"id": "sos-1", "kind": "button"}],
-         "contacts": [{"name": "王强", "phone": FAMILY1, "priority": 1},
-                      {"name": "王丽", "phone": FAMILY2, "priority": 2}]},
-        {"ref": "r2", "name": LONG_NAME, "address": "1号楼 1单元 101", "phone": "+8613700000009",
-         "micro_grid": "第一网格/1号楼",
-         "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
-    ],
-}
+# the escalation tests' community, and a second resident whose name is too long for Tencent's templates
+COMMUNITY = {**ESCALATION_COMMUNITY, "residents": [
+    *ESCALATION_COMMUNITY["residents"],
+    {"ref": "r2", "name": LONG_NAME, "address": "1号楼 1单元 101", "phone": "+8613700000009",
+     "micro_grid": "第一网格/1号楼",
+     "devices": [{"id": "pir-2", "kind": "motion"}, {"id": "sos-2", "kind": "button"}]},
+]}
 
 ALIYUN_TEMPLATES: dict[str, dict[str, Any]] = {
     "check_call": {"code": "TTS_100001", "params": ["name", "hours"]},
@@ -93,122 +75,82 @@ def notify_settings(app_url: str, aliyun: FakeAliyun, tencent: FakeTencent, **ex
     }
 
 
+@dataclass
 class Env:
-    def __init__(self, db_url: str) -> None:
-        port = free_port()
-        self.app_url = f"http://127.0.0.1:{port}"
-        self.aliyun = FakeAliyun(app_url=self.app_url, token=TOKEN).start()
-        self.tencent = FakeTencent(app_url=self.app_url, token=TOKEN).start()
-        self.settings = load_settings(
-            database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-            rules={"device_offline_after": "30d"},
-            notify=notify_settings(self.app_url, self.aliyun, self.tencent),
-        )
-        self.runtime = Runtime(self.settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        with Session(self.runtime.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, self.runtime.policy.limits,
-                           offline_after=self.runtime.policy.device_limits.offline_after)
-        self.runtime.serve_http("127.0.0.1", port, background=True)
-        wait_for(self._up, message="the API serving")
-        self.engine = self.runtime.engine
+    """A Shouwang served on a loopback port, Aliyun (voice) and Tencent (SMS) played by the fakes."""
 
-    def _up(self) -> bool:
-        try:
-            return httpx.get(f"{self.app_url}/healthz", timeout=1).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
-
-    def at(self, delta: timedelta) -> datetime:
-        now = self.clock.set(T0 + delta)
-        service.tick(self.engine, now, self.runtime.policy)
-        self.runtime.escalate(now)
-        return now
-
-    def run(self) -> None:
-        self.runtime.escalate(self.clock.now())
+    site: Site
+    aliyun: FakeAliyun
+    tencent: FakeTencent
 
     def play(self) -> None:
         self.aliyun.play()
         self.tencent.play()
 
     def activity(self, delta: timedelta, device: str = "pir-1") -> None:
-        kind = "button" if device.startswith("sos") else "motion"
-        with Session(self.engine) as session, session.begin():
-            obs = Observation(device=device, kind=kind, topic="t", delivery_key=f"k{delta}{device}")
-            record_batch(session, [obs], [], T0 + delta, ingest_policy(self.settings))
-
-    def alarm(self, kind: str = AlarmKind.INACTIVITY) -> Alarm:
-        with Session(self.engine) as session:
-            return session.scalars(select(Alarm).where(Alarm.kind == kind).order_by(Alarm.id.desc())).first()
-
-    def attempts(self) -> list[Attempt]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Attempt).order_by(Attempt.id)))
-
-    def close(self) -> None:
-        self.runtime.stop()
-        self.aliyun.stop()
-        self.tencent.stop()
+        self.site.record(delta, obs(device, "button" if device.startswith("sos") else "motion", topic="t"))
 
 
 @pytest.fixture
-def env(db_url: str) -> Iterator[Env]:
-    environment = Env(db_url)
-    yield environment
-    environment.close()
+def env(make_site: Callable[..., Site]) -> Iterator[Env]:
+    port = free_port()
+    app_url = f"http://127.0.0.1:{port}"
+    aliyun = FakeAliyun(app_url=app_url, token=TOKEN).start()
+    tencent = FakeTencent(app_url=app_url, token=TOKEN).start()
+    site = make_site(community=COMMUNITY, notify=notify_settings(app_url, aliyun, tencent)).serve(port)
+    yield Env(site, aliyun, tencent)
+    site.close()
+    aliyun.stop()
+    tencent.stop()
 
 
 def raise_inactivity(env: Env) -> Alarm:
     env.activity(timedelta(0))
     env.activity(2 * H, device="pir-2")  # the second resident is fine
-    env.at(14 * H)
-    return env.alarm()
+    env.site.at(14 * H)
+    return env.site.alarm()
 
 
 def test_aliyun_voice_and_tencent_sms_run_the_default_chain_and_key_1_acknowledges(env: Env) -> None:
-    assert isinstance(env.runtime.provider, ChannelProvider)
+    assert isinstance(env.site.runtime.provider, ChannelProvider)
     env.aliyun.behaviour.update({RESIDENT: "no-answer", GRID: "press:1", FAMILY1: "no-answer"})
     alarm = raise_inactivity(env)
     [check] = env.aliyun.calls  # step 1: the check call, as a registered TTS template with one key
     assert check.to == "07178000001"  # a mainland landline as Aliyun wants it: no +86, trunk 0
     assert check.start_code == "TTS_100001" and check.params == {"name": "王秀英", "hours": "14"}
-    assert check.menu == {"1": "TTS_100004"} and check.out_id == str(env.attempts()[0].id)
+    assert check.menu == {"1": "TTS_100004"} and check.out_id == str(env.site.attempts()[0].id)
     env.play()  # nobody answers: Aliyun pushes the VoiceReport, the step ends at once
-    env.run()
+    env.site.escalate()
     assert sorted(c.to for c in env.aliyun.calls) == sorted(["07178000001", "13800000001", "13900000011"])
     [sms] = env.tencent.messages
     assert sms.to == GRID and sms.template_id == "2000001"  # Tencent takes E.164
     assert sms.params[:3] == [alarm.code, "王秀英", "1号楼 2单元 301"] and sms.context.isdigit()
     env.play()  # the grid worker presses 1; the SMS is delivered
-    current = env.alarm()
+    current = env.site.alarm()
     assert current.state == "acknowledged" and "李娜" in (current.acknowledged_by or "")
-    rows = {(a.target, a.channel): a for a in env.attempts()}
+    rows = {(a.target, a.channel): a for a in env.site.attempts()}
     assert rows[("resident", "voice")].status == "no-answer"
     assert rows[("grid_worker", "voice")].digits == "1" and rows[("grid_worker", "voice")].status == "completed"
     assert rows[("grid_worker", "sms")].status == "delivered"
     assert all(a.provider == "aliyun+tencent" and a.provider_id for a in rows.values())
-    env.at(14 * H + 30 * M)
+    env.site.at(14 * H + 30 * M)
     assert len(env.aliyun.calls) == 3  # the chain stopped
     assert env.aliyun.rejected == [] and env.tencent.rejected == []  # every SDK signature verified
 
 
 def test_an_upstream_sms_1_with_the_code_acknowledges_and_is_answered_by_sms(env: Env) -> None:
     env.activity(H, device="sos-1")
-    env.at(H)  # a panic alarm: responders at once
-    panic = env.alarm(AlarmKind.PANIC)
+    env.site.at(H)  # a panic alarm: responders at once
+    panic = env.site.alarm(AlarmKind.PANIC)
     assert any(m.to == GRID for m in env.tencent.messages)
     response = env.tencent.sms_from(GRID, f"1 {panic.code}")
     assert response.status_code == 200 and response.json() == {"result": 0, "errmsg": "OK"}
-    assert env.alarm(AlarmKind.PANIC).state == "acknowledged"
+    assert env.site.alarm(AlarmKind.PANIC).state == "acknowledged"
     reply = env.tencent.messages[-1]
     assert reply.to == GRID and reply.template_id == "2000011" and reply.params == [panic.code]
 
 
-def test_an_aliyun_upstream_sms_acknowledges_when_aliyun_sends_the_sms(db_url: str, tmp_path: Path) -> None:
+def test_an_aliyun_upstream_sms_acknowledges_when_aliyun_sends_the_sms(make_site: Callable[..., Site]) -> None:
     port = free_port()
     app_url = f"http://127.0.0.1:{port}"
     aliyun = FakeAliyun(app_url=app_url, token=TOKEN).start()
@@ -217,36 +159,27 @@ def test_an_aliyun_upstream_sms_acknowledges_when_aliyun_sends_the_sms(db_url: s
                                         for k, v in TENCENT_TEMPLATES.items()}}
     notify = notify_settings(app_url, aliyun, tencent, sms="aliyun")
     notify["aliyun"] = {**notify["aliyun"], "sign_name": fake_aliyun.SIGN_NAME, "templates": templates}
-    settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                             rules={"device_offline_after": "30d"}, notify=notify)
-    runtime = Runtime(settings, ingest=False)
+    site = make_site(community=COMMUNITY, notify=notify)
     try:
-        assert runtime.provider.name == "aliyun"  # one provider for both channels
-        runtime.seed()
-        with Session(runtime.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, runtime.policy.limits, offline_after=timedelta(days=30))
-            record_batch(session, [Observation(device="sos-1", kind="button", topic="t", delivery_key="k1")], [],
-                         T0 + H, ingest_policy(settings))
-        runtime.serve_http("127.0.0.1", port, background=True)
+        assert site.runtime.provider.name == "aliyun"  # one provider for both channels
+        site.record(H, obs("sos-1", "button", topic="t"))
+        site.serve(port)
         wait_for(lambda: aliyun.push("sms-report", []).status_code == 200, message="the API serving")
-        assert isinstance(runtime.clock, ManualClock)
-        runtime.clock.set(T0 + H)
-        service.tick(runtime.engine, T0 + H, runtime.policy)
-        runtime.escalate(T0 + H)
+        site.at(H)
         sms = next(m for m in aliyun.messages if m.to == "13800000001")
         assert sms.template_code == "SMS_2000001" and sms.params["name"] == "王秀英"
         aliyun.play()
         assert aliyun.pushes[-1] == ("sms-report", 200)
-        with Session(runtime.engine) as session:
+        with Session(site.engine) as session:
             alarm = session.scalars(select(Alarm)).one()
             delivered = session.scalars(select(Attempt).where(Attempt.channel == "sms", Attempt.phone == GRID)).one()
             assert delivered.status == "delivered"
         assert aliyun.sms_from(GRID, f"1 {alarm.code}").json() == {"code": 0, "msg": "成功"}
-        with Session(runtime.engine) as session:
+        with Session(site.engine) as session:
             assert session.get(Alarm, alarm.id).state == "acknowledged"  # type: ignore[union-attr]
         assert aliyun.messages[-1].template_code == "SMS_2000011" and aliyun.messages[-1].params == {"code": alarm.code}
     finally:
-        runtime.stop()
+        site.close()
         aliyun.stop()
         tencent.stop()
 
@@ -259,26 +192,26 @@ def test_a_push_with_a_wrong_token_or_from_a_disallowed_source_gets_403_and_chan
     assert env.aliyun.push("voice-report", report, token="wrong-token-0123456789").status_code == 403
     assert env.tencent.callback("sms-reply", {"mobile": "13800000001", "nationcode": "86", "text": "1"},
                                 token="x").status_code == 403
-    assert env.alarm().state == "open" and all(a.digits is None for a in env.attempts())
-    env.runtime.provider.voice.allow = ["10.0.0.0/8"]  # type: ignore[attr-defined]
+    assert env.site.alarm().state == "open" and all(a.digits is None for a in env.site.attempts())
+    env.site.runtime.provider.voice.allow = ["10.0.0.0/8"]  # type: ignore[attr-defined]
     assert env.aliyun.push("voice-report", report).status_code == 403  # right token, wrong source
-    assert env.alarm().state == "open"
-    env.runtime.provider.voice.allow = ["127.0.0.0/8"]  # type: ignore[attr-defined]
+    assert env.site.alarm().state == "open"
+    env.site.runtime.provider.voice.allow = ["127.0.0.0/8"]  # type: ignore[attr-defined]
     assert env.aliyun.push("voice-report", report).status_code == 200
-    assert env.alarm().state == "resolved"  # the resident pressed 1: fine
+    assert env.site.alarm().state == "resolved"  # the resident pressed 1: fine
 
 
 def test_a_send_that_never_gets_an_answer_is_retried_by_the_auditor(env: Env) -> None:
     env.aliyun.behaviour[RESIDENT] = "drop-once"  # Aliyun never answers the first IvrCall
     raise_inactivity(env)
-    [attempt] = env.attempts()
+    [attempt] = env.site.attempts()
     assert attempt.status == "pending" and attempt.tries == 1 and "unreachable" in (attempt.error or "")
     assert env.aliyun.calls == []
-    env.at(14 * H + 10 * timedelta(seconds=1))
+    env.site.at(14 * H + 10 * timedelta(seconds=1))
     assert env.aliyun.calls == []  # within retry_after: not yet
-    env.at(14 * H + 31 * timedelta(seconds=1))
+    env.site.at(14 * H + 31 * timedelta(seconds=1))
     [call] = env.aliyun.calls
-    [attempt] = env.attempts()
+    [attempt] = env.site.attempts()
     assert attempt.status == "queued" and attempt.tries == 2 and attempt.provider_id == call.call_id
 
 
@@ -287,37 +220,37 @@ def test_an_sms_receipt_that_never_comes_holds_the_step_only_until_its_wait(env:
     env.tencent.behaviour[GRID] = "no-receipt"
     raise_inactivity(env)
     env.play()
-    env.run()
+    env.site.escalate()
     env.play()  # calls end unanswered; the grid SMS gets no receipt
-    sms = next(a for a in env.attempts() if a.channel == "sms")
+    sms = next(a for a in env.site.attempts() if a.channel == "sms")
     assert sms.status == "queued"
-    env.run()
-    assert env.alarm().step == 1  # an SMS without its receipt has not ended: the step runs to its wait
-    env.at(14 * H + 5 * M)
-    assert env.alarm().step == 2  # and then the chain goes on
+    env.site.escalate()
+    assert env.site.alarm().step == 1  # an SMS without its receipt has not ended: the step runs to its wait
+    env.site.at(14 * H + 5 * M)
+    assert env.site.alarm().step == 2  # and then the chain goes on
 
 
 def test_an_over_long_name_is_shortened_before_sending_never_refused(env: Env) -> None:
     env.activity(H, device="sos-2")
-    env.at(H)
+    env.site.at(H)
     sms = next(m for m in env.tencent.messages if m.to == GRID)
     name = sms.params[1]
     assert len(name) == fake_tencent.MAX_PARAM and name.endswith("…") and name.startswith("欧阳娜仁")
     assert all(len(p) <= fake_tencent.MAX_PARAM for p in sms.params)
-    assert not [a for a in env.attempts() if a.status == "failed"]
+    assert not [a for a in env.site.attempts() if a.status == "failed"]
     call = next(c for c in env.aliyun.calls if c.to == "13800000001")
     assert call.params["name"] == LONG_NAME  # within Aliyun's 35
 
 
-def test_a_missing_template_mapping_fails_at_start_with_its_name(db_url: str, tmp_path: Path,
+def test_a_missing_template_mapping_fails_at_start_with_its_name(db_url: str, make_site: Callable[..., Site],
+                                                                 tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     aliyun, tencent = FakeAliyun().start(), FakeTencent().start()
     try:
         notify = notify_settings("http://127.0.0.1:1", aliyun, tencent)
         notify["tencent"]["templates"] = {k: v for k, v in TENCENT_TEMPLATES.items() if k != "outcome_sms"}
-        settings = load_settings(database={"url": db_url}, notify=notify)
         with pytest.raises(TemplateMappingError, match="outcome_sms"):
-            Runtime(settings, ingest=False)
+            make_site(notify=notify)
         toml = tmp_path / "shouwang.toml"
         toml.write_text(f'[database]\nurl = "{db_url}"\n[notify]\nvoice = "aliyun"\nsms = "console"\n'
                         f'webhook_token = "{TOKEN}"\n[notify.aliyun]\naccess_key_id = "a"\naccess_key_secret = "b"\n'

@@ -6,24 +6,19 @@ a ticker the test moves."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
 from alerts.models import Alarm, AlarmKind, Attempt, AuditEntry
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import load_community
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings
-from tests.conftest import T0
+from api.runtime import Runtime
 from tests.fake_wecom import FakeWecom
+from tests.harness import T0, Site, obs
 from tests.helpers import wait_for
 
 H = timedelta(hours=1)
@@ -58,50 +53,56 @@ def community(residents: int) -> dict[str, Any]:
     }
 
 
+@dataclass
 class Env:
-    def __init__(self, db_url: str, residents: int, summary_at: str | None) -> None:
-        self.ticker = Ticker()
-        self.fake = FakeWecom(clock=self.ticker).start()
-        self.settings = load_settings(
-            database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-            rules={"device_offline_after": "30d"},
-            api={"public_url": "https://sw.example.org"},
-            notify={"provider": "console", "robot": {"webhook_url": self.fake.url, "summary_at": summary_at}},
-        )
-        self.runtime = Runtime(self.settings, ingest=False, robot_clock=self.ticker)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock: ManualClock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        self.engine = self.runtime.engine
-        with Session(self.engine) as session, session.begin():
-            load_community(session, community(residents), T0, self.runtime.policy.limits,
-                           offline_after=timedelta(days=30))
+    """A Shouwang whose duty group is the fake WeCom robot, its rate limit on a ticker the test moves."""
+
+    site: Site
+    fake: FakeWecom
+    ticker: Ticker
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.site.runtime
+
+    @property
+    def engine(self) -> Engine:
+        return self.site.engine
 
     def press(self, devices: list[str], at: timedelta) -> None:
-        with Session(self.engine) as session, session.begin():
-            record_batch(session, [Observation(device=d, kind="button", topic="t", delivery_key=f"k{d}{at}")
-                                   for d in devices], [], T0 + at, ingest_policy(self.settings))
+        self.site.record(at, *(obs(d, "button", topic="t") for d in devices))
 
     def at(self, delta: timedelta) -> None:
-        now = self.clock.set(T0 + delta)
-        service.tick(self.engine, now, self.runtime.policy)
-        self.runtime.escalate(now)
+        self.site.at(delta)
 
     def notices(self) -> list[Attempt]:
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Attempt).where(Attempt.channel == "wecom").order_by(Attempt.id)))
-
-    def close(self) -> None:
-        self.runtime.stop()
-        self.fake.stop()
+        return [a for a in self.site.attempts() if a.channel == "wecom"]
 
 
 @pytest.fixture
-def env(db_url: str) -> Iterator[Env]:
-    environment = Env(db_url, residents=2, summary_at=None)
-    yield environment
-    environment.close()
+def make_env(make_site: Callable[..., Site]) -> Iterator[Callable[..., Env]]:
+    """``make_env(residents, summary_at)``: the fake robot and a Shouwang posting to it; both stop at the end,
+    the Shouwang first."""
+    made: list[Env] = []
+
+    def make(residents: int, summary_at: str | None) -> Env:
+        ticker = Ticker()
+        fake = FakeWecom(clock=ticker).start()
+        robot = {"webhook_url": fake.url, "summary_at": summary_at}
+        site = make_site(community=community(residents), robot_clock=ticker, api={"public_url": "https://sw.example.org"},
+                         notify={"provider": "console", "robot": robot})
+        made.append(Env(site, fake, ticker))
+        return made[-1]
+
+    yield make
+    for env in made:
+        env.site.close()
+        env.fake.stop()
+
+
+@pytest.fixture
+def env(make_env: Callable[..., Env]) -> Env:
+    return make_env(residents=2, summary_at=None)
 
 
 def test_a_new_alarm_is_posted_to_the_duty_group_with_its_code_and_the_screen_link(env: Env) -> None:
@@ -134,42 +135,37 @@ def test_a_blind_state_and_any_other_kind_are_posted_generically(env: Env) -> No
     assert any("infrastructure" in t and "网关 gw-2 断电" in t for t in texts)
 
 
-def test_the_morning_summary_is_posted_once_a_day(db_url: str) -> None:
-    env = Env(db_url, residents=2, summary_at="08:00")  # T0 is 16:00 in Shanghai: due at once
-    try:
-        env.press(["sos-0"], timedelta(0))
-        env.at(timedelta(0))
-        env.at(timedelta(minutes=5))
-        texts = wait_for(lambda: env.fake.contents() if len(env.fake.contents()) == 2 else None, message="notices")
-        [summary] = [t for t in texts if "早报" in t]
-        assert "未处理告警：1" in summary and "离线设备：0" in summary and "2026-11-23" in summary
-        env.at(timedelta(hours=16, minutes=1))  # the next day, 08:01 in Shanghai
-        wait_for(lambda: len([t for t in env.fake.contents() if "早报" in t]) == 2, message="the next summary")
-        assert "昨日告警：1" in [t for t in env.fake.contents() if "早报" in t][-1]
-        with Session(env.engine) as session:
-            assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "group_summary")).all()) == 2
-    finally:
-        env.close()
+def test_the_morning_summary_is_posted_once_a_day(make_env: Callable[..., Env]) -> None:
+    env = make_env(residents=2, summary_at="08:00")  # T0 is 16:00 in Shanghai: due at once
+    env.press(["sos-0"], timedelta(0))
+    env.at(timedelta(0))
+    env.at(timedelta(minutes=5))
+    texts = wait_for(lambda: env.fake.contents() if len(env.fake.contents()) == 2 else None, message="notices")
+    [summary] = [t for t in texts if "早报" in t]
+    assert "未处理告警：1" in summary and "离线设备：0" in summary and "2026-11-23" in summary
+    env.at(timedelta(hours=16, minutes=1))  # the next day, 08:01 in Shanghai
+    wait_for(lambda: len([t for t in env.fake.contents() if "早报" in t]) == 2, message="the next summary")
+    assert "昨日告警：1" in [t for t in env.fake.contents() if "早报" in t][-1]
+    with Session(env.engine) as session:
+        assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "group_summary")).all()) == 2
 
 
-def test_a_burst_of_50_alarms_keeps_to_the_robots_limit_and_never_holds_up_the_chain(db_url: str) -> None:
-    env = Env(db_url, residents=BURST, summary_at=None)
-    try:
-        env.press([f"sos-{i}" for i in range(BURST)], H)
-        env.at(H)  # returns at once: the notices are only queued
-        with Session(env.engine) as session:
-            called = {a.alarm_id for a in session.scalars(select(Attempt).where(Attempt.channel == "voice"))}
-        assert len(called) == BURST  # every chain started in the same run
-        assert len(env.notices()) == BURST  # every notice recorded as queued
-        robot = env.runtime.duty.robot  # type: ignore[union-attr]
-        for window, expected in enumerate((20, 40, 50)):
-            wait_for(lambda e=expected: len(env.fake.received) == e and (robot.waiting or e == BURST),
-                     message=f"{expected} notices in window {window}")
-            assert len(env.fake.received) == expected  # held back, not refused
-            env.ticker.advance(60)
-        wait_for(lambda: all(n.status == "sent" for n in env.notices()), message="all recorded as sent")
-        assert env.fake.refused == []  # the robot never had to say 45009
-        times = [at for at, _ in env.fake.received]
-        assert max(sum(1 for t in times if start <= t < start + 60) for start in times) <= 20
-    finally:
-        env.close()
+def test_a_burst_of_50_alarms_keeps_to_the_robots_limit_and_never_holds_up_the_chain(
+        make_env: Callable[..., Env]) -> None:
+    env = make_env(residents=BURST, summary_at=None)
+    env.press([f"sos-{i}" for i in range(BURST)], H)
+    env.at(H)  # returns at once: the notices are only queued
+    with Session(env.engine) as session:
+        called = {a.alarm_id for a in session.scalars(select(Attempt).where(Attempt.channel == "voice"))}
+    assert len(called) == BURST  # every chain started in the same run
+    assert len(env.notices()) == BURST  # every notice recorded as queued
+    robot = env.runtime.duty.robot  # type: ignore[union-attr]
+    for window, expected in enumerate((20, 40, 50)):
+        wait_for(lambda e=expected: len(env.fake.received) == e and (robot.waiting or e == BURST),
+                 message=f"{expected} notices in window {window}")
+        assert len(env.fake.received) == expected  # held back, not refused
+        env.ticker.advance(60)
+    wait_for(lambda: all(n.status == "sent" for n in env.notices()), message="all recorded as sent")
+    assert env.fake.refused == []  # the robot never had to say 45009
+    times = [at for at, _ in env.fake.received]
+    assert max(sum(1 for t in times if start <= t < start + 60) for start in times) <= 20

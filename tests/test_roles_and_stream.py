@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
 import orjson
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import service
-from alerts.clock import ManualClock
 from alerts.escalation.links import sign_link
-from alerts.models import Alarm, AlarmTransition, AuditEntry, Resident, Worker
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime, ingest_policy
-from config.settings import load_settings, utcnow
-from tests.conftest import T0
-from tests.helpers import free_port, wait_for
+from alerts.models import AlarmTransition, AuditEntry, Worker
+from config.settings import utcnow
+from tests.harness import Site
 
 H = timedelta(hours=1)
 GRID_A, GRID_B, MICRO_A1, MICRO_A2 = "+8613800000001", "+8613800000002", "+8613800000003", "+8613800000004"
@@ -48,104 +39,65 @@ COMMUNITY = {
 }
 
 
-class Api:
-    def __init__(self, db_url: str) -> None:
-        self.settings = load_settings(database={"url": db_url}, clock={"mode": "manual", "start": T0.isoformat()},
-                                      rules={"device_offline_after": "30d"})
-        self.runtime = Runtime(self.settings, ingest=False)
-        assert isinstance(self.runtime.clock, ManualClock)
-        self.clock = self.runtime.clock
-        self.clock.set(T0)
-        self.runtime.seed()
-        self.engine = self.runtime.engine
-        long = timedelta(days=30)
-        with Session(self.engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, self.runtime.policy.limits, offline_after=30 * 24 * H)
-            self.tokens = {
-                "admin": accounts.token_for(session, T0, "admin", ttl=long),
-                "operator": accounts.token_for(session, T0, "operator", ttl=long),
-                "screen": accounts.screen_token(session, T0, long),
-                **{name: accounts.worker_token(session, T0, phone, ttl=long)
-                   for name, phone in (("grid_a", GRID_A), ("grid_b", GRID_B), ("micro_a1", MICRO_A1),
-                                       ("micro_a2", MICRO_A2))},
-            }
-            self.ids = {r.external_ref: r.id for r in session.scalars(select(Resident))}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.runtime.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, message="the HTTP server")
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {self.tokens[who]}"},
-                             timeout=10, **kw)
-
-    def raise_alarms(self) -> dict[str, int]:
-        with Session(self.engine) as session, session.begin():
-            record_batch(session, [Observation(device=f"d-{r}", kind="motion", topic="t", delivery_key=f"k{r}")
-                                   for r in ("a1", "a2", "b1")], [], T0, ingest_policy(self.settings))
-        now = self.clock.set(T0 + 14 * H)
-        service.tick(self.engine, now, self.runtime.policy)
-        with Session(self.engine) as session:
-            return {ref: session.scalars(select(Alarm.id).where(Alarm.resident_id == rid)).one()
-                    for ref, rid in self.ids.items()}
-
-    def close(self) -> None:
-        self.server.should_exit = self.server.force_exit = True
-        self.thread.join(timeout=10)
-        self.runtime.stop()
+def served_community(make_site: Callable[..., Site]) -> Site:
+    """Shouwang served over real HTTP; callers sign in as a role or as a worker (by phone)."""
+    return make_site(community=COMMUNITY).serve()
 
 
 @pytest.fixture
-def api(db_url: str) -> Iterator[Api]:
-    a = Api(db_url)
-    yield a
-    a.close()
+def api(make_site: Callable[..., Site]) -> Site:
+    return served_community(make_site)
 
 
-def test_every_role_sees_only_its_residents(api: Api) -> None:
+def raise_alarms(api: Site) -> dict[str, int]:
+    """Everyone moves at T0 and is silent after: an inactivity alarm each at T0 + 14 h (the chain not run)."""
+    api.activity(timedelta(0), "d-a1", "d-a2", "d-b1")
+    api.rules_at(14 * H)
+    alarms = {ref: api.alarms(resident=ref) for ref in api.resident_ids()}
+    assert all(len(one) == 1 for one in alarms.values()), alarms
+    return {ref: one[0].id for ref, one in alarms.items()}
+
+
+def test_every_role_sees_only_its_residents(api: Site) -> None:
     def visible(who: str) -> set[str]:
-        names = {r["name"] for r in api.call(who, "GET", "/api/residents").json()}
+        names = {r["name"] for r in api.http(who, "GET", "/api/residents").json()}
         return {n[-2:].lower() for n in names}
 
     assert visible("admin") == visible("operator") == visible("screen") == {"a1", "a2", "b1"}
-    assert visible("grid_a") == {"a1", "a2"}
-    assert visible("grid_b") == {"b1"}
-    assert visible("micro_a1") == {"a1"}
-    assert api.call("grid_a", "GET", f"/api/residents/{api.ids['b1']}").status_code == 404
-    assert api.call("micro_a1", "GET", f"/api/residents/{api.ids['a2']}").status_code == 404
-    assert api.call("micro_a1", "GET", f"/api/residents/{api.ids['a1']}").status_code == 200
+    assert visible(GRID_A) == {"a1", "a2"}
+    assert visible(GRID_B) == {"b1"}
+    assert visible(MICRO_A1) == {"a1"}
+    assert api.http(GRID_A, "GET", f"/api/residents/{api.resident_ids()['b1']}").status_code == 404
+    assert api.http(MICRO_A1, "GET", f"/api/residents/{api.resident_ids()['a2']}").status_code == 404
+    assert api.http(MICRO_A1, "GET", f"/api/residents/{api.resident_ids()['a1']}").status_code == 200
     assert httpx.get(api.url + "/api/residents").status_code == 401
 
 
-def test_every_role_may_act_only_on_its_alarms(api: Api) -> None:
-    alarms = api.raise_alarms()
-    assert {a["id"] for a in api.call("grid_a", "GET", "/api/alarms").json()} == {alarms["a1"], alarms["a2"]}
-    assert api.call("grid_a", "POST", f"/api/alarms/{alarms['b1']}/accept").status_code == 404
-    assert api.call("micro_a1", "POST", f"/api/alarms/{alarms['a2']}/accept").status_code == 404
-    assert api.call("screen", "POST", f"/api/alarms/{alarms['a1']}/acknowledge").status_code == 403
-    assert api.call("screen", "POST", f"/api/alarms/{alarms['a1']}/resolve",
+def test_every_role_may_act_only_on_its_alarms(api: Site) -> None:
+    alarms = raise_alarms(api)
+    assert {a["id"] for a in api.http(GRID_A, "GET", "/api/alarms").json()} == {alarms["a1"], alarms["a2"]}
+    assert api.http(GRID_A, "POST", f"/api/alarms/{alarms['b1']}/accept").status_code == 404
+    assert api.http(MICRO_A1, "POST", f"/api/alarms/{alarms['a2']}/accept").status_code == 404
+    assert api.http("screen", "POST", f"/api/alarms/{alarms['a1']}/acknowledge").status_code == 403
+    assert api.http("screen", "POST", f"/api/alarms/{alarms['a1']}/resolve",
                     json={"outcome": "resident_fine"}).status_code == 403
-    assert api.call("grid_a", "POST", f"/api/alarms/{alarms['a1']}/dispatch").status_code == 403
-    accepted = api.call("micro_a1", "POST", f"/api/alarms/{alarms['a1']}/accept")
+    assert api.http(GRID_A, "POST", f"/api/alarms/{alarms['a1']}/dispatch").status_code == 403
+    accepted = api.http(MICRO_A1, "POST", f"/api/alarms/{alarms['a1']}/accept")
     assert accepted.status_code == 200 and accepted.json()["state"] == "acknowledged"
-    assert api.call("grid_b", "POST", f"/api/alarms/{alarms['b1']}/arrived").json()["arrived_by"].startswith("乙")
-    assert api.call("operator", "POST", f"/api/alarms/{alarms['a2']}/dispatch").status_code == 200
+    assert api.http(GRID_B, "POST", f"/api/alarms/{alarms['b1']}/arrived").json()["arrived_by"].startswith("乙")
+    assert api.http("operator", "POST", f"/api/alarms/{alarms['a2']}/dispatch").status_code == 200
     with Session(api.engine) as session:
         actions = {(e.actor, e.action) for e in session.scalars(select(AuditEntry))}
     assert ("丙 (micro_grid_worker, API)", "alarm.accepted") in actions
     assert ("乙 (grid_worker)", "resident.view") not in actions
-    api.call("grid_b", "GET", f"/api/residents/{api.ids['b1']}")
+    api.http(GRID_B, "GET", f"/api/residents/{api.resident_ids()['b1']}")
     with Session(api.engine) as session:
         views = session.scalars(select(AuditEntry).where(AuditEntry.action == "resident.view")).all()
-    assert [(v.actor, v.target) for v in views] == [("乙 (grid_worker)", f"resident:{api.ids['b1']}")]
+    assert [(v.actor, v.target) for v in views] == [("乙 (grid_worker)", f"resident:{api.resident_ids()['b1']}")]
 
 
-def test_worker_sign_in_is_rate_limited(api: Api) -> None:
-    with Session(api.engine) as session, session.begin():
-        accounts.set_pin(session, GRID_A, "1357")
+def test_worker_sign_in_is_rate_limited(api: Site) -> None:
+    api.set_pin(GRID_A, "1357")
     ok = httpx.post(api.url + "/api/auth/worker-login", json={"phone": GRID_A, "pin": "1357"})
     assert ok.status_code == 200 and ok.json()["role"] == "grid_worker"
     for _ in range(5):
@@ -154,8 +106,8 @@ def test_worker_sign_in_is_rate_limited(api: Api) -> None:
     assert locked.status_code == 401 and "try again later" in locked.json()["detail"]
 
 
-def test_the_sms_link_signs_the_worker_in_and_expires(api: Api) -> None:
-    alarms = api.raise_alarms()
+def test_the_sms_link_signs_the_worker_in_and_expires(api: Site) -> None:
+    alarms = raise_alarms(api)
     with Session(api.engine) as session:
         worker_id = session.scalars(select(Worker.id).where(Worker.phone == GRID_A)).one()
     real = utcnow()  # a link's life is real time, whatever the service's clock says
@@ -170,10 +122,10 @@ def test_the_sms_link_signs_the_worker_in_and_expires(api: Api) -> None:
     assert httpx.get(f"{api.url}/m/a/{alarms['a1']}?t={forged}").status_code == 403
 
 
-def read_events(api: Api, who: str, stop: Any, last_event_id: str | None = None,
+def read_events(api: Site, who: str, stop: Any, last_event_id: str | None = None,
                 timeout: float = 20) -> list[dict[str, Any]]:
     """Read the SSE stream until ``stop(events)`` is true."""
-    headers = {"Authorization": f"Bearer {api.tokens[who]}"}
+    headers = api.headers(who)
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
     events: list[dict[str, Any]] = []
@@ -193,7 +145,7 @@ def read_events(api: Api, who: str, stop: Any, last_event_id: str | None = None,
     return events
 
 
-def test_a_subscriber_sees_an_alarm_open_acknowledged_and_resolved_in_order(api: Api) -> None:
+def test_a_subscriber_sees_an_alarm_open_acknowledged_and_resolved_in_order(api: Site) -> None:
     got: list[dict[str, Any]] = []
 
     def transitions(events: list[dict[str, Any]]) -> list[str]:
@@ -208,10 +160,10 @@ def test_a_subscriber_sees_an_alarm_open_acknowledged_and_resolved_in_order(api:
     reader = threading.Thread(target=lambda: got.extend(read_events(api, "operator", done)))
     reader.start()
     assert connected.wait(15)
-    alarms = api.raise_alarms()
+    alarms = raise_alarms(api)
     for ref in ("a1", "a2", "b1"):
-        api.call("operator", "POST", f"/api/alarms/{alarms[ref]}/acknowledge")
-        api.call("operator", "POST", f"/api/alarms/{alarms[ref]}/resolve", json={"outcome": "resident_fine"})
+        api.http("operator", "POST", f"/api/alarms/{alarms[ref]}/acknowledge")
+        api.http("operator", "POST", f"/api/alarms/{alarms[ref]}/resolve", json={"outcome": "resident_fine"})
     reader.join(timeout=30)
     a1 = [orjson.loads(e["data"]) for e in got if e.get("event") == "transition"]
     a1 = [t["action"] for t in a1 if t["alarm"]["id"] == alarms["a1"]]
@@ -219,23 +171,23 @@ def test_a_subscriber_sees_an_alarm_open_acknowledged_and_resolved_in_order(api:
     ids = [int(e["id"]) for e in got if e.get("event") == "transition"]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
     states = [orjson.loads(e["data"]) for e in got if e.get("event") == "state"]
-    assert states and {m["id"] for m in states[0]["markers"]} == set(api.ids.values())
+    assert states and {m["id"] for m in states[0]["markers"]} == set(api.resident_ids().values())
 
 
-def test_a_reconnect_with_last_event_id_gets_what_it_missed(api: Api) -> None:
-    alarms = api.raise_alarms()
+def test_a_reconnect_with_last_event_id_gets_what_it_missed(api: Site) -> None:
+    alarms = raise_alarms(api)
     first = read_events(api, "operator", lambda ev: any(e.get("event") == "state" for e in ev))
     assert not [e for e in first if e.get("event") == "transition"]  # history is not news on a fresh connect
     with Session(api.engine) as session:
         last_seen = max(t.id for t in session.scalars(select(AlarmTransition)))
-    api.call("operator", "POST", f"/api/alarms/{alarms['a1']}/acknowledge")  # while disconnected
-    api.call("operator", "POST", f"/api/alarms/{alarms['b1']}/acknowledge")
+    api.http("operator", "POST", f"/api/alarms/{alarms['a1']}/acknowledge")  # while disconnected
+    api.http("operator", "POST", f"/api/alarms/{alarms['b1']}/acknowledge")
     missed = read_events(api, "operator", lambda ev: sum(e.get("event") == "transition" for e in ev) >= 2,
                          last_event_id=str(last_seen))
     got = [orjson.loads(e["data"]) for e in missed if e.get("event") == "transition"]
     assert [(t["alarm"]["id"], t["action"]) for t in got] == [(alarms["a1"], "acknowledged"),
                                                               (alarms["b1"], "acknowledged")]
-    scoped = read_events(api, "grid_b", lambda ev: sum(e.get("event") == "transition" for e in ev) >= 1,
+    scoped = read_events(api, GRID_B, lambda ev: sum(e.get("event") == "transition" for e in ev) >= 1,
                          last_event_id=str(last_seen))
     assert [orjson.loads(e["data"])["alarm"]["id"] for e in scoped if e.get("event") == "transition"] == [
         alarms["b1"]]

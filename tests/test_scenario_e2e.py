@@ -6,24 +6,19 @@ until the service has processed each step, so nothing races the machine's speed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
 from alerts.models import Device, QuarantinedMessage, Resident
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime
 from config.settings import FormatRoute, Settings
 from simulator.publisher import Publisher
 from simulator.scenario import Simulation, load_scenario
-from tests.conftest import T0
+from tests.harness import T0, Site
 from tests.helpers import wait_for
 
 H = timedelta(hours=1)
@@ -34,26 +29,19 @@ END = T0 + 15 * H
 class Run:
     """The service and the simulator of one test, moved together step by step."""
 
-    def __init__(self, settings: Settings, base: str) -> None:
+    def __init__(self, make_site: Callable[..., Site], settings: Settings, base: str) -> None:
         self.sim: Simulation = load_scenario("incidents").build(T0, settings.tz, prefix=f"{base}/")
         routes = [FormatRoute(**r) for r in self.sim.routes()]
         settings = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"routes": routes})})
-        self.runtime = Runtime(settings, process="test")
-        clock = self.runtime.clock
-        assert isinstance(clock, ManualClock)
-        self.clock = clock
-        self.clock.set(T0)
         data = self.sim.community.as_data()
-        with Session(self.runtime.engine) as session, session.begin():
-            load_community(session, data, T0, self.runtime.policy.limits)
+        self.site = make_site(settings, community=data, ingest=True, process="test")
+        with Session(self.site.engine) as session, session.begin():
             _tell_away(session, data)
-        self.runtime.start()
+        self.site.start()
+        self.runtime, self.clock = self.site.runtime, self.site.clock
         assert self.runtime.consumer is not None
         self.consumer = self.runtime.consumer
-        wait_for(lambda: self.consumer.status()["caught_up"], message="consumer connected and caught up")
-        with Session(self.runtime.engine) as session, session.begin():
-            token = accounts.token_for(session, T0, "operator", ttl=timedelta(days=30))
-        self.api = TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
+        self.api = self.site.client("operator")
         self.publisher = Publisher("127.0.0.1", 1883, client_id=f"{base}-sim")
         self.publisher.connect()
         self.timeline = self.sim.timeline()
@@ -84,15 +72,14 @@ class Run:
         return self.api.get(f"/api/alarms/{alarm_id}").json()  # type: ignore[no-any-return]
 
     def resident_id(self, ref: str) -> int:
-        with Session(self.runtime.engine) as session:
-            return session.scalars(select(Resident.id).where(Resident.external_ref == ref)).one()
+        return self.site.resident(ref).id
 
     def device_id(self, external_id: str) -> int:
         with Session(self.runtime.engine) as session:
             return session.scalars(select(Device.id).where(Device.external_id == external_id)).one()
 
     def close(self) -> None:
-        self.runtime.stop()
+        self.site.close()
         self.publisher.close()  # after the service: clearing the retained message is no message for it
 
 
@@ -108,8 +95,8 @@ def _tell_away(session: Session, data: dict[str, object]) -> None:
 
 
 @pytest.fixture
-def run(service_settings: Settings, topic_base: str) -> Iterator[Run]:
-    started = Run(service_settings, topic_base)
+def run(make_site: Callable[..., Site], service_settings: Settings, topic_base: str) -> Iterator[Run]:
+    started = Run(make_site, service_settings, topic_base)
     yield started
     started.close()
 

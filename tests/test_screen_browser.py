@@ -6,58 +6,32 @@ reads in Chinese (the default notify.language) on a local 24-hour clock."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy.orm import Session
 
 from alerts import transitions
-from alerts.models import Alarm
-from alerts.observations import Observation
-from alerts.recording import record_batch
-from api.runtime import ingest_policy
-from tests.conftest import T0
-from tests.test_browser import CHROMIUM, Site, open_page
+from alerts.models import Alarm, AlarmKind
+from tests.harness import T0, Site, obs
+from tests.pages import HAS_CHROMIUM, moves, open_page, open_screen, silent_after_t0
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 KIOSK = "--autoplay-policy=no-user-gesture-required"  # what docs/screens.md tells a kiosk to use
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(not HAS_CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path, homes=6)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
+def site(make_screen_site: Callable[[int], Site]) -> Site:
+    return make_screen_site(6)
 
 
 @pytest.fixture
-def kiosk(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, KIOSK])
-    yield browser
-    browser.close()
-
-
-def record(site: Site, at: timedelta, *observations: Observation) -> None:
-    with Session(site.engine) as session, session.begin():
-        record_batch(session, list(observations), [], T0 + at, ingest_policy(site.settings))
-
-
-def obs(device: str, kind: str, at: timedelta, **fields: object) -> Observation:
-    return Observation(device=device, kind=kind, topic="t", delivery_key=f"{device}-{kind}-{at}",
-                       **fields)  # type: ignore[arg-type]
+def kiosk(launch: Callable[..., Browser]) -> Browser:
+    return launch(KIOSK)
 
 
 def no_emoji(text: str) -> bool:
@@ -67,9 +41,8 @@ def no_emoji(text: str) -> bool:
 
 def test_the_screen_has_a_legend_and_the_chime_is_on_by_default_and_remembered(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside,
-                     viewport={"width": 1600, "height": 900})
+    moves(site, timedelta(0), *range(1, 7))
+    page = open_screen(kiosk, site, outside, viewport={"width": 1600, "height": 900})
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     legend = page.locator("#legend")
     expect(legend).to_be_visible()
@@ -96,9 +69,8 @@ def test_the_screen_has_a_legend_and_the_chime_is_on_by_default_and_remembered(s
 
 def test_a_kiosk_screen_chimes_on_a_new_alarm_without_a_click(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    site.activity(10 * H, *range(2, 7))
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside)
+    silent_after_t0(site, 6)
+    page = open_screen(kiosk, site, outside)
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     assert page.locator("body").get_attribute("data-chimes") is None
     site.at(14 * H)
@@ -109,11 +81,11 @@ def test_a_kiosk_screen_chimes_on_a_new_alarm_without_a_click(site: Site, kiosk:
 
 def test_maintenance_alarms_are_grouped_by_home(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    record(site, M, obs("pir-1", "battery", M, battery=5), obs("pir-1", "availability", M, availability="offline"),
-           obs("pir-2", "battery", M, battery=7))
+    moves(site, timedelta(0), *range(1, 7))
+    site.record(M, obs("pir-1", "battery", battery=5), obs("pir-1", "availability", availability="offline"),
+                obs("pir-2", "battery", battery=7))
     site.at(20 * M)
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside)
+    page = open_screen(kiosk, site, outside)
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     groups = page.locator("#alarms li.maintenance")
     expect(groups).to_have_count(2)
@@ -128,15 +100,14 @@ def test_maintenance_alarms_are_grouped_by_home(site: Site, kiosk: Browser) -> N
 
 def test_the_screen_reads_in_chinese_on_a_local_24_hour_clock(site: Site, kiosk: Browser) -> None:
     outside: list[str] = []
-    site.activity(timedelta(0), *range(1, 7))
-    site.activity(10 * H, *range(2, 7))
+    silent_after_t0(site, 6)
     site.at(14 * H)  # resident 1: 14 h of silence; local time 22:00 in Shanghai
-    alarm = site.alarm("r1")
+    alarm = site.alarm(AlarmKind.INACTIVITY, resident="r1")
     with Session(site.engine) as session, session.begin():
         transitions.acknowledged(session, session.get(Alarm, alarm.id), T0 + 14 * H + M, by="李娜 (grid_worker)",
                                  channel="keypress")
-    page = open_page(kiosk, f"{site.url}/screen?token={site.screen_token}", outside, locale="en-US",
-                     timezone_id="America/New_York")  # the browser's own locale and zone do not matter
+    page = open_screen(kiosk, site, outside, locale="en-US",
+                       timezone_id="America/New_York")  # the browser's own locale and zone do not matter
     expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
     item = page.locator(f'#alarms li[data-alarm="{alarm.id}"]')
     expect(item).to_contain_text("已14.0小时无活动（时限14小时）；最后活动2026-11-23 16:00")

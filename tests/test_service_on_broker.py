@@ -4,22 +4,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
-from alerts.models import Event, QuarantinedMessage, Resident
-from alerts.registry.community import load_community
-from api import accounts
-from api.runtime import Runtime
+from alerts.models import Event, QuarantinedMessage
 from config.settings import Settings
 from sensors.formats import native
-from tests.conftest import T0
+from tests.harness import T0, Site
 from tests.helpers import TestPublisher, wait_for
 
 H = timedelta(hours=1)
@@ -39,21 +34,14 @@ def community(base: str) -> dict[str, object]:
 
 
 class Service:
-    def __init__(self, settings: Settings, base: str) -> None:
-        self.base = base
-        self.runtime = Runtime(settings, process="test")
-        self.clock = self.runtime.clock
-        assert isinstance(self.clock, ManualClock)
-        self.clock.set(T0)
-        with Session(self.runtime.engine) as session, session.begin():
-            load_community(session, community(base), T0, self.runtime.policy.limits)
-        self.runtime.start()
-        assert self.runtime.consumer is not None
-        self.consumer = self.runtime.consumer
-        wait_for(lambda: self.consumer.status()["caught_up"], message="consumer connected and caught up")
-        with Session(self.runtime.engine) as session, session.begin():
-            token = accounts.token_for(session, T0, "operator", ttl=timedelta(days=30))
-        self.api = TestClient(self.runtime.app, headers={"Authorization": f"Bearer {token}"})
+    """A whole Shouwang started on the machine's broker (``Site``), its API as the operator, and a publisher
+    on this test's topics."""
+
+    def __init__(self, site: Site, base: str) -> None:
+        self.site, self.base = site, base
+        assert site.runtime.consumer is not None
+        self.consumer = site.runtime.consumer
+        self.api = site.client("operator")
         self.publisher = TestPublisher(client_id=f"{base}-pub")
 
     def native(self, kind: str, **fields: object) -> None:
@@ -66,35 +54,23 @@ class Service:
 
     def processed(self) -> int:
         """Events stored plus messages quarantined: what the consumer has committed."""
-        with Session(self.runtime.engine) as session:
-            events = session.scalar(select(func.count()).select_from(Event)) or 0
-            held = session.scalar(select(func.count()).select_from(QuarantinedMessage)) or 0
-        return events + held
+        return self.site.count(Event) + self.site.count(QuarantinedMessage)
 
     def wait_processed(self, count: int) -> None:
         wait_for(lambda: self.processed() >= count and self.consumer.status()["queue"] == 0,
                  message=f"{count} messages committed")
 
-    def resident(self, ref: str) -> Resident:
-        with Session(self.runtime.engine) as session:
-            return session.scalars(select(Resident).where(Resident.external_ref == ref)).one()
 
-    def tick_at(self, delta: timedelta) -> None:
-        """Move the shared clock and wait until the scheduler has ticked at the new instant."""
-        target = self.clock.set(T0 + delta)
-        wait_for(lambda: self.runtime.watch.last_tick_at is not None and self.runtime.watch.last_tick_at >= target,
-                 message="a tick at the new instant")
-
-    def close(self) -> None:
-        self.publisher.close()
-        self.runtime.stop()
+def started(make_site: Callable[..., Site], settings: Settings, base: str) -> Service:
+    site = make_site(settings, community=community(base), ingest=True, process="test").start()
+    return Service(site, base)
 
 
 @pytest.fixture
-def svc(service_settings: Settings, topic_base: str) -> Iterator[Service]:
-    service = Service(service_settings, topic_base)
+def svc(make_site: Callable[..., Site], service_settings: Settings, topic_base: str) -> Iterator[Service]:
+    service = started(make_site, service_settings, topic_base)
     yield service
-    service.close()
+    service.publisher.close()
 
 
 def alarms(svc: Service, kind: str | None = None) -> list[dict[str, object]]:
@@ -103,45 +79,46 @@ def alarms(svc: Service, kind: str | None = None) -> list[dict[str, object]]:
 
 
 def test_an_event_published_to_the_broker_moves_last_activity_and_deadline(svc: Service) -> None:
-    svc.clock.set(T0 + H)
+    svc.site.clock.set(T0 + H)
     svc.native("motion")
     svc.wait_processed(1)
-    resident = svc.resident("r1")
+    resident = svc.site.resident("r1")
     assert resident.last_activity_at == T0 + H and resident.due_at == T0 + 15 * H
     body = svc.api.get(f"/api/residents/{resident.id}").json()
     assert body["status"] == "ok" and body["last_activity_at"].startswith("2026-11-23T09:00")
 
 
-def test_health_and_retained_messages_do_not_move_last_activity(service_settings: Settings, topic_base: str) -> None:
+def test_health_and_retained_messages_do_not_move_last_activity(
+        make_site: Callable[..., Site], service_settings: Settings, topic_base: str) -> None:
     # retained before the service subscribes: the broker replays it to the new subscription with the retain
     # flag (a live message is delivered without it, and a new sensor's first "occupied" counts)
     retained = f"{topic_base}/z2m/{topic_base}-zpir"
     early = TestPublisher(client_id=f"{topic_base}-early")
     early.publish(retained, '{"occupancy":true}', retain=True)
     early.close()
-    svc = Service(service_settings, topic_base)
+    svc = started(make_site, service_settings, topic_base)
     try:
         svc.native("battery", battery=70)
         svc.native("heartbeat")
         svc.raw(f"z2m/{svc.base}-zpir/availability", '{"state":"online"}')
         svc.wait_processed(3)
-        assert svc.resident("r1").last_activity_at is None
-        assert svc.resident("r2").last_activity_at is None
-        assert svc.runtime.metrics.skipped.labels("retained")._value.get() == 1
+        assert svc.site.resident("r1").last_activity_at is None
+        assert svc.site.resident("r2").last_activity_at is None
+        assert svc.site.runtime.metrics.skipped.labels("retained")._value.get() == 1
     finally:
         svc.publisher.publish(retained, b"", retain=True)  # clear the retained message
-        svc.close()
+        svc.publisher.close()
 
 
 def test_an_alarm_is_raised_at_the_window_acknowledged_and_resolved_through_the_api(svc: Service) -> None:
     svc.native("motion")
     svc.raw(f"z2m/{svc.base}-zpir", '{"occupancy":false}')
     svc.wait_processed(2)
-    svc.tick_at(10 * H)
+    svc.site.scheduled_at(10 * H)
     assert alarms(svc, "inactivity") == []
-    rid = svc.resident("r1").id
+    rid = svc.site.resident("r1").id
     assert svc.api.get(f"/api/residents/{rid}").json()["status"] == "warning"
-    svc.tick_at(14 * H)
+    svc.site.scheduled_at(14 * H)
     inactivity = wait_for(lambda: [a for a in alarms(svc, "inactivity") if a["resident_id"] == rid])
     assert len(inactivity) == 1
     alarm_id = inactivity[0]["id"]
@@ -156,7 +133,7 @@ def test_an_alarm_is_raised_at_the_window_acknowledged_and_resolved_through_the_
     history = svc.api.get(f"/api/alarms/{alarm_id}").json()["transitions"]
     main = [t["action"] for t in history if t["action"] in ("opened", "acknowledged", "resolved")]
     assert main == ["opened", "acknowledged", "resolved"]
-    svc.tick_at(15 * H)
+    svc.site.scheduled_at(15 * H)
     assert len([a for a in alarms(svc, "inactivity") if a["resident_id"] == rid]) == 1
 
 
@@ -195,7 +172,7 @@ def test_bad_payloads_are_quarantined_with_a_reason_and_the_consumer_keeps_runni
     assert all(q["detail"] for q in held)
     logged = {getattr(r, "reason", None) for r in caplog.records if r.getMessage() == "message quarantined"}
     assert logged == {r for _, _, r in BAD_PAYLOADS}  # each one logged with its reason
-    with Session(svc.runtime.engine) as session:
+    with Session(svc.site.engine) as session:
         event = session.scalars(select(Event)).one()
         assert event.clock_skew and event.occurred_at == T0
     assert svc.consumer.status()["connected"]
@@ -207,7 +184,7 @@ def test_bad_payloads_are_quarantined_with_a_reason_and_the_consumer_keeps_runni
 
 
 def test_health_reports_broker_lag_and_tick(svc: Service) -> None:
-    svc.tick_at(timedelta(minutes=1))
+    svc.site.scheduled_at(timedelta(minutes=1))
     health = svc.api.get("/healthz")
     assert health.status_code == 200
     body = health.json()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +26,13 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from alerts.db import upgrade
+from alerts.db import make_engine
 from api import accounts
-from api.runtime import Runtime
-from config.settings import load_settings
+from simulator.homes import to_toml
 from simulator.scenario import shipped_scenarios
-from tests.conftest import T0
+from tests.harness import T0, Site, sqlite_database
 from tests.helpers import ROOT, PrivateMosquitto, free_port, wait_for
-from tests.processes import ProcessGroup, serve_settings, toml_dumps
+from tests.processes import ProcessGroup, serve_settings
 
 STOPPED_WITHIN_S = 20  # a bound for the test, not a measurement: the stop itself takes a few seconds
 
@@ -97,11 +97,11 @@ def test_serve_stops_on_one_signal_with_a_stream_open_and_says_goodbye_to_the_br
     broker = PrivateMosquitto(tmp_path)
     broker.config.write_text(broker.config.read_text() + "log_type notice\nconnection_messages true\n")
     broker.start()
-    database = f"sqlite:///{tmp_path / 'serve.db'}"
-    upgrade(database)
-    engine_settings = load_settings(database={"url": database})
-    with Session(Runtime(engine_settings, ingest=False).engine) as session, session.begin():
+    database = sqlite_database(tmp_path, "serve.db")
+    engine = make_engine(database)
+    with Session(engine) as session, session.begin():
         token = accounts.screen_token(session, T0, timedelta(days=1))
+    engine.dispose()
     try:
         with ProcessGroup(tmp_path, extra_logs=(tmp_path / "mosquitto.log",)) as group:
             serve = group.serve("a", serve_settings(database, broker.url, topic_base), client_id="bye-test",
@@ -137,7 +137,7 @@ def test_the_demo_refuses_a_port_in_use_before_printing_any_url(tmp_path: Path) 
 # -- 14: the clock on a fresh database, and load before clock set -------------------------------------------
 def manual_config(tmp_path: Path) -> Path:
     config = tmp_path / "shouwang.toml"
-    config.write_text(toml_dumps({"database": {"url": f"sqlite:///{tmp_path / 'fresh.db'}"},
+    config.write_text(to_toml({"database": {"url": f"sqlite:///{tmp_path / 'fresh.db'}"},
                                   "clock": {"mode": "manual"}}), encoding="utf-8")
     return config
 
@@ -154,7 +154,7 @@ def test_clock_set_on_a_fresh_database_works(tmp_path: Path) -> None:
 def test_load_before_clock_set_says_from_when_the_residents_are_watched(tmp_path: Path) -> None:
     config = manual_config(tmp_path)
     community = tmp_path / "community.toml"
-    community.write_text(toml_dumps({
+    community.write_text(to_toml({
         "community": {"name": "夷陵社区"}, "grids": [{"name": "第一网格", "micro_grids": [{"name": "1号楼"}]}],
         "residents": [{"ref": "r1", "name": "王秀英", "micro_grid": "第一网格/1号楼"}]}), encoding="utf-8")
     first = shouwang("load", str(community), config=config)
@@ -167,26 +167,24 @@ def test_load_before_clock_set_says_from_when_the_residents_are_watched(tmp_path
 
 # -- 16: the SMS-link key ----------------------------------------------------------------------------------
 def test_an_unset_secret_key_is_generated_once_and_shared_by_every_process(
-        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    settings = load_settings(database={"url": db_url})
+        make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture) -> None:
     keys = []
     with caplog.at_level(logging.WARNING):
         for process in ("a", "b", "a"):  # a, another process, a restarted
-            runtime = Runtime(settings, process=process, ingest=False)
-            keys.append(runtime.secret_key)
-            runtime.stop()
+            site = make_site(process=process)
+            keys.append(site.runtime.secret_key)
+            site.close()
     assert len(set(keys)) == 1 and len(keys[0]) >= 32
     assert not [r for r in caplog.records if "secret_key" in r.getMessage()]
 
 
-def test_processes_with_different_secret_keys_are_warned(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_processes_with_different_secret_keys_are_warned(make_site: Callable[..., Site],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         for process, key in (("a", "one key of enough length"), ("b", "one key of enough length")):
-            Runtime(load_settings(database={"url": db_url}, api={"secret_key": key}), process=process,
-                    ingest=False).stop()
+            make_site(process=process, api={"secret_key": key}).close()
         assert not [r for r in caplog.records if "differs between processes" in r.getMessage()]
-        Runtime(load_settings(database={"url": db_url}, api={"secret_key": "another key, also long"}), process="c",
-                ingest=False).stop()
+        make_site(process="c", api={"secret_key": "another key, also long"}).close()
     warned = [r for r in caplog.records if "differs between processes" in r.getMessage()]
     assert len(warned) == 1 and warned[0].__dict__["other_processes"] == ["a", "b"]
 

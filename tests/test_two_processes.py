@@ -12,13 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from alerts.clock import ManualClock
-from alerts.db import make_engine
 from alerts.models import Alarm, AlarmKind, Event, Resident
-from alerts.registry.community import load_community
-from alerts.rules import Limits
 from sensors.formats import native
-from tests.conftest import T0
+from tests.harness import T0, prepared_database
 from tests.helpers import TestPublisher, wait_for
 from tests.processes import ProcessGroup, serve_settings, ticked_since
 
@@ -56,11 +52,7 @@ def alarms_by_resident(engine: Engine) -> dict[str, list[Alarm]]:
 def test_two_processes_on_a_shared_subscription_raise_each_alarm_once(tmp_path: Path, pg_url: str,
                                                                       topic_base: str) -> None:
     base = f"{topic_base}/events"
-    engine = make_engine(pg_url)
-    clock = ManualClock(engine)
-    clock.set(T0)
-    with Session(engine) as session, session.begin():
-        load_community(session, community(), T0, Limits(14 * H, 10 * H))
+    engine, clock = prepared_database(pg_url, community())
     settings = serve_settings(pg_url, "mqtt://127.0.0.1:1883", topic_base, share_group=f"{topic_base}-group",
                               start=T0, mqtt={"session_expiry": "60s"})
     publisher = TestPublisher(1883, protocol=mqtt.MQTTv5, client_id=f"{topic_base}-pub")

@@ -6,17 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts import service, transitions
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Event, Outcome, QuarantinedMessage, Resident
 from alerts.observations import Observation, Quarantined
-from alerts.recording import IngestPolicy, record_batch
-from alerts.registry.community import load_community
-from alerts.service import WatchPolicy
 from alerts.views import resident_rows
-from tests.conftest import T0
+from tests.harness import T0, Store, obs
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -32,78 +29,36 @@ COMMUNITY = {
     ],
 }
 
-_keys = iter(range(10**9))
-
-
-def obs(device: str, kind: str = "motion", **fields: object) -> Observation:
-    return Observation(device=device, kind=kind, topic=f"t/{device}", delivery_key=f"k{next(_keys)}",
-                       **fields)  # type: ignore[arg-type]
-
-
-class World:
-    """A community on a database, driven at injected instants."""
-
-    def __init__(self, engine: Engine, watch: WatchPolicy, ingest: IngestPolicy) -> None:
-        self.engine, self.watch, self.ingest = engine, watch, ingest
-        with Session(engine) as session, session.begin():
-            load_community(session, COMMUNITY, T0, watch.limits)
-
-    def record(self, now: datetime, *items: Observation | Quarantined):
-        observations = [i for i in items if isinstance(i, Observation)]
-        quarantined = [i for i in items if isinstance(i, Quarantined)]
-        with Session(self.engine) as session, session.begin():
-            return record_batch(session, observations, quarantined, now, self.ingest)
-
-    def tick(self, now: datetime) -> service.TickResult:
-        return service.tick(self.engine, now, self.watch)
-
-    def alarms(self, kind: str | None = None, state: str | None = None) -> list[Alarm]:
-        with Session(self.engine) as session:
-            query = select(Alarm).order_by(Alarm.id)
-            if kind:
-                query = query.where(Alarm.kind == kind)
-            if state:
-                query = query.where(Alarm.state == state)
-            return list(session.scalars(query))
-
-    def alarms_of(self, ref: str, kind: str = AlarmKind.INACTIVITY) -> list[Alarm]:
-        rid = self.resident(ref).id
-        return [a for a in self.alarms(kind) if a.resident_id == rid]
-
-    def resident(self, ref: str) -> Resident:
-        with Session(self.engine) as session:
-            return session.scalars(select(Resident).where(Resident.external_ref == ref)).one()
-
-    def status(self, ref: str, now: datetime) -> str:
-        with Session(self.engine) as session:
-            rid = self.resident(ref).id
-            return next(r["status"] for r in resident_rows(session, now, self.watch.limits) if r["id"] == rid)
-
-    def resolve(self, alarm_id: int, now: datetime, outcome: Outcome) -> None:
-        with Session(self.engine) as session, session.begin():
-            alarm = session.get(Alarm, alarm_id, with_for_update=True)
-            assert alarm is not None
-            transitions.resolved_by_person(session, alarm, now, by="grid worker", channel="API", outcome=outcome,
-                                           note=None, effects=transitions.Effects(limits=self.watch.limits))
-
-    def count(self, model: type) -> int:
-        with Session(self.engine) as session:
-            return session.scalar(select(func.count()).select_from(model)) or 0
-
 
 @pytest.fixture
-def world(engine: Engine, watch_policy: WatchPolicy, ingest_policy: IngestPolicy) -> World:
-    return World(engine, watch_policy, ingest_policy)
+def world(store: Store) -> Store:
+    """The community above on the test's database, driven at injected instants."""
+    store.load(COMMUNITY)
+    return store
 
 
-def test_activity_moves_last_activity_and_deadline(world: World) -> None:
+def status(world: Store, ref: str, now: datetime) -> str:
+    with Session(world.engine) as session:
+        rid = world.resident(ref).id
+        return next(r["status"] for r in resident_rows(session, now, world.policy.limits) if r["id"] == rid)
+
+
+def resolve(world: Store, alarm_id: int, now: datetime, outcome: Outcome) -> None:
+    with Session(world.engine) as session, session.begin():
+        alarm = session.get(Alarm, alarm_id, with_for_update=True)
+        assert alarm is not None
+        transitions.resolved_by_person(session, alarm, now, by="grid worker", channel="API", outcome=outcome,
+                                       note=None, effects=transitions.Effects(limits=world.policy.limits))
+
+
+def test_activity_moves_last_activity_and_deadline(world: Store) -> None:
     world.record(T0 + H, obs("pir-1"))
     resident = world.resident("r1")
     assert resident.last_activity_at == T0 + H
     assert resident.due_at == T0 + 15 * H
 
 
-def test_health_reports_move_last_seen_but_not_last_activity(world: World) -> None:
+def test_health_reports_move_last_seen_but_not_last_activity(world: Store) -> None:
     world.record(T0 + H, obs("pir-1", "battery", battery=80), obs("pir-1", "heartbeat"),
                  obs("pir-1", "availability", availability="online"))
     assert world.resident("r1").last_activity_at is None
@@ -113,10 +68,10 @@ def test_health_reports_move_last_seen_but_not_last_activity(world: World) -> No
         assert device.battery == 80
 
 
-def test_it_warns_at_10_hours_and_raises_one_alarm_at_14_hours(world: World) -> None:
+def test_it_warns_at_10_hours_and_raises_one_alarm_at_14_hours(world: Store) -> None:
     world.record(T0, obs("pir-1"), obs("pir-2"))
-    assert world.status("r1", T0 + 10 * H - M) == "ok"
-    assert world.status("r1", T0 + 10 * H) == "warning"
+    assert status(world, "r1", T0 + 10 * H - M) == "ok"
+    assert status(world, "r1", T0 + 10 * H) == "warning"
     world.tick(T0 + 14 * H - M)
     assert world.alarms(AlarmKind.INACTIVITY) == []
     world.record(T0 + 14 * H - 2 * M, obs("pir-2"))  # the neighbour is active
@@ -128,57 +83,57 @@ def test_it_warns_at_10_hours_and_raises_one_alarm_at_14_hours(world: World) -> 
     assert len(alarms) == 1
     assert alarms[0].resident_id == world.resident("r1").id
     assert "已14.0小时无活动（时限14小时）" in alarms[0].reason and alarms[0].reason_code == "inactivity"
-    assert world.status("r1", T0 + 14 * H) == "alarm"
+    assert status(world, "r1", T0 + 14 * H) == "alarm"
 
 
-def test_a_home_that_never_reports_still_raises_its_alarm(world: World) -> None:
+def test_a_home_that_never_reports_still_raises_its_alarm(world: Store) -> None:
     world.tick(T0 + 14 * H)
     assert {a.resident_id for a in world.alarms(AlarmKind.INACTIVITY)} == {
         world.resident("r1").id, world.resident("r2").id}
 
 
-def test_activity_before_responders_are_called_auto_resolves(world: World) -> None:
+def test_activity_before_responders_are_called_auto_resolves(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.tick(T0 + 14 * H)
     world.record(T0 + 14 * H + 5 * M, obs("pir-1"))
     result = world.tick(T0 + 14 * H + 6 * M)
-    [alarm] = world.alarms_of("r1")
+    [alarm] = world.alarms(AlarmKind.INACTIVITY, resident="r1")
     assert result.auto_resolved == [alarm.id]
     assert alarm.state == AlarmState.RESOLVED and alarm.outcome == Outcome.ACTIVITY_RESUMED
     assert alarm.auto_resolved
     assert world.resident("r1").due_at == T0 + 28 * H + 5 * M
 
 
-def test_activity_after_responders_were_called_is_recorded_not_resolved(world: World) -> None:
+def test_activity_after_responders_were_called_is_recorded_not_resolved(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.tick(T0 + 14 * H)
-    [alarm] = world.alarms_of("r1")
+    [alarm] = world.alarms(AlarmKind.INACTIVITY, resident="r1")
     with Session(world.engine) as session, session.begin():
         session.get(Alarm, alarm.id).responders_called_at = T0 + 14 * H + 3 * M
     world.record(T0 + 14 * H + 10 * M, obs("pir-1"))
     result = world.tick(T0 + 14 * H + 11 * M)
-    [alarm] = world.alarms_of("r1")
+    [alarm] = world.alarms(AlarmKind.INACTIVITY, resident="r1")
     assert result.activity_noted == [alarm.id]
     assert alarm.state == AlarmState.OPEN
     assert alarm.activity_seen_at == T0 + 14 * H + 10 * M
     world.tick(T0 + 14 * H + 12 * M)
-    assert len(world.alarms_of("r1")) == 1
+    assert len(world.alarms(AlarmKind.INACTIVITY, resident="r1")) == 1
 
 
-def test_no_second_alarm_after_a_resolution_that_found_the_resident_well(world: World) -> None:
+def test_no_second_alarm_after_a_resolution_that_found_the_resident_well(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.tick(T0 + 14 * H)
-    [alarm] = world.alarms_of("r1")
-    world.resolve(alarm.id, T0 + 15 * H, Outcome.RESIDENT_FINE)
+    [alarm] = world.alarms(AlarmKind.INACTIVITY, resident="r1")
+    resolve(world, alarm.id, T0 + 15 * H, Outcome.RESIDENT_FINE)
     for minute in range(0, 60, 10):
         world.tick(T0 + 15 * H + minute * M)
-    assert len(world.alarms_of("r1")) == 1
+    assert len(world.alarms(AlarmKind.INACTIVITY, resident="r1")) == 1
     assert world.resident("r1").due_at == T0 + 29 * H  # the window restarts from the resolution
     world.tick(T0 + 29 * H)
-    assert len(world.alarms_of("r1")) == 2  # and runs out again if she stays silent
+    assert len(world.alarms(AlarmKind.INACTIVITY, resident="r1")) == 2  # and runs out again if she stays silent
 
 
-def test_away_mode_suppresses_and_its_end_restarts_the_window(world: World) -> None:
+def test_away_mode_suppresses_and_its_end_restarts_the_window(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     with Session(world.engine) as session, session.begin():
         resident = session.scalars(select(Resident).where(Resident.external_ref == "r1")).one()
@@ -187,13 +142,13 @@ def test_away_mode_suppresses_and_its_end_restarts_the_window(world: World) -> N
     world.tick(T0 + 40 * H)
     assert world.alarms(AlarmKind.INACTIVITY, ) == [] or all(
         a.resident_id != world.resident("r1").id for a in world.alarms(AlarmKind.INACTIVITY))
-    assert world.status("r1", T0 + 40 * H) == "away"
+    assert status(world, "r1", T0 + 40 * H) == "away"
     assert world.resident("r1").due_at == T0 + 62 * H
     world.tick(T0 + 62 * H)
     assert any(a.resident_id == world.resident("r1").id for a in world.alarms(AlarmKind.INACTIVITY))
 
 
-def test_away_until_next_activity_ends_on_activity(world: World) -> None:
+def test_away_until_next_activity_ends_on_activity(world: Store) -> None:
     with Session(world.engine) as session, session.begin():
         session.scalars(select(Resident).where(Resident.external_ref == "r1")).one().away_until_activity = True
     world.tick(T0 + 100 * H)
@@ -203,7 +158,7 @@ def test_away_until_next_activity_ends_on_activity(world: World) -> None:
     assert not resident.away_until_activity and resident.due_at == T0 + 114 * H
 
 
-def test_panic_button_raises_an_immediate_critical_alarm_once(world: World) -> None:
+def test_panic_button_raises_an_immediate_critical_alarm_once(world: Store) -> None:
     result = world.record(T0 + H, obs("btn-1", "button", value="single"))
     assert len(result.panic_alarms) == 1
     world.record(T0 + H + M, obs("btn-1", "button", value="single"))
@@ -211,7 +166,7 @@ def test_panic_button_raises_an_immediate_critical_alarm_once(world: World) -> N
     assert alarm.severity == "critical" and alarm.state == AlarmState.OPEN
 
 
-def test_device_offline_after_silence_and_back_when_heard(world: World) -> None:
+def test_device_offline_after_silence_and_back_when_heard(world: Store) -> None:
     world.record(T0, obs("pir-1"), obs("pir-2"))
     world.tick(T0 + 2 * H - M)
     assert world.alarms(AlarmKind.DEVICE_OFFLINE) == []
@@ -227,7 +182,7 @@ def test_device_offline_after_silence_and_back_when_heard(world: World) -> None:
     assert alarm.state == AlarmState.RESOLVED and alarm.outcome == Outcome.DEVICE_BACK
 
 
-def test_a_brief_unavailable_pages_no_one(world: World) -> None:
+def test_a_brief_unavailable_pages_no_one(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.record(T0 + M, obs("pir-1", "availability", availability="offline"))
     world.record(T0 + 6 * M, obs("pir-1", "availability", availability="online"))
@@ -235,7 +190,7 @@ def test_a_brief_unavailable_pages_no_one(world: World) -> None:
     assert world.alarms(AlarmKind.DEVICE_OFFLINE) == []
 
 
-def test_an_offline_report_not_taken_back_within_the_grace_opens_a_maintenance_alarm(world: World) -> None:
+def test_an_offline_report_not_taken_back_within_the_grace_opens_a_maintenance_alarm(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.record(T0 + M, obs("pir-1", "availability", availability="offline"))
     world.tick(T0 + 10 * M)
@@ -245,14 +200,14 @@ def test_an_offline_report_not_taken_back_within_the_grace_opens_a_maintenance_a
     assert "报告离线" in alarm.reason and alarm.reason_code == "device_reported_offline"
 
 
-def test_an_inactivity_alarm_says_no_data_when_every_device_is_offline(world: World) -> None:
+def test_an_inactivity_alarm_says_no_data_when_every_device_is_offline(world: Store) -> None:
     world.record(T0, obs("pir-2"))
     world.tick(T0 + 14 * H)
     [alarm] = [a for a in world.alarms(AlarmKind.INACTIVITY) if a.resident_id == world.resident("r2").id]
     assert alarm.devices_offline and "无数据：设备离线" in alarm.reason
 
 
-def test_low_battery_opens_one_maintenance_alarm_per_device_and_closes_on_a_new_battery(world: World) -> None:
+def test_low_battery_opens_one_maintenance_alarm_per_device_and_closes_on_a_new_battery(world: Store) -> None:
     world.record(T0, obs("pir-1", "battery", battery=9))
     world.tick(T0 + M)
     world.tick(T0 + 2 * M)
@@ -264,7 +219,7 @@ def test_low_battery_opens_one_maintenance_alarm_per_device_and_closes_on_a_new_
     assert alarm.outcome == Outcome.BATTERY_OK
 
 
-def test_repeated_event_id_and_redelivery_are_stored_once_identical_reports_twice(world: World) -> None:
+def test_repeated_event_id_and_redelivery_are_stored_once_identical_reports_twice(world: Store) -> None:
     first = obs("pir-1", event_uid="e-1")
     world.record(T0, first)
     result = world.record(T0 + M, obs("pir-1", event_uid="e-1"))
@@ -278,7 +233,7 @@ def test_repeated_event_id_and_redelivery_are_stored_once_identical_reports_twic
     assert world.count(Event) == 4
 
 
-def test_a_future_timestamp_is_stored_at_receive_time_with_its_flag(world: World) -> None:
+def test_a_future_timestamp_is_stored_at_receive_time_with_its_flag(world: Store) -> None:
     result = world.record(T0, obs("pir-1", device_time=T0 + 3 * H))
     assert result.clock_skew == 1
     with Session(world.engine) as session:
@@ -287,13 +242,13 @@ def test_a_future_timestamp_is_stored_at_receive_time_with_its_flag(world: World
     assert world.resident("r1").due_at == T0 + 14 * H
 
 
-def test_an_old_device_time_never_moves_last_activity_backwards(world: World) -> None:
+def test_an_old_device_time_never_moves_last_activity_backwards(world: Store) -> None:
     world.record(T0 + 2 * H, obs("pir-1"))
     world.record(T0 + 3 * H, obs("pir-1", device_time=T0 + H))
     assert world.resident("r1").last_activity_at == T0 + 2 * H
 
 
-def test_zigbee2mqtt_cached_occupancy_counts_only_as_a_change(world: World) -> None:
+def test_zigbee2mqtt_cached_occupancy_counts_only_as_a_change(world: Store) -> None:
     z = {"change_only": True}
     world.record(T0, obs("pir-1", "state", occupied=False))
     world.record(T0 + M, obs("pir-1", "motion", occupied=True, **z))
@@ -305,7 +260,7 @@ def test_zigbee2mqtt_cached_occupancy_counts_only_as_a_change(world: World) -> N
     assert world.resident("r1").last_activity_at == T0 + 3 * H
 
 
-def test_unknown_devices_are_quarantined_with_their_payload(world: World) -> None:
+def test_unknown_devices_are_quarantined_with_their_payload(world: Store) -> None:
     result = world.record(T0, obs("stranger", payload=b'{"type":"motion"}'),
                           Quarantined("t/x", b"{", "malformed_json", "payload is not JSON", "q1"))
     assert result.quarantined == {"unknown_device": 1, "malformed_json": 1}
@@ -315,7 +270,7 @@ def test_unknown_devices_are_quarantined_with_their_payload(world: World) -> Non
     assert rows["unknown_device"].payload == b'{"type":"motion"}'
 
 
-def test_pruning_removes_old_raw_events_but_not_the_residents_state(world: World) -> None:
+def test_pruning_removes_old_raw_events_but_not_the_residents_state(world: Store) -> None:
     world.record(T0, obs("pir-1"))
     world.record(T0 + 80 * 24 * H, obs("pir-2"))
     removed = service.prune(world.engine, T0 + 91 * 24 * H, timedelta(days=90))

@@ -126,22 +126,18 @@ def bd09_to_wgs84(lat: float, lon: float) -> tuple[float, float]:
 
 def to_wgs84(lat: float, lon: float, datum: Datum | str) -> tuple[float, float]:
     """A point given in ``datum``, in WGS-84 (what Shouwang stores)."""
-    datum = Datum.parse(str(datum))
-    if datum is Datum.GCJ02:
-        return gcj02_to_wgs84(lat, lon)
-    if datum is Datum.BD09:
-        return bd09_to_wgs84(lat, lon)
-    return lat, lon
+    convert = _TO_WGS84.get(Datum.parse(str(datum)))
+    return convert(lat, lon) if convert else (lat, lon)
 
 
 def from_wgs84(lat: float, lon: float, datum: Datum | str) -> tuple[float, float]:
     """A WGS-84 point in ``datum`` (for a map whose tiles are in that datum)."""
-    datum = Datum.parse(str(datum))
-    if datum is Datum.GCJ02:
-        return wgs84_to_gcj02(lat, lon)
-    if datum is Datum.BD09:
-        return wgs84_to_bd09(lat, lon)
-    return lat, lon
+    convert = _FROM_WGS84.get(Datum.parse(str(datum)))
+    return convert(lat, lon) if convert else (lat, lon)
+
+
+_TO_WGS84 = {Datum.GCJ02: gcj02_to_wgs84, Datum.BD09: bd09_to_wgs84}
+_FROM_WGS84 = {Datum.GCJ02: wgs84_to_gcj02, Datum.BD09: wgs84_to_bd09}
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

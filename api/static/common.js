@@ -107,16 +107,16 @@ const SW = (() => {
     if (!response.ok) throw apiError(response.status, await response.text(), response.statusText);
     return response.status === 204 ? null : response.json();
   }
-  function stream(onEvent, onStatus) {
+  function stream(onEvent, onStatus, query) {
     let source = null;
     const open = () => {
-      source = new EventSource("/api/stream?token=" + encodeURIComponent(token() || ""));
+      source = new EventSource("/api/stream?token=" + encodeURIComponent(token() || "") + (query ? "&" + query : ""));
       source.onopen = () => onStatus(true);
       source.onerror = () => {
         onStatus(false);
         if (source.readyState === EventSource.CLOSED) setTimeout(open, 3000);
       };
-      for (const kind of ["state", "transition", "hello", "clock"]) {
+      for (const kind of ["state", "delta", "transition", "hello", "clock"]) {
         source.addEventListener(kind, (e) => onEvent(kind, JSON.parse(e.data)));
       }
     };

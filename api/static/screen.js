@@ -5,7 +5,8 @@
 (async () => {
   const config = await SW.init();
   const t = SW.t;
-  const map = L.map("map", {zoomControl: true, attributionControl: true});
+  // maxZoom: the marker clusters need one even when no tile layer (base map "none") gives it
+  const map = L.map("map", {zoomControl: true, attributionControl: true, maxZoom: 19});
   const datum = config.map && config.map.kind === "tiles" ? config.map.tile_datum : "wgs84";
   if (config.map && config.map.kind === "tiles" && config.map.tile_url) {
     L.tileLayer(config.map.tile_url, {attribution: config.map.tile_attribution || "", maxZoom: 19}).addTo(map);
@@ -80,36 +81,78 @@
       html: `<div class="${cls}" data-resident="${m.id}" data-colour="${m.colour}" title="${SW.esc(m.name)}">` +
             `${m.phone ? t("phone_mark") : ""}</div>`});
   }
-  function drawMarkers() {
-    const list = state.markers.filter((m) => m.latitude != null && m.longitude != null);
+  // Many markers (a district): clustered with chunked loading, each a circle on one canvas; a cluster takes
+  // the colour of its most urgent resident. A few: one element per marker (the flashing icon).
+  const BIG = 2000;
+  const RANK = {red: 0, amber: 1, blue: 2, grey: 3, green: 4};
+  const FILL = {red: "#e5484d", amber: "#f5a524", blue: "#3e8ef7", grey: "#8b949e", green: "#2da44e"};
+  let big = false, renderer = null, flashOn = false;
+  function clusterIcon(cluster) {
+    let worst = "green";
+    for (const child of cluster.getAllChildMarkers()) {
+      if (RANK[child.options.colour] < RANK[worst]) worst = child.options.colour;
+    }
+    return L.divIcon({className: "", iconSize: [34, 34], html: `<div class="cluster ${worst}" data-colour="${worst}">` +
+      `${cluster.getChildCount()}</div>`});
+  }
+  function makeMarker(m) {
+    if (!big) return L.marker(position(m), {icon: icon(m), title: m.name});
+    return L.circleMarker(position(m), {renderer, radius: 6, weight: 1, color: "#fff", fillOpacity: 0.95,
+      fillColor: FILL[m.colour] || FILL.grey, colour: m.colour});
+  }
+  function restyle(entry, m) {
+    if (!big) { entry.marker.setIcon(icon(m)); return; }
+    entry.marker.options.colour = m.colour;
+    entry.marker.setStyle({fillColor: FILL[m.colour] || FILL.grey});
+    if (layer.refreshClusters) layer.refreshClusters(entry.marker);
+  }
+  function resetMarkers() {
+    if (layer) map.removeLayer(layer);
+    layer = null; markers.clear();
+  }
+  function drawMarkers(list, removed) {
+    list = list.filter((m) => m.latitude != null && m.longitude != null);
     if (!layer) {
-      layer = list.length > 500 ? L.markerClusterGroup({disableClusteringAtZoom: 18}) : L.layerGroup();
+      big = markerCount() > BIG;
+      renderer = big ? L.canvas({padding: 0.5}) : null;
+      layer = markerCount() > 500 ? L.markerClusterGroup({disableClusteringAtZoom: 18, chunkedLoading: true,
+        iconCreateFunction: big ? clusterIcon : undefined}) : L.layerGroup();
       layer.addTo(map);
     }
-    const seen = new Set();
+    const added = [];
     for (const m of list) {
-      seen.add(m.id);
       const key = [m.colour, m.flashing, m.away, m.phone].join("|");
       let entry = markers.get(m.id);
       if (!entry) {
-        const marker = L.marker(position(m), {icon: icon(m), title: m.name});
+        const marker = makeMarker(m);
         marker.on("click", () => openCard(m.id));
-        layer.addLayer(marker);
-        entry = {marker, key};
+        added.push(marker);
+        entry = {marker, key, m};
         markers.set(m.id, entry);
       } else if (entry.key !== key) {
-        entry.marker.setIcon(icon(m));
-        entry.key = key;
+        entry.key = key; entry.m = m;
+        restyle(entry, m);
       }
     }
-    for (const [id, entry] of markers) {
-      if (!seen.has(id)) { layer.removeLayer(entry.marker); markers.delete(id); }
+    if (added.length) { if (layer.addLayers) layer.addLayers(added); else added.forEach((x) => layer.addLayer(x)); }
+    for (const id of removed || []) {
+      const entry = markers.get(id);
+      if (entry) { layer.removeLayer(entry.marker); markers.delete(id); }
     }
     if (!fitted && list.length) {
       map.fitBounds(L.latLngBounds(list.map(position)).pad(0.15), {maxZoom: 17});
       fitted = true;
     }
+    document.body.dataset.markers = String(markers.size);
   }
+  function markerCount() { return state ? state.markerCount : 0; }
+  setInterval(() => {  // flashing on the canvas: the few red-flashing circles blink
+    if (!big) return;
+    flashOn = !flashOn;
+    for (const entry of markers.values()) {
+      if (entry.m && entry.m.flashing) entry.marker.setStyle({fillOpacity: flashOn ? 0.95 : 0.25});
+    }
+  }, 800);
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
     if (a.kind === "system" || a.kind === "infrastructure" || a.kind === "device_offline" || a.kind === "low_battery" ||
@@ -145,7 +188,10 @@
   function drawAlarms() {
     const list = document.getElementById("alarms");
     const now = SW.now();
-    list.innerHTML = groupedAlarms(state.alarms).map((a) => {
+    const SEV = {critical: 0, high: 1, low: 2};
+    const sorted = [...state.alarms.values()].sort((x, y) => (SEV[x.severity] ?? 9) - (SEV[y.severity] ?? 9) ||
+      String(x.opened_at).localeCompare(String(y.opened_at)));
+    list.innerHTML = groupedAlarms(sorted).map((a) => {
       if (a.group) return drawGroup(a, now);
       const step = a.step ? t("step", {n: a.step}) : "";
       const family = a.family_handling_at ? ` · ${t("family_handling")}` : "";
@@ -188,13 +234,33 @@
     banner.textContent = parts.length ? `${t("system")} — ${parts.join("; ")}` : "";
     document.body.dataset.blind = states.length || system.length ? "1" : "0";
   }
-  function render(next) {
-    const ids = new Set(next.alarms.map((a) => a.id));
-    if (knownAlarms && soundOn && [...ids].some((id) => !knownAlarms.has(id))) beep();
-    knownAlarms = ids;
-    state = next;
-    drawMarkers(); drawAlarms(); drawKpis(); drawBanner();
+  function ring(ids) {
+    if (knownAlarms && soundOn && ids.some((id) => !knownAlarms.has(id))) beep();
+  }
+  function render(next) {  // the whole picture (on connect, after a gap)
+    const ids = next.alarms.map((a) => a.id);
+    ring(ids);
+    knownAlarms = new Set(ids);
+    resetMarkers();
+    state = {markerCount: next.markers.length, alarms: new Map(next.alarms.map((a) => [a.id, a])),
+             kpis: next.kpis, system: next.system};
+    drawMarkers(next.markers, []); drawAlarms(); drawKpis(); drawBanner();
     document.body.dataset.ready = "1";
+  }
+  function apply(delta) {  // what changed
+    if (!state) return;
+    if (delta.markers || delta.removed) drawMarkers(delta.markers || [], delta.removed);
+    if (delta.alarms || delta.closed) {
+      const fresh = (delta.alarms || []).map((a) => a.id).filter((id) => !state.alarms.has(id));
+      for (const a of delta.alarms || []) state.alarms.set(a.id, a);
+      for (const id of delta.closed || []) state.alarms.delete(id);
+      ring(fresh);
+      knownAlarms = new Set(state.alarms.keys());
+      drawAlarms();
+    }
+    if (delta.kpis) { state.kpis = delta.kpis; drawKpis(); }
+    if (delta.system) { state.system = delta.system; drawBanner(); }
+    document.body.dataset.version = String(delta.v);
   }
   async function openCard(id) {
     const card = document.getElementById("card");
@@ -241,8 +307,9 @@
       if (kind === "hello") role = data.role;
       if (kind === "clock") SW.setServerNow(data.now);
       if (kind === "state") render(data);
+      if (kind === "delta") apply(data);
       if (kind === "blind") { blindNow = data; drawBanner(); }
-    }, setConn);
+    }, setConn, "transitions=0");
   }
   const login = document.getElementById("login");
   login.addEventListener("submit", async (e) => {

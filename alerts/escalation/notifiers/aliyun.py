@@ -31,18 +31,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.runtime import RuntimeOptions
 
-from alerts.escalation.notifiers.base import (
-    CallStatus,
-    InboundSms,
-    Keypress,
-    NotifyError,
-    ProviderEvent,
-    SignatureError,
-    SmsStatus,
-    WebhookReply,
-    WebhookRequest,
-    verify_push,
-)
+from alerts.escalation.notifiers import base
 from alerts.escalation.notifiers.mapping import (
     REPLY_TEMPLATES,
     SMS_TEMPLATES,
@@ -107,30 +96,22 @@ class AliyunProvider:
 
     # -- outgoing ------------------------------------------------------------------------------------
     def call(self, attempt_id: int, to: str, message: Message) -> str:
-        if self._voice is None:
-            raise NotifyError("aliyun voice is not configured (notify.voice)", permanent=True)
-        if message.template not in self.voice_templates:
-            raise NotifyError(f"no registered aliyun TTS template for {message.template}", permanent=True)
-        templates = self.voice_templates
+        voice, templates = _registered(self._voice, self.voice_templates, message, "voice (notify.voice)", "TTS")
         request = vms_models.IvrCallRequest(
             called_number=aliyun_number(to), called_show_number=self.settings.show_number,
             start_code=templates.code(message.template), start_tts_params=_json(templates.params(message)),
             menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=templates.code("call_thanks"))],
             play_times=self.settings.play_times, timeout=self.settings.key_timeout * 1000, out_id=str(attempt_id))
-        body = self._send(lambda: self._voice.ivr_call_with_options(request, self._runtime))
+        body = self._send(lambda: voice.ivr_call_with_options(request, self._runtime))
         return str(body.get("CallId") or "")
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
-        if self._sms is None:
-            raise NotifyError("aliyun SMS is not configured (notify.sms)", permanent=True)
-        if message.template not in self.sms_templates:
-            raise NotifyError(f"no registered aliyun SMS template for {message.template}", permanent=True)
-        templates = self.sms_templates
+        client, templates = _registered(self._sms, self.sms_templates, message, "SMS (notify.sms)", "SMS")
         request = sms_models.SendSmsRequest(
             phone_numbers=aliyun_number(to), sign_name=self.settings.sign_name,
             template_code=templates.code(message.template), template_param=_json(templates.params(message)),
             out_id=str(attempt_id))
-        body = self._send(lambda: self._sms.send_sms_with_options(request, self._runtime))
+        body = self._send(lambda: client.send_sms_with_options(request, self._runtime))
         return str(body.get("BizId") or "")
 
     def _send(self, send: Any) -> dict[str, Any]:
@@ -140,66 +121,55 @@ class AliyunProvider:
             status = exc.status_code or 0
             permanent = exc.code in PERMANENT_CODES or (400 <= status < 500 and status != 429
                                                         and "Throttling" not in str(exc.code))
-            raise NotifyError(f"aliyun {status} {exc.code}: {exc.message}", permanent=permanent) from exc
+            raise base.NotifyError(f"aliyun {status} {exc.code}: {exc.message}", permanent=permanent) from exc
         except Exception as exc:  # the SDK wraps network errors in several types
-            raise NotifyError(f"aliyun unreachable: {type(exc).__name__}: {exc}", permanent=False) from exc
+            raise base.NotifyError(f"aliyun unreachable: {type(exc).__name__}: {exc}", permanent=False) from exc
         body = response.body.to_map() if response.body is not None else {}
         code = str(body.get("Code", ""))
         if code != "OK":  # Aliyun answers a refused request with 200 and a code
             permanent = code in PERMANENT_CODES
-            raise NotifyError(f"aliyun {code}: {body.get('Message', '')}", permanent=permanent)
+            raise base.NotifyError(f"aliyun {code}: {body.get('Message', '')}", permanent=permanent)
         return body
 
     # -- pushes --------------------------------------------------------------------------------------
-    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
-        verify_push(request, self.token, self.allow)
-        if request.kind not in KINDS:
-            raise SignatureError(f"no such aliyun push: {request.kind}")
-        try:
-            items = json.loads(request.body or b"[]")
-        except ValueError:
-            log.warning("aliyun push is not JSON", extra={"kind": request.kind})
-            return []
-        if isinstance(items, dict):
-            items = [items]
-        events: list[ProviderEvent] = []
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict):
-                events.extend(self._events(request.kind, item))
+    def parse(self, request: base.WebhookRequest) -> list[base.ProviderEvent]:
+        events: list[base.ProviderEvent] = []
+        for item in base.push_items(request, self.token, self.allow, KINDS, "aliyun"):
+            events.extend(self._events(request.kind, item))
         return events
 
-    def _events(self, kind: str, item: dict[str, Any]) -> list[ProviderEvent]:
+    def _events(self, kind: str, item: dict[str, Any]) -> list[base.ProviderEvent]:
         attempt = _int(item.get("out_id"))
         if kind == "sms-report":
             success = item.get("success") in (True, "true", "True", 1)
-            return [SmsStatus(attempt, _str(item.get("biz_id")), "delivered" if success else "undelivered")]
+            return [base.SmsStatus(attempt, _str(item.get("biz_id")), "delivered" if success else "undelivered")]
         if kind == "sms-up":
-            return [InboundSms(from_national(str(item.get("phone_number", ""))), str(item.get("content", "")),
+            return [base.InboundSms(from_national(str(item.get("phone_number", ""))), str(item.get("content", "")),
                                _str(item.get("sequence_id")))]
         call_id = _str(item.get("call_id"))
-        events: list[ProviderEvent] = []
+        events: list[base.ProviderEvent] = []
         digits = str(item.get("dtmf") or "").strip()
         if digits:
-            events.append(Keypress(attempt, call_id, digits[:1]))
+            events.append(base.Keypress(attempt, call_id, digits[:1]))
         # an unknown code still ends the call, as failed
-        events.append(CallStatus(attempt, call_id, CALL_STATUS.get(str(item.get("status_code", "")), "failed")))
+        events.append(base.CallStatus(attempt, call_id, CALL_STATUS.get(str(item.get("status_code", "")), "failed")))
         return events
 
-    def reply(self, request: WebhookRequest, message: Message | None) -> WebhookReply:
+    def reply(self, request: base.WebhookRequest, message: Message | None) -> base.WebhookReply:
         if request.kind == "sms-up" and message is not None:
             self.send_reply(request, message)
-        return WebhookReply(json.dumps({"code": 0, "msg": "成功"}, ensure_ascii=False), "application/json")
+        return base.WebhookReply(json.dumps({"code": 0, "msg": "成功"}, ensure_ascii=False), "application/json")
 
-    def send_reply(self, request: WebhookRequest, message: Message) -> None:
+    def send_reply(self, request: base.WebhookRequest, message: Message) -> None:
         """Answer an SMS reply with an SMS of its own (not an attempt of any alarm: it is logged)."""
         try:
             items = json.loads(request.body or b"[]")
             sender = from_national(str((items[0] if isinstance(items, list) else items).get("phone_number", "")))
             self.sms(0, sender, message)
-        except (NotifyError, ValueError, IndexError, AttributeError) as exc:
+        except (base.NotifyError, ValueError, IndexError, AttributeError) as exc:
             log.warning("could not answer an SMS reply", extra={"error": str(exc)})
 
-    def poll(self, now: datetime) -> list[ProviderEvent]:
+    def poll(self, now: datetime) -> list[base.ProviderEvent]:
         return []
 
 
@@ -214,3 +184,13 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
+
+
+def _registered(client: Any, templates: TemplateMap, message: Message, channel: str,
+                kind: str) -> tuple[Any, TemplateMap]:
+    """The channel's client and template map, if it is configured and the message's template registered."""
+    if client is None:
+        raise base.NotifyError(f"aliyun {channel} is not configured", permanent=True)
+    if message.template not in templates:
+        raise base.NotifyError(f"no registered aliyun {kind} template for {message.template}", permanent=True)
+    return client, templates

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts.escalation.templates import Message
+
+log = logging.getLogger(__name__)
 
 
 class NotifyError(Exception):
@@ -94,6 +98,22 @@ def verify_push(request: WebhookRequest, token: str, allow: Sequence[str]) -> No
             raise SignatureError("the push's source address is unknown") from exc
         if not any(source in ipaddress.ip_network(network, strict=False) for network in allow):
             raise SignatureError(f"pushes from {source} are not allowed (notify.webhook_allow)")
+
+
+def push_items(request: WebhookRequest, token: str, allow: Sequence[str], kinds: Sequence[str],
+               provider: str) -> list[dict[str, Any]]:
+    """An unsigned JSON push (Aliyun, Tencent), checked (:func:`verify_push`, a known kind) and read as a
+    list of objects; a body that is not JSON is logged and gives nothing."""
+    verify_push(request, token, allow)
+    if request.kind not in kinds:
+        raise SignatureError(f"no such {provider} push: {request.kind}")
+    try:
+        data = json.loads(request.body or b"[]")
+    except ValueError:
+        log.warning("push is not JSON", extra={"provider": provider, "kind": request.kind})
+        return []
+    items = data if isinstance(data, list) else [data]
+    return [item for item in items if isinstance(item, dict)]
 
 
 class Provider(Protocol):

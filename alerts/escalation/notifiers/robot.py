@@ -21,7 +21,6 @@ import hmac
 import json
 import logging
 import queue
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,6 +35,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from alerts.background import Background
 from alerts.db import changed, claim
 from alerts.models import Alarm, AlarmKind, AlarmState, Attempt, AuditEntry, Device, Resident, WatchStatus
 from config.settings import RobotSettings
@@ -116,21 +116,17 @@ class GroupRobot:
         self.limit = RateLimit(settings.per_minute, 60.0, clock)
         self.done = done
         self._queue: queue.Queue[Notice] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background(f"{self.kind}-robot", self._run)
+        self._stop = self._loop.stopping
         self.waiting = False  # held back by the rate limit right now
         self.sent = 0
 
     def start(self) -> GroupRobot:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"{self.kind}-robot", daemon=True)
-            self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
 
     def enqueue(self, notice: Notice) -> None:
         self._queue.put(notice)

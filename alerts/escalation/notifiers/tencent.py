@@ -24,16 +24,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111 import models, sms_client
 
-from alerts.escalation.notifiers.base import (
-    InboundSms,
-    NotifyError,
-    ProviderEvent,
-    SignatureError,
-    SmsStatus,
-    WebhookReply,
-    WebhookRequest,
-    verify_push,
-)
+from alerts.escalation.notifiers import base
 from alerts.escalation.notifiers.mapping import (
     REPLY_TEMPLATES,
     SMS_TEMPLATES,
@@ -69,11 +60,11 @@ class TencentSmsProvider:
                                             settings.region, ClientProfile(httpProfile=http))
 
     def call(self, attempt_id: int, to: str, message: Message) -> str:
-        raise NotifyError("Tencent Cloud is configured for SMS only (notify.voice)", permanent=True)
+        raise base.NotifyError("Tencent Cloud is configured for SMS only (notify.voice)", permanent=True)
 
     def sms(self, attempt_id: int, to: str, message: Message) -> str:
         if message.template not in self.templates:
-            raise NotifyError(f"no registered tencent SMS template for {message.template}", permanent=True)
+            raise base.NotifyError(f"no registered tencent SMS template for {message.template}", permanent=True)
         request = models.SendSmsRequest()
         request.SmsSdkAppId = self.settings.sdk_app_id
         request.SignName = self.settings.sign_name
@@ -86,52 +77,41 @@ class TencentSmsProvider:
         except TencentCloudSDKException as exc:
             code = str(exc.get_code() or "")
             permanent = code.startswith(PERMANENT_PREFIXES)
-            raise NotifyError(f"tencent {code}: {exc.get_message()}", permanent=permanent) from exc
+            raise base.NotifyError(f"tencent {code}: {exc.get_message()}", permanent=permanent) from exc
         except Exception as exc:  # network errors
-            raise NotifyError(f"tencent unreachable: {type(exc).__name__}: {exc}", permanent=False) from exc
+            raise base.NotifyError(f"tencent unreachable: {type(exc).__name__}: {exc}", permanent=False) from exc
         statuses = response.SendStatusSet or []
         if not statuses:
-            raise NotifyError("tencent answered without a send status", permanent=False)
+            raise base.NotifyError("tencent answered without a send status", permanent=False)
         status = statuses[0]
         if str(status.Code) != "Ok":
             code = str(status.Code)
-            raise NotifyError(f"tencent {code}: {status.Message}", permanent=code.startswith(PERMANENT_PREFIXES))
+            raise base.NotifyError(f"tencent {code}: {status.Message}", permanent=code.startswith(PERMANENT_PREFIXES))
         return str(status.SerialNo)
 
-    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
-        verify_push(request, self.token, self.allow)
-        if request.kind not in KINDS:
-            raise SignatureError(f"no such tencent callback: {request.kind}")
-        try:
-            data = json.loads(request.body or b"[]")
-        except ValueError:
-            log.warning("tencent callback is not JSON", extra={"kind": request.kind})
-            return []
-        items = data if isinstance(data, list) else [data]
-        events: list[ProviderEvent] = []
-        for item in items:
-            if not isinstance(item, dict):
-                continue
+    def parse(self, request: base.WebhookRequest) -> list[base.ProviderEvent]:
+        events: list[base.ProviderEvent] = []
+        for item in base.push_items(request, self.token, self.allow, KINDS, "tencent"):
             if request.kind == "sms-status":
                 status = "delivered" if str(item.get("report_status", "")).upper() == "SUCCESS" else "undelivered"
-                events.append(SmsStatus(_attempt(item), str(item.get("sid") or "") or None, status))
+                events.append(base.SmsStatus(_attempt(item), str(item.get("sid") or "") or None, status))
             else:
                 sender = from_national(str(item.get("mobile", "")), str(item.get("nationcode") or "86"))
-                events.append(InboundSms(sender, str(item.get("text", ""))))
+                events.append(base.InboundSms(sender, str(item.get("text", ""))))
         return events
 
-    def reply(self, request: WebhookRequest, message: Message | None) -> WebhookReply:
+    def reply(self, request: base.WebhookRequest, message: Message | None) -> base.WebhookReply:
         if request.kind == "sms-reply" and message is not None:
             try:
                 data = json.loads(request.body or b"{}")
                 item = data[0] if isinstance(data, list) else data
                 sender = from_national(str(item.get("mobile", "")), str(item.get("nationcode") or "86"))
                 self.sms(0, sender, message)
-            except (NotifyError, ValueError, IndexError, AttributeError) as exc:
+            except (base.NotifyError, ValueError, IndexError, AttributeError) as exc:
                 log.warning("could not answer an SMS reply", extra={"error": str(exc)})
-        return WebhookReply(json.dumps({"result": 0, "errmsg": "OK"}), "application/json")
+        return base.WebhookReply(json.dumps({"result": 0, "errmsg": "OK"}), "application/json")
 
-    def poll(self, now: datetime) -> list[ProviderEvent]:
+    def poll(self, now: datetime) -> list[base.ProviderEvent]:
         return []
 
 
