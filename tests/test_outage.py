@@ -231,10 +231,12 @@ def _alarms(runtime: Runtime) -> list[Alarm]:
         return list(session.scalars(select(Alarm).order_by(Alarm.id)))
 
 
+@pytest.mark.parametrize("release", ["incident-over", "not-infrastructure"])
 def test_while_the_centre_has_acknowledged_the_incident_the_family_stays_held_until_it_is_over(
-        service_settings: Settings, topic_base: str) -> None:
+        service_settings: Settings, topic_base: str, release: str) -> None:
     """The outage is explained (a person took the incident): the families of residents whose window ran out
-    meanwhile are not called after the hold; they are once the network is back and the alarm still open."""
+    meanwhile are not called after the hold; they are once the network is back and the alarm still open, or
+    at once when a person at the centre says "not infrastructure: escalate" on the alarm."""
     base = f"{topic_base}/z2m"
     settings = _settings(service_settings)
     runtime = Runtime(settings, process="test")
@@ -278,8 +280,13 @@ def test_while_the_centre_has_acknowledged_the_incident_the_family_stays_held_un
             settle(T0 + WINDOW + minutes * M)
         assert family_calls() == []  # far past the 30-minute hold: the outage is explained, she is held
         assert any(a.target == "resident" for a in run_attempts(runtime))  # the check call went out
-        publisher.publish(f"{base}/bridge/state", b"online")  # the network is back; she still does not move
-        wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="the incident over")
+        if release == "incident-over":
+            publisher.publish(f"{base}/bridge/state", b"online")  # the network is back; she still does not move
+            wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="the incident over")
+        else:
+            response = api.post(f"/api/alarms/{alarm.id}/escalate")
+            assert response.status_code == 200 and response.json()["hold_until"] is None
+            assert api.post(f"/api/alarms/{alarm.id}/escalate").status_code == 200  # twice: nothing more
         settle(T0 + WINDOW + 95 * M)
         assert family_calls(), "the family is called once the outage is over and the alarm still open"
         detail = api.get(f"/api/alarms/{alarm.id}").json()
@@ -292,3 +299,33 @@ def test_while_the_centre_has_acknowledged_the_incident_the_family_stays_held_un
 def run_attempts(runtime: Runtime) -> list[Attempt]:
     with Session(runtime.engine) as session:
         return list(session.scalars(select(Attempt).where(Attempt.status != AttemptStatus.SKIPPED)))
+
+
+def test_gateways_are_listed_with_their_homes_and_kept_by_the_admin_api(service_settings: Settings) -> None:
+    runtime = Runtime(service_settings, process="test", ingest=False)
+    data = {"community": {"name": "测试社区"}, "grids": [{"name": "一网格", "micro_grids": [{"name": "1号楼"}]}],
+            "residents": [{"ref": "r0", "name": "王秀英", "micro_grid": "一网格/1号楼",
+                           "devices": [{"id": "pir-0", "kind": "motion", "gateway": "zigbee2mqtt"}]}]}
+    with Session(runtime.engine) as session, session.begin():
+        load_community(session, data, T0, runtime.policy.limits)
+        token = accounts.token_for(session, T0, "admin", ttl=timedelta(days=1))
+    api = TestClient(runtime.app, headers={"Authorization": f"Bearer {token}"})
+    try:
+        [listed] = api.get("/api/admin/gateways").json()  # named by a device in the file: created
+        assert listed["external_id"] == "zigbee2mqtt"
+        assert [(h["name"], h["devices"]) for h in listed["homes"]] == [("王秀英", ["pir-0"])]
+        created = api.post("/api/admin/gateways", json={"external_id": "hub-2", "kind": "native", "name": "2号楼"})
+        assert created.status_code == 201 and created.json()["homes"] == []
+        assert api.post("/api/admin/gateways", json={"external_id": "hub-2"}).status_code == 409
+        assert api.post("/api/admin/gateways", json={"external_id": "hub-3", "community_id": 99}).status_code == 404
+        gateway_id = created.json()["id"]
+        assert api.patch(f"/api/admin/gateways/{gateway_id}", json={"name": "二号楼"}).json()["name"] == "二号楼"
+        device = api.get("/api/admin/devices").json()[0]
+        moved = api.patch(f"/api/admin/devices/{device['id']}", json={"gateway_id": gateway_id})
+        assert moved.status_code == 200 and moved.json()["gateway_id"] == gateway_id
+        assert api.delete(f"/api/admin/gateways/{gateway_id}").status_code == 204
+        [after] = [d for d in api.get("/api/admin/devices").json() if d["id"] == device["id"]]
+        assert after["gateway_id"] is None  # the device stays, reporting through no shared gateway
+        assert [g["external_id"] for g in api.get("/api/admin/gateways").json()] == ["zigbee2mqtt"]
+    finally:
+        runtime.engine.dispose()
