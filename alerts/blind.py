@@ -32,6 +32,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from alerts import alarms, transitions, wording
+from alerts.background import Background
 from alerts.models import Alarm, AlarmKind, AlarmState, Outcome, WatchStatus
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,24 @@ def tick_stale(last_ticks: list[float], now_wall: float, stale_after: timedelta)
     return not last_ticks or now_wall - max(last_ticks) > stale_after.total_seconds()
 
 
-class BlindWatch:
+class _Loop:
+    """What the two watchers share: a thread that runs ``_run`` from ``start`` until ``stop``."""
+
+    _loop: Background
+    _started_wall: float
+
+    def start(self) -> None:
+        self._started_wall = time.time()
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop(timeout=10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class BlindWatch(_Loop):
     def __init__(self, engine: Engine, clock_now: Callable[[], datetime], zone: Any, *, process: str,
                  tick_stale_after: timedelta, ingest_behind_after: timedelta,
                  ingest_lag: Callable[[], float] | None = None, ingest_name: str = "ingest",
@@ -85,8 +103,8 @@ class BlindWatch:
         self.every = every
         self._blind: dict[str, Blind] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background(f"blind-watch-{process}", self._run)
+        self._stop = self._loop.stopping
         self._last_now: datetime | None = None
         self._started_wall = time.time()
         self.checks = 0
@@ -101,16 +119,6 @@ class BlindWatch:
             return bool(self._blind)
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._started_wall = time.time()
-        self._thread = threading.Thread(target=self._run, name=f"blind-watch-{self.process}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -244,7 +252,7 @@ class BlindWatch:
                                                    note="ingest caught up")
 
 
-class Watchdog:
+class Watchdog(_Loop):
     """A dead man's switch outside Shouwang, in the protocol healthchecks.io and its self-hosted twins
     speak: a GET to ``url`` every ``every`` while the watch sees, to ``<url>/fail`` while it is blind.
     If this machine dies, the pings stop and the service outside raises the alarm."""
@@ -255,8 +263,8 @@ class Watchdog:
         self.every = every.total_seconds()
         self.timeout = timeout.total_seconds()
         self.sent: list[str] = []  # what was pinged, newest last (bounded)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background("watchdog", self._run)
+        self._stop = self._loop.stopping
 
     def ping_once(self) -> str:
         target = f"{self.url}/fail" if self.is_blind() else self.url
@@ -267,16 +275,6 @@ class Watchdog:
             log.warning("watchdog ping failed", extra={"url": target, "error": str(exc)})
         self.sent = [*self.sent[-99:], target]
         return target
-
-    def start(self) -> None:
-        self._started_wall = time.time()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -164,3 +164,12 @@ class Screen(threading.Thread):
 
 def print_json(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
+
+
+def start_screens(clients: list[Screen], wait: float = 600) -> None:
+    """Connect every screen and wait until each has its whole picture."""
+    for client in clients:
+        client.start()
+    for client in clients:
+        if not client.connected.wait(wait):
+            raise SystemExit(f"a screen got no picture: {client.error}")

@@ -26,7 +26,7 @@ from alerts.clock import ManualClock
 from alerts.db import make_engine, upgrade
 from alerts.models import Alarm, AlarmKind
 from bench.common import BENCH_URL, ensure_database, json_block, machine, postgres_version, today, write_section
-from bench.live import T0, Screen, Serve, load_district, print_json, screen_token
+from bench.live import T0, Screen, Serve, load_district, print_json, screen_token, start_screens
 
 
 def run(url: str, residents: int, screens: int) -> dict[str, Any]:
@@ -47,11 +47,7 @@ def run(url: str, residents: int, screens: int) -> dict[str, Any]:
 
         clients = [Screen(serve.port, token, on_event, 900) for _ in range(screens)]
         try:
-            for client in clients:
-                client.start()
-            for client in clients:
-                if not client.connected.wait(600):
-                    raise SystemExit(f"a screen got no picture: {client.error}")
+            start_screens(clients)
             rss = serve.rss_mb()
             ManualClock(engine).set(T0 + timedelta(seconds=1))
             started[0] = time.monotonic()

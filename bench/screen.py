@@ -26,7 +26,7 @@ from sqlalchemy import text
 from alerts.clock import ManualClock
 from alerts.db import make_engine, upgrade
 from bench.common import BENCH_URL, ensure_database, json_block, machine, postgres_version, today, write_section
-from bench.live import T0, Screen, Serve, load_district, print_json, screen_token
+from bench.live import T0, Screen, Serve, load_district, print_json, screen_token, start_screens
 
 
 def run(url: str, residents: int, screens: int, changes: int) -> dict[str, Any]:
@@ -51,11 +51,7 @@ def run(url: str, residents: int, screens: int, changes: int) -> dict[str, Any]:
         serve = Serve(Path(workdir), url).start()
         clients = [Screen(serve.port, token, on_event, 3600) for _ in range(screens)]
         try:
-            for client in clients:
-                client.start()
-            for client in clients:
-                if not client.connected.wait(600):
-                    raise SystemExit(f"a screen got no picture: {client.error}")
+            start_screens(clients)
             time.sleep(2)
             base_bytes = sum(c.delta_bytes for c in clients)
             cpu0, wall0 = serve.cpu_seconds(), time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -185,11 +186,7 @@ def test_a_zigbee2mqtt_bridge_reporting_offline_opens_the_gateway_incident_at_on
                            "devices": [{"id": f"pir-{i}", "kind": "motion", "gateway": base}]} for i in range(3)]}
     with Session(runtime.engine) as session, session.begin():
         load_community(session, data, T0, runtime.policy.limits)
-    runtime.start()
-    publisher = TestPublisher()
-    try:
-        assert runtime.consumer is not None
-        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+    with running(runtime) as publisher:
         publisher.publish(f"{base}/bridge/state", b'{"state": "offline"}')
         # at once: the clock does not move, no silence has to pass
         [incident] = wait_for(lambda: [a for a in _alarms(runtime) if a.kind == "infrastructure"],
@@ -200,18 +197,11 @@ def test_a_zigbee2mqtt_bridge_reporting_offline_opens_the_gateway_incident_at_on
         wait_for(lambda: _alarms(runtime)[0].state == AlarmState.RESOLVED, message="resolved")
         # a bridge nobody registered is quarantined like an unknown device
         publisher.publish(f"{topic_base}/z2m-other/bridge/state", b"offline")
-    finally:
-        publisher.close()
-        runtime.stop()
 
 
 def test_an_unknown_gateway_is_quarantined(service_settings: Settings, topic_base: str) -> None:
     runtime = Runtime(service_settings, process="test")
-    runtime.start()
-    publisher = TestPublisher()
-    try:
-        assert runtime.consumer is not None
-        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+    with running(runtime) as publisher:
         publisher.publish(f"{topic_base}/z2m/bridge/state", b'{"state": "offline"}')
 
         def held() -> list[QuarantinedMessage]:
@@ -221,9 +211,6 @@ def test_an_unknown_gateway_is_quarantined(service_settings: Settings, topic_bas
         [message] = wait_for(held, message="quarantined")
         assert message.reason == "unknown_gateway" and message.device_external_id == f"{topic_base}/z2m"
         assert _alarms(runtime) == []
-    finally:
-        publisher.close()
-        runtime.stop()
 
 
 def _alarms(runtime: Runtime) -> list[Alarm]:
@@ -329,3 +316,16 @@ def test_gateways_are_listed_with_their_homes_and_kept_by_the_admin_api(service_
         assert [g["external_id"] for g in api.get("/api/admin/gateways").json()] == ["zigbee2mqtt"]
     finally:
         runtime.engine.dispose()
+
+@contextmanager
+def running(runtime: Runtime) -> Iterator[TestPublisher]:
+    """The runtime started with its consumer caught up, and a publisher; both stopped after."""
+    runtime.start()
+    publisher = TestPublisher()
+    try:
+        assert runtime.consumer is not None
+        wait_for(lambda: runtime.consumer.status()["caught_up"], message="consumer ready")  # type: ignore[union-attr]
+        yield publisher
+    finally:
+        publisher.close()
+        runtime.stop()
