@@ -57,6 +57,10 @@ class Run:
         for _ in range(2):  # the second tick surely started after the commit
             self._wait_for_a_tick()
         assert self.runtime.watch.last_tick_at is not None and self.runtime.watch.last_tick_at >= instant
+        for _ in range(2):  # escalation is a job of its own: the second run surely saw the tick's alarms
+            mark = time.monotonic()
+            wait_for(lambda mark=mark: (self.runtime.watch.last_escalation_real or 0) > mark,
+                     message="an escalation run")
 
     def _wait_for_a_tick(self) -> None:
         mark = time.monotonic()
