@@ -34,8 +34,10 @@ from alerts.models import (
     Event,
     Outcome,
     QuarantinedMessage,
+    QuarantineOverflow,
     Resident,
     WatchStatus,
+    WebhookReceipt,
     table_of,
 )
 
@@ -488,14 +490,18 @@ def heartbeat(session: Session, name: str, now: datetime, detail: dict[str, Any]
 
 
 def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 10000) -> int:
-    """Delete raw events and quarantined messages older than the retention, in chunks."""
+    """Delete what is older than the retention, in chunks: raw events, quarantined messages, the counts of
+    what the quarantine did not keep, and the provider events seen (a replay older than the retention is no
+    longer recognised; the alarms it could act on are long closed by then)."""
     cutoff = now - retention
     removed = 0
-    for model in (Event, QuarantinedMessage):
+    for key, at in ((Event.id, Event.received_at), (QuarantinedMessage.id, QuarantinedMessage.received_at),
+                    (QuarantineOverflow.id, QuarantineOverflow.last_at),
+                    (WebhookReceipt.key, WebhookReceipt.received_at)):
         while True:
             with Session(engine) as session, session.begin():
-                ids = select(model.id).where(model.received_at < cutoff).limit(chunk).scalar_subquery()
-                count = changed(session, delete(model).where(model.id.in_(ids)))
+                keys = select(key).where(at < cutoff).limit(chunk).scalar_subquery()
+                count = changed(session, delete(key.class_).where(key.in_(keys)))
             removed += count
             if count < chunk:
                 break

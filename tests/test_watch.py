@@ -10,7 +10,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts import service, transitions
-from alerts.models import Alarm, AlarmKind, AlarmState, Device, Event, Outcome, QuarantinedMessage, Resident
+from alerts.models import (
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    Device,
+    Event,
+    Outcome,
+    QuarantinedMessage,
+    QuarantineOverflow,
+    Resident,
+    WebhookReceipt,
+)
 from alerts.observations import Observation, Quarantined
 from alerts.views import resident_rows
 from tests.harness import T0, Store, obs
@@ -276,3 +287,17 @@ def test_pruning_removes_old_raw_events_but_not_the_residents_state(world: Store
     removed = service.prune(world.engine, T0 + 91 * 24 * H, timedelta(days=90))
     assert removed == 1 and world.count(Event) == 1
     assert world.resident("r1").last_activity_at == T0
+
+
+def test_pruning_also_forgets_old_quarantine_counts_and_provider_events(world: Store) -> None:
+    with Session(world.engine) as session, session.begin():
+        for day in (0, 80):
+            at = T0 + day * 24 * H
+            session.add(QuarantineOverflow(hour=at, source=f"s{day}", reason="unknown_device", dropped=5,
+                                           dropped_bytes=50, last_at=at))
+            session.add(WebhookReceipt(key=f"sms:SM{day}", received_at=at))
+    removed = service.prune(world.engine, T0 + 91 * 24 * H, timedelta(days=90))
+    assert removed == 2
+    with Session(world.engine) as session:
+        assert list(session.scalars(select(QuarantineOverflow.source))) == ["s80"]
+        assert list(session.scalars(select(WebhookReceipt.key))) == ["sms:SM80"]
