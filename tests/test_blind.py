@@ -5,10 +5,8 @@ a plain HTTP server of the test."""
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from api.runtime import Runtime
 from config.settings import Settings, load_settings
 from tests.conftest import T0
 from tests.helpers import ROOT, TestPublisher, free_port, wait_for
+from tests.tcp_relay import TcpRelay
 
 
 def _system(engine: Any, key_prefix: str) -> list[Alarm]:
@@ -113,71 +112,10 @@ def test_stalled_ingest_commits_are_a_system_alarm_and_the_lag_gauge_is_set(pg_u
 
 
 # -- database unreachable ------------------------------------------------------------------------------------
-class TcpProxy:
-    """A TCP forwarder on 127.0.0.1 that the test can cut (every connection closed, new ones refused)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> TcpProxy:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for s in self._sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._sockets = []
-
-
 @pytest.fixture
-def proxied_pg(pg_url: str) -> Iterator[tuple[str, TcpProxy]]:
+def proxied_pg(pg_url: str) -> Iterator[tuple[str, TcpRelay]]:
     url = make_url(pg_url)
-    proxy = TcpProxy(url.port or 5432).start()
+    proxy = TcpRelay(url.port or 5432).start()
     yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
     proxy.stop()
 
@@ -199,7 +137,7 @@ def _read_events(lines: Iterator[str], until: Any, limit: int = 400) -> list[tup
 
 
 def test_a_cut_database_is_told_to_the_screen_and_recorded_as_a_system_alarm_when_back(
-        proxied_pg: tuple[str, TcpProxy], topic_base: str) -> None:
+        proxied_pg: tuple[str, TcpRelay], topic_base: str) -> None:
     url, proxy = proxied_pg
     settings = _settings(url, topic_base)
     settings = settings.model_copy(update={"clock": settings.clock.model_copy(update={"mode": "system"})})
@@ -230,7 +168,7 @@ def test_a_cut_database_is_told_to_the_screen_and_recorded_as_a_system_alarm_whe
         assert record.reason_params and record.reason_params["since"] <= record.reason_params["until"]
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, message="healthy again")
     finally:
-        proxy.start() if proxy._listener is None else None
+        proxy.start()
         runtime.stop()
 
 

@@ -11,8 +11,6 @@ on is certain to come back, with DUP set, after the restart.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from sensors.formats import native
 from tests.harness import T0, prepared_database
 from tests.helpers import TestPublisher, wait_for
 from tests.processes import PersistentMosquitto, ProcessGroup, publish_until_stored, serve_settings, ticked_since
+from tests.tcp_relay import TcpRelay
 
 pytestmark = pytest.mark.slow
 
@@ -36,64 +35,6 @@ BUTTONS = 10  # residents 0..9 also have a panic button
 WITH_EVENT_ID = 10  # every 10th event carries an event id; the others only have their delivery
 KILL_AFTER = 2_000
 CLIENT_ID = "crash-consumer"
-
-
-class AckHoldingRelay:
-    """A TCP relay between the consumer and the broker. ``hold()`` stops passing the consumer's bytes
-    on (they are dropped), so from then on the broker never hears a PUBACK on the held connections."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._holding = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def hold(self) -> None:
-        self._holding.set()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, from_consumer: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if from_consumer and self._holding.is_set():
-                    continue
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-        self.listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
 
 
 def community() -> dict:
@@ -131,9 +72,9 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(tmp_path: Path
     engine, clock = prepared_database(pg_url, community())
 
     broker = PersistentMosquitto(tmp_path).start()
-    relay = AckHoldingRelay(broker.port)
+    relay = TcpRelay(broker.port).start()
     publisher: TestPublisher | None = None
-    settings = serve_settings(pg_url, relay.url, topic_base)
+    settings = serve_settings(pg_url, f"mqtt://127.0.0.1:{relay.port}", topic_base)
     direct = serve_settings(pg_url, broker.url, topic_base)
     try:
         with ProcessGroup(tmp_path, extra_logs=(tmp_path / "mosquitto.log",)) as group:
@@ -213,6 +154,6 @@ def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(tmp_path: Path
     finally:
         if publisher is not None:
             publisher.close()
-        relay.close()
+        relay.stop()
         broker.stop()
         engine.dispose()
