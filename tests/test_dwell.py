@@ -37,7 +37,10 @@ def other(clock: str) -> Activity:
     return Activity(local(clock), False)
 
 
-def decide(activity: list[Activity], now: str, limits: DwellLimits = DwellLimits(bathroom=2 * H),
+TWO_HOURS = DwellLimits(bathroom=2 * H)
+
+
+def decide(activity: list[Activity], now: str, limits: DwellLimits = TWO_HOURS,
            **overrides: Any) -> dwell.DwellDecision:
     values: dict[str, Any] = {"watch_from": local("00:00"), **overrides}
     return dwell.decide_dwell(limits=limits, activity=activity, now=local(now), **values)
@@ -49,7 +52,7 @@ def test_rooms_are_read_by_value_or_chinese_name_and_a_wrong_one_is_refused_in_c
     assert dwell.parse_room(" 卫生间 ") is dwell.Room.BATHROOM
     assert dwell.parse_room("Living_Room") is dwell.Room.LIVING_ROOM
     assert dwell.parse_room("") is None and dwell.parse_room(None) is None
-    with pytest.raises(dwell.RoomError, match="^房间只能是卫生间（bathroom）"):
+    with pytest.raises(dwell.RoomError, match=r"^房间只能是卫生间（bathroom）"):
         dwell.parse_room("garage")
 
 
@@ -260,7 +263,7 @@ def test_a_bad_room_or_limit_in_a_community_file_is_refused_with_its_place(make_
     home = make_home(local("06:00"), None)
     community = _community()
     community["residents"][0]["devices"][0]["room"] = "garage"
-    with pytest.raises(CommunityFileError, match="pir-bath.*房间只能是"):
+    with pytest.raises(CommunityFileError, match=r"pir-bath.*房间只能是"):
         home.load(community, local("06:00"))
-    with pytest.raises(CommunityFileError, match="第一网格.*bathroom_dwell_hours"):
+    with pytest.raises(CommunityFileError, match=r"第一网格.*bathroom_dwell_hours"):
         home.load(_community({"bathroom_dwell_hours": -1}), local("06:00"))
