@@ -61,12 +61,12 @@ def dwell_step(session: Session, now: datetime, zone: Any, raised: list[int], re
 
 def _look(session: Session, resident: Resident, limits: dwell.DwellLimits, open_alarms: list[Alarm],
           now: datetime, zone: Any, raised: list[int], resolved: list[int]) -> None:
-    if limits.shortest is None:
+    dwelling = [a for a in open_alarms if a.kind == AlarmKind.ROUTINE and a.reason_code in DWELL_CODES]
+    if limits.shortest is None and not dwelling:
         resident.dwell_due_at = None
         return
     activity = recent_activity(session, resident.id)
-    dwelling = [a for a in open_alarms if a.kind == AlarmKind.ROUTINE and a.reason_code in DWELL_CODES]
-    for alarm in dwelling:
+    for alarm in dwelling:  # also after the limit was removed: the open alarm still ends by activity elsewhere
         _activity_elsewhere(session, alarm, activity, now, zone, resolved)
     still_open = [a for a in open_alarms if a.state != AlarmState.RESOLVED]
     decision = dwell.decide_dwell(

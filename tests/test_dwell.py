@@ -195,6 +195,28 @@ def test_a_bathroom_dwell_is_alarmed_at_entry_plus_the_limit_not_at_14_hours(mak
     assert len(home.alarms(AlarmKind.ROUTINE)) == 1
 
 
+def test_a_persons_resolution_restarts_the_count_and_a_meal_card_swipe_ends_the_next_alarm(
+        make_home: MakeHome) -> None:
+    home = make_home(local("06:00"), _community(resident_dwell={"bathroom_dwell_hours": 2}))
+    move(home, "pir-bath", local("08:00"))
+    home.rules_at(local("10:00"))
+    (first,) = home.alarms(AlarmKind.ROUTINE)
+    home.clock.set(local("10:05"))
+    response = home.client("operator").post(f"/api/alarms/{first.id}/resolve", json={"outcome": "resident_fine"})
+    assert response.status_code == 200, response.text
+    home.rules_at(local("12:04"))  # still in the bathroom, nothing elsewhere: counted again from 10:05
+    assert [a.id for a in home.alarms(AlarmKind.ROUTINE)] == [first.id]
+    home.rules_at(local("12:05"))
+    second = home.alarms(AlarmKind.ROUTINE)[-1]
+    assert second.id != first.id and second.state == "open"
+    home.clock.set(local("12:10"))
+    assert home.client("operator").post(f"/api/residents/{home.resident('r1').id}/activity",
+                                        json={"source": "meal_card"}).status_code == 201
+    home.rules_at(local("12:11"))
+    ended = home.alarms(AlarmKind.ROUTINE)[-1]
+    assert ended.id == second.id and ended.outcome == "activity_resumed"
+
+
 def test_a_bathroom_door_closed_with_motion_inside_is_alarmed_after_its_limit(make_home: MakeHome) -> None:
     home = make_home(local("06:00"), _community(resident_dwell={"bathroom_door_dwell_hours": 4}))
     move(home, "pir-hall", local("07:00"))
