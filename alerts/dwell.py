@@ -120,12 +120,16 @@ def door_closed_with_motion(current: Sequence[Activity]) -> datetime | None:
 
 def decide_dwell(*, limits: DwellLimits, activity: Sequence[Activity], now: datetime, watch_from: datetime | None,
                  away_until: datetime | None = None, away_until_activity: bool = False,
-                 alarm_open: bool = False) -> DwellDecision:
+                 alarm_open: bool = False, sensed_elsewhere: bool = True) -> DwellDecision:
     """What the tick does with a resident whose ``dwell_due_at`` has passed. ``activity`` is the resident's
-    recent activity (at least the last activity elsewhere and all bathroom activity after it)."""
+    recent activity (at least the last activity elsewhere and all bathroom activity after it).
+    ``sensed_elsewhere``: the home has a device outside the bathroom; without one, "no activity in any other
+    room" says nothing and no rule fires."""
     shortest = limits.shortest
     if shortest is None:
         return DwellDecision(DwellAction.PLAN, None)
+    if not sensed_elsewhere:
+        return DwellDecision(DwellAction.PLAN, now + shortest)
     current = stay(activity)
     start = max((t for t in (watch_from, away_until) if t is not None), default=None)
     candidates: list[tuple[str, datetime, timedelta]] = []

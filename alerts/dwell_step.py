@@ -31,6 +31,8 @@ STAY_ROWS = 1000  # the newest bathroom activity read per look (a PIR reports at
 DWELL_CODES = ("dwell_bathroom", "dwell_bathroom_door")
 # resident alarms that keep a dwell limit quiet (as for the time-window rule): already being looked at
 QUIET_KINDS = frozenset({AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE})
+# a device outside the bathroom: of another room, or of none (an event of a deleted device counts as outside)
+OUTSIDE = or_(Device.room.is_(None), Device.room != dwell.Room.BATHROOM.value)
 
 
 def is_dwell_alarm() -> Any:
@@ -72,7 +74,9 @@ def _look(session: Session, resident: Resident, limits: dwell.DwellLimits, open_
     decision = dwell.decide_dwell(
         limits=limits, activity=activity, now=now, watch_from=resident.watch_from or resident.created_at,
         away_until=resident.away_until, away_until_activity=resident.away_until_activity,
-        alarm_open=any(a.kind in QUIET_KINDS for a in still_open))
+        alarm_open=any(a.kind in QUIET_KINDS for a in still_open),
+        sensed_elsewhere=session.scalar(select(Device.id).where(Device.resident_id == resident.id, OUTSIDE)
+                                        .limit(1)) is not None)
     resident.dwell_due_at = decision.next_due
     if any(a.reason_code in DWELL_CODES for a in still_open):
         resident.dwell_due_at = now + OPEN_RECHECK
@@ -113,10 +117,9 @@ def _activity_elsewhere(session: Session, alarm: Alarm, activity: list[dwell.Act
 def recent_activity(session: Session, resident_id: int) -> list[dwell.Activity]:
     """The resident's last activity elsewhere (a device of another room or of none, a deleted device, a sign
     of life) and the bathroom activity after it, oldest first."""
-    outside = or_(Device.room.is_(None), Device.room != dwell.Room.BATHROOM.value)
     last_event = session.scalar(
         select(Event.occurred_at).outerjoin(Device, Device.id == Event.device_id)
-        .where(Event.resident_id == resident_id, Event.is_activity.is_(True), outside)
+        .where(Event.resident_id == resident_id, Event.is_activity.is_(True), OUTSIDE)
         .order_by(Event.occurred_at.desc()).limit(1))
     last_sign = session.scalar(select(SignOfLife.at).where(SignOfLife.resident_id == resident_id)
                                .order_by(SignOfLife.at.desc()).limit(1))

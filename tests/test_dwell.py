@@ -101,6 +101,11 @@ def test_away_mode_and_an_open_alarm_keep_it_quiet() -> None:
     assert ended.action is DwellAction.PLAN and ended.next_due == local("12:00")
 
 
+def test_a_home_with_no_device_outside_the_bathroom_raises_nothing() -> None:
+    decision = decide([bath("08:00")], "11:00", sensed_elsewhere=False)
+    assert decision.action is DwellAction.PLAN and decision.next_due == local("13:00")
+
+
 # -- bathroom door closed with motion inside, pure ---------------------------------------------------------
 DOOR = DwellLimits(bathroom_door=4 * H)
 
