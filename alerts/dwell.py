@@ -35,8 +35,8 @@ class Room(enum.StrEnum):
 ROOM_NAMES_ZH = {Room.BATHROOM: "卫生间", Room.BEDROOM: "卧室", Room.KITCHEN: "厨房", Room.LIVING_ROOM: "客厅",
                  Room.ENTRANCE: "门厅"}
 _BY_NAME = {**{r.value: r for r in Room}, **{zh: r for r, zh in ROOM_NAMES_ZH.items()},
-            "living room": Room.LIVING_ROOM, "toilet": Room.BATHROOM, "卫生间/浴室": Room.BATHROOM,
-            "浴室": Room.BATHROOM, "厕所": Room.BATHROOM, "玄关": Room.ENTRANCE}
+            "living room": Room.LIVING_ROOM, "toilet": Room.BATHROOM, "浴室": Room.BATHROOM, "厕所": Room.BATHROOM,
+            "玄关": Room.ENTRANCE}
 ROOM_CHOICES = "、".join(f"{zh}（{r.value}）" for r, zh in ROOM_NAMES_ZH.items())
 
 
