@@ -87,9 +87,10 @@ def refresh_due(session: Session, resident: Resident, default: rules.Limits, now
 
 
 def plan_detection(resident: Resident, now: datetime) -> None:
-    """Ask the tick to plan the resident's time-window rule and rhythm look afresh (the tick knows the
+    """Ask the tick to plan the resident's time-window rule, dwell limits and rhythm look afresh (the tick knows the
     zone; see :mod:`alerts.routine`): after a change of their window, their grid's, or their grid."""
     resident.routine_due_at = now
+    resident.dwell_due_at = now  # the dwell limits (alerts.dwell): none leaves it NULL after one look
     if resident.rhythm_due_at is None:
         resident.rhythm_due_at = now
 

@@ -145,6 +145,9 @@ class Grid(Base):
     inactivity_window_s: Mapped[int | None] = mapped_column(Integer)
     early_warning_s: Mapped[int | None] = mapped_column(Integer)
     routine_window: Mapped[str | None] = mapped_column(String(11))  # "07:00-10:00", local time
+    # dwell limits (alerts/dwell.py): bathroom occupied / bathroom door closed with motion inside; NULL: none
+    bathroom_dwell_s: Mapped[int | None] = mapped_column(Integer)
+    bathroom_door_dwell_s: Mapped[int | None] = mapped_column(Integer)
     community: Mapped[Community] = relationship(back_populates="grids")
     micro_grids: Mapped[list[MicroGrid]] = relationship(back_populates="grid")
 
@@ -176,6 +179,8 @@ class Resident(Base):
               sqlite_where=text("routine_due_at IS NOT NULL")),
         Index("ix_residents_rhythm_due_at", "rhythm_due_at", postgresql_where=text("rhythm_due_at IS NOT NULL"),
               sqlite_where=text("rhythm_due_at IS NOT NULL")),
+        Index("ix_residents_dwell_due_at", "dwell_due_at", postgresql_where=text("dwell_due_at IS NOT NULL"),
+              sqlite_where=text("dwell_due_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
@@ -202,6 +207,10 @@ class Resident(Base):
     # the learned daily rhythm (alerts/rhythm.py, as a dict) and when the tick next looks at it
     rhythm: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     rhythm_due_at: Mapped[datetime | None] = mapped_column()
+    # dwell limits (NULL: the grid's, if any) and when the tick next looks at them (alerts/dwell.py)
+    bathroom_dwell_s: Mapped[int | None] = mapped_column(Integer)
+    bathroom_door_dwell_s: Mapped[int | None] = mapped_column(Integer)
+    dwell_due_at: Mapped[datetime | None] = mapped_column()
     micro_grid: Mapped[MicroGrid | None] = relationship()
     devices: Mapped[list[Device]] = relationship(back_populates="resident")
     contacts: Mapped[list[Contact]] = relationship(
@@ -260,6 +269,7 @@ class Device(Base):
     offline_due_at: Mapped[datetime | None] = mapped_column()
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     occupied: Mapped[bool | None] = mapped_column(Boolean)  # last reported occupancy / contact closed
+    room: Mapped[str | None] = mapped_column(String(20))  # alerts.dwell.Room: bathroom, bedroom, ...; NULL: unknown
     # reports whose device time was further ahead than rules.clock_skew (stored at receive time), and the last
     clock_skew_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_clock_skew_at: Mapped[datetime | None] = mapped_column()

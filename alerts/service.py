@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from alerts import alarms, detection, incidents, infrastructure, rules, transitions, wording
+from alerts import alarms, detection, dwell_step, incidents, infrastructure, rules, transitions, wording
 from alerts.db import changed, claim, guarded, insert_ignoring_conflicts, one_of
 from alerts.escalation.templates import Language
 from alerts.limits import limits_of, residents_with_limits
@@ -102,6 +102,8 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
         _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
         _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
+        _in_batches(engine, lambda s: dwell_step.dwell_step(s, now, policy.zone, result.routine_alarms,
+                                                            result.auto_resolved))
         _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
         _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
         _run(engine, lambda s: _devices_back(s, now, policy, result))
@@ -338,6 +340,7 @@ def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolic
         .join(Resident, Alarm.resident_id == Resident.id)
         .where(Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.ROUTINE, AlarmKind.RHYTHM)),
                Alarm.state != AlarmState.RESOLVED, Resident.last_activity_at.isnot(None),
+               ~dwell_step.is_dwell_alarm(),  # only activity outside the bathroom ends it (alerts.dwell_step)
                or_(Alarm.last_activity_at.is_(None), Resident.last_activity_at > Alarm.last_activity_at),
                or_(Alarm.activity_seen_at.is_(None), Resident.last_activity_at > Alarm.activity_seen_at))
     )

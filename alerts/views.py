@@ -60,7 +60,8 @@ def resident_rows(session: Session, now: datetime, default: rules.Limits, reside
 
 
 def device_row(device: Device) -> dict[str, Any]:
-    return {"id": device.id, "external_id": device.external_id, "kind": device.kind, "online": device.online,
+    return {"id": device.id, "external_id": device.external_id, "kind": device.kind, "room": device.room,
+            "online": device.online,
             "battery": device.battery, "last_seen_at": device.last_seen_at, "availability": device.availability,
             "clock_skew_count": device.clock_skew_count or 0, "last_clock_skew_at": device.last_clock_skew_at}
 

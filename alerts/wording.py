@@ -70,6 +70,11 @@ REASONS: dict[str, dict[Language, str]] = {
     "low_battery": {"zh": "设备{device}电量{battery}%（低于{threshold}%）",
                     "en": "device {device} battery at {battery} % (below {threshold} %)"},
     "routine": {"zh": "{start}至{end}之间无活动", "en": "no activity between {start} and {end}"},
+    "dwell_bathroom": {"zh": "自{since}起在卫生间已超过{hours}小时，其他房间无活动",
+                       "en": "in the bathroom since {since}, more than {hours} h, no activity in any other room"},
+    "dwell_bathroom_door": {"zh": "卫生间门自{since}关闭已超过{hours}小时，门内有活动，其他房间无活动",
+                            "en": "bathroom door closed since {since}, more than {hours} h, motion inside, no "
+                                  "activity in any other room"},
     "rhythm_not_up": {"zh": "尚未起床：平时{usual}前起床（已学习{days}天）；今天04:00以来无活动",
                       "en": "not up yet: usually up by {usual} ({days} days learned); no activity today since 04:00"},
     "rhythm_silent": {"zh": "自{since}起无活动：远超学习到的白天最长安静时间（{usual}分钟）",

@@ -35,6 +35,13 @@ ROUTINE = ("time-window rule, HH:MM-HH:MM in local time (e.g. 07:00-10:00): no a
            "'routine' alarm at its end; null or empty: none")
 
 
+DWELL = ("dwell limit in hours (alerts/dwell.py): the resident in the bathroom that long with no activity in any "
+         "other room raises a 'routine' alarm; null: none")
+DOOR_DWELL = ("dwell limit in hours: the bathroom door closed that long with motion inside and no activity in any "
+              "other room raises a 'routine' alarm; null: none")
+ROOM = "bathroom, bedroom, kitchen, living_room or entrance (or its Chinese name); null: unknown"
+
+
 class GridIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     community_id: int | None = Field(None, description="needed only when there is more than one community")
@@ -43,6 +50,8 @@ class GridIn(BaseModel):
     early_warning_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS,
                                              description="silence before a warning (no call), in hours")
     routine: str | None = Field(None, max_length=11, description=ROUTINE)
+    bathroom_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DWELL)
+    bathroom_door_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DOOR_DWELL)
 
 
 class GridPatch(BaseModel):
@@ -51,6 +60,8 @@ class GridPatch(BaseModel):
     window_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description="null removes the override")
     early_warning_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description="null removes it")
     routine: str | None = Field(None, max_length=11, description=ROUTINE)
+    bathroom_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DWELL)
+    bathroom_door_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DOOR_DWELL)
 
 
 class GridOut(BaseModel):
@@ -60,6 +71,8 @@ class GridOut(BaseModel):
     window_hours: float | None = Field(description="the grid's inactivity window; null: the default")
     early_warning_hours: float | None = Field(description="the grid's early warning; null: the default")
     routine: str | None = Field(description=ROUTINE)
+    bathroom_dwell_hours: float | None = Field(None, description=DWELL)
+    bathroom_door_dwell_hours: float | None = Field(None, description=DOOR_DWELL)
 
 
 class MicroGridIn(BaseModel):
@@ -91,6 +104,10 @@ class ResidentIn(BaseModel):
     early_warning_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS,
                                              description="override of the early warning (hours)")
     routine: str | None = Field(None, max_length=11, description=ROUTINE + " (the resident's own; none: the grid's)")
+    bathroom_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS,
+                                               description=DWELL + " (the resident's own; none: the grid's)")
+    bathroom_door_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS,
+                                                    description=DOOR_DWELL + " (the resident's own; none: the grid's)")
     latitude: float | None = Field(None, ge=-90, le=90, description="the home, in the datum given")
     longitude: float | None = Field(None, ge=-180, le=180, description="the home, in the datum given")
     datum: Datum = DATUM
@@ -109,6 +126,8 @@ class ResidentPatch(BaseModel):
     window_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description="null: the grid's or default")
     early_warning_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description="null: inherited")
     routine: str | None = Field(None, max_length=11, description=ROUTINE)
+    bathroom_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DWELL)
+    bathroom_door_dwell_hours: float | None = Field(None, gt=0, le=MAX_WINDOW_HOURS, description=DOOR_DWELL)
     latitude: float | None = Field(None, ge=-90, le=90, description="with longitude, in the datum given")
     longitude: float | None = Field(None, ge=-180, le=180, description="with latitude, in the datum given")
     datum: Datum = DATUM
@@ -126,6 +145,8 @@ class ResidentAdminOut(BaseModel):
     window_hours: float | None = Field(description="the resident's own window; null: the grid's or the default")
     early_warning_hours: float | None = Field(description="the resident's own early warning; null: inherited")
     routine: str | None = Field(description=ROUTINE)
+    bathroom_dwell_hours: float | None = Field(None, description=DWELL)
+    bathroom_door_dwell_hours: float | None = Field(None, description=DOOR_DWELL)
     latitude: float | None = Field(description="WGS-84")
     longitude: float | None = Field(description="WGS-84")
     away_until: datetime | None = Field(description=f"away mode ends then ({TIME})")
@@ -143,6 +164,7 @@ class DeviceIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=200, description="the id the device reports under")
     kind: DeviceKind = Field(DeviceKind.MOTION, description="what the device senses")
     name: str = Field("", max_length=200, description="a label for people (\"bedroom PIR\")")
+    room: str | None = Field(None, max_length=20, description=ROOM)
     resident_id: int | None = Field(None, description="the resident whose home it is in; null: not linked yet")
     gateway_id: int | None = Field(None, description="the gateway it reports through (see /api/admin/gateways)")
 
@@ -151,6 +173,7 @@ class DevicePatch(BaseModel):
     external_id: str | None = Field(None, min_length=1, max_length=200, description="the id it reports under")
     kind: DeviceKind | None = Field(None, description="what the device senses")
     name: str | None = Field(None, max_length=200, description="a label for people")
+    room: str | None = Field(None, max_length=20, description=ROOM)
     resident_id: int | None = Field(None, description="null unlinks the device")
     gateway_id: int | None = Field(None, description="null: reports through no shared gateway")
 
@@ -160,6 +183,7 @@ class DeviceAdminOut(BaseModel):
     external_id: str = Field(description="the id the device reports under")
     kind: str = Field(description="motion, door, bed, toilet, panic, power, ...")
     name: str = Field(description="a label for people")
+    room: str | None = Field(None, description=ROOM)
     resident_id: int | None = Field(description="null: not linked to a resident")
     gateway_id: int | None = Field(None, description="the gateway it reports through; null: none shared")
     online: bool = Field(description="Shouwang's judgement: false once silent for rules.device_offline_after or "

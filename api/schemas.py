@@ -28,6 +28,7 @@ class DeviceOut(BaseModel):
     id: int = Field(description="Shouwang's id of the device")
     external_id: str = Field(description="the id the device reports under (its MQTT topic or payload id)")
     kind: str = Field(description="motion, door, bed, toilet, panic, power, ...")
+    room: str | None = Field(None, description="bathroom, bedroom, kitchen, living_room, entrance; null: unknown")
     online: bool = Field(description="Shouwang's judgement: false once the device has sent nothing for "
                          "rules.device_offline_after, or reported itself offline past the grace time")
     battery: int | None = Field(description="last reported battery level in percent; null if never reported")

@@ -22,6 +22,7 @@ from simulator.rhythm import Day, Profile, day_plan, random_profile
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["秀英", "桂兰", "玉兰", "淑珍", "建国", "德明", "志强", "凤英", "国华", "秀兰", "长生", "金花"]
 DEVICE_NAMES = {"motion": ("pir", "客厅 PIR"), "door": ("door", "入户门磁"), "button": ("sos", "紧急按钮")}
+DEVICE_ROOMS = {"motion": "living_room", "door": "entrance"}  # where they hang (alerts.dwell.Room)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Community:
         if home.away_until_activity:
             item["away_until_activity"] = True
         item["devices"] = [{"id": self.external_id(home, d.role), "kind": d.role, "name": DEVICE_NAMES[d.role][1],
+                            **({"room": DEVICE_ROOMS[d.role]} if d.role in DEVICE_ROOMS else {}),
                             **({"gateway": f"{self.prefix}zigbee2mqtt"} if home.fmt == "zigbee2mqtt" else {})}
                            for d in home.devices]
         item["contacts"] = [{"name": f"{home.name[0]}家属", "phone": f"+86139{7000000 + i:08d}", "relation": "child"}]

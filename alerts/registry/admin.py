@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from alerts import routine, rules
+from alerts import dwell, routine, rules
 from alerts.limits import refresh_due, refresh_grid, resident_limits
 from alerts.models import (
     Alarm,
@@ -129,10 +129,11 @@ def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any], now: 
         grid.routine_window = routine_window(fields["routine"])
     if "early_warning_hours" in fields:
         grid.early_warning_s = hours_to_s(fields["early_warning_hours"])
+    set_dwell(grid, fields)
     _unique(session, Grid, grid, Grid.community_id == grid.community_id, Grid.name == grid.name,
             what=f"a grid named {grid.name!r}")
     session.flush()
-    if {"window_hours", "early_warning_hours", "routine"} & set(fields):
+    if {"window_hours", "early_warning_hours", "routine", *DWELL_FIELDS} & set(fields):
         refresh_grid(session, grid.id, default, now)
     return grid
 
@@ -179,7 +180,8 @@ def delete_micro_grid(session: Session, micro: MicroGrid) -> None:
 
 # -- residents -------------------------------------------------------------------------------------------
 RESIDENT_FIELDS = frozenset({"ref", "name", "birth_year", "address", "phone", "micro_grid_id", "consent_at",
-                             "window_hours", "early_warning_hours", "routine", "latitude", "longitude", "datum"})
+                             "window_hours", "early_warning_hours", "routine", "latitude", "longitude", "datum",
+                             "bathroom_dwell_hours", "bathroom_door_dwell_hours"})
 
 
 def save_resident(session: Session, resident: Resident | None, fields: dict[str, Any], now: datetime,
@@ -216,6 +218,7 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
         resident.routine_window = routine_window(fields["routine"])
     if "early_warning_hours" in fields:
         resident.early_warning_s = hours_to_s(fields["early_warning_hours"])
+    set_dwell(resident, fields)
     if "latitude" in fields or "longitude" in fields:
         set_position(resident, fields.get("latitude"), fields.get("longitude"),
                      geo.Datum.parse(str(fields.get("datum") or "wgs84")))
@@ -233,6 +236,16 @@ def routine_window(text: str | None) -> str | None:
     except routine.WindowError as exc:
         raise AdminError(str(exc)) from exc
     return str(window) if window else None
+
+
+# the dwell limits of a grid or a resident (alerts.dwell), in hours; None removes one
+DWELL_FIELDS = {"bathroom_dwell_hours": "bathroom_dwell_s", "bathroom_door_dwell_hours": "bathroom_door_dwell_s"}
+
+
+def set_dwell(row: Grid | Resident, fields: dict[str, Any]) -> None:
+    for name, column in DWELL_FIELDS.items():
+        if name in fields:
+            setattr(row, column, hours_to_s(fields[name]))
 
 
 def set_position(resident: Resident, lat: float | None, lon: float | None, datum: geo.Datum) -> None:
@@ -277,7 +290,7 @@ def is_away(resident: Resident, now: datetime) -> bool:
 # -- devices, contacts -----------------------------------------------------------------------------------
 def save_device(session: Session, device: Device | None, fields: dict[str, Any], now: datetime,
                 offline_after: timedelta) -> Device:
-    """Create or update a device (external_id, kind, name, resident_id). A device never heard from is
+    """Create or update a device (external_id, kind, name, room, resident_id, gateway_id). A device never heard from is
     offline once ``offline_after`` has passed since it was added, like one loaded from a file."""
     if device is None:
         device = Device(external_id=_required(fields.get("external_id"), "external_id"), created_at=now,
@@ -291,6 +304,8 @@ def save_device(session: Session, device: Device | None, fields: dict[str, Any],
         device.kind = device_kind(fields["kind"])
     if "name" in fields:
         device.name = fields["name"] or ""
+    if "room" in fields:
+        device.room = device_room(fields["room"])
     if "resident_id" in fields:
         device.resident_id = get(session, Resident, fields["resident_id"]).id \
             if fields["resident_id"] is not None else None
@@ -306,6 +321,15 @@ def device_kind(value: str) -> DeviceKind:
         return DeviceKind(value)
     except ValueError:
         raise AdminError(f"unknown device kind {value!r}: use {', '.join(k.value for k in DeviceKind)}") from None
+
+
+def device_room(value: str | None) -> str | None:
+    """A device's room as stored (bathroom, bedroom, ...; its Chinese name is understood); empty: unknown."""
+    try:
+        room = dwell.parse_room(value)
+    except dwell.RoomError as exc:
+        raise AdminError(str(exc)) from None
+    return room.value if room else None
 
 
 def delete_device(session: Session, device: Device) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import routine, rules
+from alerts import dwell, routine, rules
 from alerts.limits import refresh_due, refresh_grid
 from alerts.models import (
     AuditEntry,
@@ -72,9 +72,12 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
         grid = _get_or_add(session, counts, "grids", Grid, community_id=community.id, name=item["name"])
         window, warning = _hours(item.get("window_hours")), _hours(item.get("early_warning_hours"))
         routine_window = _routine(item.get("routine"), f"grid {item['name']!r}")
-        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s,
-                                           grid.routine_window) != (window, warning, routine_window)
+        dwell_s = _dwell(item, f"grid {item['name']!r}")
+        changed = grid.id is not None and (grid.inactivity_window_s, grid.early_warning_s, grid.routine_window,
+                                           grid.bathroom_dwell_s, grid.bathroom_door_dwell_s) != (
+            window, warning, routine_window, *dwell_s)
         grid.inactivity_window_s, grid.early_warning_s, grid.routine_window = window, warning, routine_window
+        grid.bathroom_dwell_s, grid.bathroom_door_dwell_s = dwell_s
         session.flush()
         if changed:
             refresh_grid(session, grid.id, default, now)
@@ -123,6 +126,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
     resident.inactivity_window_s = _hours(item.get("window_hours"))
     resident.early_warning_s = _hours(item.get("early_warning_hours"))
     resident.routine_window = _routine(item.get("routine"), f"resident {ref!r}")
+    resident.bathroom_dwell_s, resident.bathroom_door_dwell_s = _dwell(item, f"resident {ref!r}")
     consent = item.get("consent")
     resident.consent_at = consent if isinstance(consent, date) or consent is None else date.fromisoformat(consent)
     if "micro_grid" in item:
@@ -145,6 +149,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
             counts["devices"] += 1
         device.kind = DeviceKind(dev.get("kind", "motion"))
         device.name = dev.get("name", "")
+        device.room = _room(dev.get("room"), f"device {dev['id']!r}")
         device.resident_id = resident.id
         if dev.get("gateway"):
             device.gateway_id = _gateway(session, None, {"id": dev["gateway"]}, now, counts, create_only=True).id
@@ -200,6 +205,26 @@ def _routine(text: str | None, what: str) -> str | None:
     except routine.WindowError as exc:
         raise CommunityFileError(f"{what}: {exc}") from exc
     return str(window) if window else None
+
+
+def _dwell(item: dict[str, Any], what: str) -> tuple[int | None, int | None]:
+    """The dwell limits of a grid or resident entry (``bathroom_dwell_hours``, ``bathroom_door_dwell_hours``)."""
+    found = []
+    for name in ("bathroom_dwell_hours", "bathroom_door_dwell_hours"):
+        value = item.get(name)
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise CommunityFileError(f"{what}: {name} 须为正数（小时） / must be a positive number of hours, "
+                                     f"got {value!r}")
+        found.append(_hours(value))
+    return found[0], found[1]
+
+
+def _room(text: str | None, what: str) -> str | None:
+    try:
+        room = dwell.parse_room(text)
+    except dwell.RoomError as exc:
+        raise CommunityFileError(f"{what}: {exc}") from exc
+    return room.value if room else None
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:

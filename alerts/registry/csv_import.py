@@ -8,8 +8,10 @@ only ``ref`` and ``name`` are required, the others may be left out or empty:
 ``address``, ``latitude``, ``longitude`` (in the datum of the import), ``phone``, ``grid``,
 ``micro_grid`` (both or neither; created if new), ``consent`` (YYYY-MM-DD, the date of consent to
 monitoring), ``window_hours`` (an override of the inactivity window), ``routine`` (a time-window rule
-such as ``07:00-10:00``: no activity inside it raises an alarm), ``device_ids`` (separated by
-``;``, each ``id`` or ``id:kind`` with kind motion, door, button or meter; motion by default),
+such as ``07:00-10:00``: no activity inside it raises an alarm), ``bathroom_dwell_hours`` and
+``bathroom_door_dwell_hours`` (dwell limits, :mod:`alerts.dwell`), ``device_ids`` (separated by ``;``, each
+``id``, ``id:kind`` or ``id:kind:room`` with kind motion, door, button or meter, motion by default, and room
+bathroom, bedroom, kitchen, living_room or entrance, or its Chinese name),
 ``contact_name``, ``contact_phone``, ``contact2_name``, ``contact2_phone``.
 
 Every line is checked before anything is written; a file with any bad line imports nothing and the
@@ -32,14 +34,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import routine, rules
+from alerts import dwell, routine, rules
 from alerts.models import Community, Device, DeviceKind, Grid, Resident
 from alerts.registry import geo
 from alerts.registry.community import CommunityFileError, load_community
 
 COLUMNS = ("ref", "name", "birth_year", "address", "latitude", "longitude", "phone", "grid", "micro_grid",
            "consent", "window_hours", "routine", "device_ids", "contact_name", "contact_phone", "contact2_name",
-           "contact2_phone", "gateway")
+           "contact2_phone", "gateway", "bathroom_dwell_hours", "bathroom_door_dwell_hours")
 REQUIRED = ("ref", "name")
 MAX_ERRORS = 100
 
@@ -201,6 +203,9 @@ def _item(values: dict[str, str], datum: geo.Datum) -> dict[str, Any]:
             item["routine"] = str(routine.Window.parse(values["routine"]))
         except routine.WindowError as exc:
             raise ValueError(f"routine: {exc}") from None
+    for name in ("bathroom_dwell_hours", "bathroom_door_dwell_hours"):
+        if values.get(name):
+            item[name] = _number(values[name], name, float, 0.1, 24 * 7)
     item["devices"] = _devices(values.get("device_ids", ""))
     if values.get("gateway"):  # the gateway the line's devices report through (Zigbee2MQTT: its base topic)
         for device in item["devices"]:
@@ -216,13 +221,21 @@ def _devices(value: str) -> list[dict[str, str]]:
     for part in (p.strip() for p in value.split(";")):
         if not part:
             continue
-        device_id, _, kind = part.partition(":")
+        device_id, _, rest = part.partition(":")
+        kind, _, room_text = rest.partition(":")
         kind = kind.strip().lower() or DeviceKind.MOTION.value
         if kind not in {k.value for k in DeviceKind}:
             raise ValueError(f"device {device_id!r}: unknown kind {kind!r} (motion, door, button or meter)")
         if not device_id.strip():
             raise ValueError(f"device id missing in {part!r}")
-        devices.append({"id": device_id.strip(), "kind": kind})
+        device = {"id": device_id.strip(), "kind": kind}
+        try:
+            room = dwell.parse_room(room_text)
+        except dwell.RoomError as exc:
+            raise ValueError(f"device {device_id.strip()!r}: {exc}") from None
+        if room is not None:
+            device["room"] = room.value
+        devices.append(device)
     return devices
 
 
@@ -298,5 +311,8 @@ def _grids(session: Session, community: Community, items: list[dict[str, Any]]) 
             "window_hours": grid.inactivity_window_s / 3600 if grid and grid.inactivity_window_s else None,
             "early_warning_hours": grid.early_warning_s / 3600 if grid and grid.early_warning_s else None,
             "routine": grid.routine_window if grid else None,
+            "bathroom_dwell_hours": grid.bathroom_dwell_s / 3600 if grid and grid.bathroom_dwell_s else None,
+            "bathroom_door_dwell_hours": grid.bathroom_door_dwell_s / 3600
+            if grid and grid.bathroom_door_dwell_s else None,
         })
     return grids

@@ -131,7 +131,8 @@ def create_community(body: CommunityIn, context: ContextDep, session: SessionDep
 def _grid_out(grid: Grid) -> GridOut:
     return GridOut(id=grid.id, community_id=grid.community_id, name=grid.name,
                    window_hours=_hours(grid.inactivity_window_s), early_warning_hours=_hours(grid.early_warning_s),
-                   routine=grid.routine_window)
+                   routine=grid.routine_window, bathroom_dwell_hours=_hours(grid.bathroom_dwell_s),
+                   bathroom_door_dwell_hours=_hours(grid.bathroom_door_dwell_s))
 
 
 @router.get("/api/admin/grids", response_model=list[GridOut])
@@ -199,6 +200,7 @@ def _resident_out(r: Resident) -> ResidentAdminOut:
         id=r.id, ref=r.external_ref, name=r.name, birth_year=r.birth_year, address=r.address, phone=r.phone,
         micro_grid_id=r.micro_grid_id, consent_at=r.consent_at, window_hours=_hours(r.inactivity_window_s),
         early_warning_hours=_hours(r.early_warning_s), routine=r.routine_window, latitude=r.latitude,
+        bathroom_dwell_hours=_hours(r.bathroom_dwell_s), bathroom_door_dwell_hours=_hours(r.bathroom_door_dwell_s),
         longitude=r.longitude,
         away_until=r.away_until, away_until_activity=r.away_until_activity, last_activity_at=r.last_activity_at,
         watch_from=r.watch_from, due_at=r.due_at, created_at=r.created_at,
@@ -351,7 +353,8 @@ def clear_away(resident_id: RowId, context: ContextDep, session: SessionDep, who
 
 # -- devices ---------------------------------------------------------------------------------------------
 def _device_out(d: Device) -> DeviceAdminOut:
-    return DeviceAdminOut(id=d.id, external_id=d.external_id, kind=d.kind, name=d.name, resident_id=d.resident_id,
+    return DeviceAdminOut(id=d.id, external_id=d.external_id, kind=d.kind, name=d.name, room=d.room,
+                          resident_id=d.resident_id,
                           gateway_id=d.gateway_id, online=d.online, battery=d.battery, last_seen_at=d.last_seen_at,
                           created_at=d.created_at)
 

@@ -266,7 +266,8 @@
     const card = document.getElementById("card");
     try {
       const r = await SW.api(`/api/residents/${id}`);
-      const devices = r.devices.map((d) => `<li>${SW.esc(d.external_id)} (${SW.esc(d.kind)}) · ` +
+      const devices = r.devices.map((d) => `<li>${SW.esc(d.external_id)} (${SW.esc(d.kind)}` +
+        `${d.room ? " · " + SW.esc(t(d.room)) : ""}) · ` +
         `${d.online ? t("online") : t("offline")}${d.battery != null ? " · " + t("battery") + " " + d.battery + "%" : ""}` +
         `${d.clock_skew_count ? ` · <span class="clock-skew">${t("clock_skew")} ×${d.clock_skew_count}</span>` : ""}</li>`).join("");
       const contacts = r.contacts.map((c) => `<li>${SW.esc(c.name)} (${SW.esc(c.relation)}) ${SW.esc(c.phone)}</li>`).join("");
