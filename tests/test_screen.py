@@ -5,6 +5,7 @@ of its resident's alarms, whatever their kind."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from alerts.screen import screen_state
 from alerts.service import WatchPolicy
 from alerts.views import alarm_row
 from tests.conftest import T0
+from tests.helpers import ROOT
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -159,3 +161,13 @@ def test_a_watch_configured_in_english_stores_english_reasons(engine: Engine, wa
     with Session(home.engine) as session:
         texts = [a.reason for a in session.scalars(select(Alarm).where(Alarm.kind == "inactivity"))]
     assert texts and all(t.startswith("no activity for ") for t in texts)
+
+
+def test_the_pages_name_every_alarm_kind_in_each_language() -> None:
+    """The screen and the phone page word an alarm's kind from common.js: none may show a raw code."""
+    source = (ROOT / "api" / "static" / "common.js").read_text(encoding="utf-8")
+    zh, en = source.split("\n    en: {", 1)
+    for kind in AlarmKind:
+        label = "system_kind" if kind is AlarmKind.SYSTEM else kind.value
+        assert re.search(rf"\b{label}: \"", zh), f"no Chinese label for {kind.value}"
+        assert re.search(rf"\b{label}: \"", en.split("\n    },", 1)[0]), f"no English label for {kind.value}"
