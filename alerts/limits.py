@@ -90,6 +90,7 @@ def plan_detection(resident: Resident, now: datetime) -> None:
     """Ask the tick to plan the resident's time-window rule and rhythm look afresh (the tick knows the
     zone; see :mod:`alerts.routine`): after a change of their window, their grid's, or their grid."""
     resident.routine_due_at = now
+    resident.early_warning_due_at = now  # the early-warning notice's look (alerts.detection), planned afresh
     if resident.rhythm_due_at is None:
         resident.rhythm_due_at = now
 
