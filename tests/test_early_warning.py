@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from alerts.screen_model import ALL, ScreenModel
 from api.runtime import Runtime
 from tests.fake_twilio import FakeTwilio
 from tests.harness import T0, Site
+from tests.pages import HAS_CHROMIUM, open_screen, silent_after_t0
 from tests.test_escalation import COMMUNITY, GRID, activity, called, served_with_twilio
 
 H = timedelta(hours=1)
@@ -256,3 +258,24 @@ def test_a_policies_file_with_the_notice_on_seeds_it_on(make_site: Callable[...,
     with Session(site.engine) as session:
         assert session.get(Resident, notice.resident_id) is not None
         assert session.scalars(select(Attempt)).all() == []  # the chain runs on the escalation job
+
+
+@pytest.mark.skipif(not HAS_CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_screen_shows_the_notice_amber_on_the_map_and_in_the_list(make_screen_site: Callable[[int], Site],
+                                                                       browser: Browser, tmp_path: Path) -> None:
+    site = make_screen_site(20)
+    switch_on(site)
+    outside: list[str] = []
+    silent_after_t0(site, 20)  # resident 1 falls silent after T0
+    screen = open_screen(browser, site, outside, "operator", viewport={"width": 1600, "height": 900})
+    expect(screen.locator("body")).to_have_attribute("data-ready", "1", timeout=20000)
+    site.at(10 * H)  # the notice opens and its SMS step starts (the console provider here)
+    notice = site.alarm(AlarmKind.EARLY_WARNING, resident="r1")
+    assert notice.responders_called_at is not None
+    item = screen.locator(f'#alarms li[data-alarm="{notice.id}"]')
+    expect(item).to_be_visible(timeout=10000)
+    expect(item).to_have_class("amber")
+    expect(screen.locator(f'.marker[data-resident="{notice.resident_id}"]')).to_have_attribute("data-colour", "amber")
+    expect(screen.locator('[data-kpi="month"] dd')).to_have_text("0")
+    screen.screenshot(path=str(tmp_path / "early_warning.png"))
+    assert outside == []
