@@ -39,9 +39,13 @@ SEVERITY = {
     AlarmKind.CLOCK_SKEW: Severity.LOW,
     AlarmKind.ROUTINE: Severity.HIGH,
     AlarmKind.RHYTHM: Severity.LOW,
+    AlarmKind.EARLY_WARNING: Severity.LOW,
 }
 # alarms about a resident (one open per resident and kind); a person's "fine" restarts their window
-RESIDENT_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
+RESIDENT_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM,
+                  AlarmKind.EARLY_WARNING)
+# low-key notices about a resident: amber, an SMS at most, never a call, never family; movement ends them
+NOTICE_KINDS = (AlarmKind.RHYTHM, AlarmKind.EARLY_WARNING)
 # the resident alarms whose chain calls people and whose outcome the family hears
 CALLING_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE)
 
@@ -100,6 +104,7 @@ POLICY_FOR_KIND = {
     AlarmKind.INACTIVITY: "resident", AlarmKind.PANIC: "resident", AlarmKind.DEVICE_OFFLINE: "maintenance",
     AlarmKind.LOW_BATTERY: "maintenance", AlarmKind.CLOCK_SKEW: "maintenance", AlarmKind.SYSTEM: "system",
     AlarmKind.ROUTINE: "routine", AlarmKind.RHYTHM: "rhythm", AlarmKind.INFRASTRUCTURE: "infrastructure",
+    AlarmKind.EARLY_WARNING: "early_warning",
 }
 
 

@@ -12,12 +12,12 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rhythm, routine, rules, wording
+from alerts import alarms, rhythm, routine, rules, transitions, wording
 from alerts.db import claim, guarded
-from alerts.limits import with_grid
+from alerts.limits import limits_of, residents_with_limits, with_grid
 from alerts.models import Alarm, AlarmKind, AlarmState, Event, Grid, Resident, SignOfLife
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ CLAIM_BATCH = 1000
 PUSH_BACK = timedelta(minutes=5)
 # resident alarms that keep a time-window or rhythm notice quiet: the resident is already being looked at
 ROUTINE_QUIET_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE)
-RHYTHM_QUIET_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
+RHYTHM_QUIET_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM,
+                      AlarmKind.EARLY_WARNING)
 
 
 def _open_kinds(session: Session, resident_ids: list[int]) -> dict[int, set[str]]:
@@ -122,6 +123,61 @@ def _notice(session: Session, resident: Resident, learned: rhythm.Rhythm, depart
     if alarm_id is not None:
         log.info("rhythm notice raised", extra={"alarm": alarm_id, "resident": resident.id})
         raised.append(alarm_id)
+
+
+# -- the fixed window's early warning (opt-in; ``early_warning_due_at``, the same pattern) ------------------
+def early_warning_step(session: Session, now: datetime, default: rules.Limits, zone: Any, raised: list[int]) -> int:
+    """Open the early-warning notice where a silence reached the early-warning stage (once per silence),
+    close it when the resident's alarm took over, plan the next look (:func:`alerts.rules.decide_early_warning`).
+    Only while the ``early_warning`` policy is switched on (it is off by default): off, nothing is claimed."""
+    definition = alarms.snapshot_policy(session, AlarmKind.EARLY_WARNING)
+    if not definition or not definition.get("enabled", True):
+        return 0
+    query = (residents_with_limits().where(Resident.early_warning_due_at.isnot(None),
+                                           Resident.early_warning_due_at <= now)
+             .order_by(Resident.early_warning_due_at).limit(CLAIM_BATCH))
+    rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
+    if not rows:
+        return 0
+    ids = [r.id for r, _, _ in rows]
+    open_kinds = _open_kinds(session, ids)
+    warned = {rid: at for rid, at in session.execute(
+        select(Alarm.resident_id, func.max(Alarm.opened_at))
+        .where(Alarm.kind == AlarmKind.EARLY_WARNING, Alarm.resident_id.in_(ids)).group_by(Alarm.resident_id))}
+    for resident, grid_window, grid_warning in rows:
+        guarded(session, "resident", resident.id,
+                partial(_early_warning_resident, session, resident, default, grid_window, grid_warning, now, zone,
+                        frozenset(open_kinds.get(resident.id, set())), warned.get(resident.id), raised),
+                partial(setattr, resident, "early_warning_due_at", now + PUSH_BACK))
+    return len(rows)
+
+
+def _early_warning_resident(session: Session, resident: Resident, default: rules.Limits, grid_window: int | None,
+                            grid_warning: int | None, now: datetime, zone: Any, open_kinds: frozenset[str],
+                            last_warned: datetime | None, raised: list[int]) -> None:
+    decision = rules.decide_early_warning(
+        now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from,
+        created_at=resident.created_at, limits=limits_of(default, resident, grid_window, grid_warning),
+        away_until=resident.away_until, away_until_activity=resident.away_until_activity,
+        last_warned=last_warned, open_alarm_kinds=open_kinds)
+    resident.early_warning_due_at = decision.next_due
+    if decision.action is rules.EarlyAction.SUPERSEDE:
+        notice = alarms.find_open(session, AlarmKind.EARLY_WARNING, resident_id=resident.id)
+        alarm = session.scalars(select(Alarm).where(
+            Alarm.resident_id == resident.id, Alarm.kind.in_(rules.ALARM_KINDS),
+            Alarm.state != AlarmState.RESOLVED)).first()
+        if notice is not None and alarm is not None:
+            transitions.superseded(session, notice, now, note=f"alarm {alarm.code} took over")
+    elif decision.action is rules.EarlyAction.RAISE:
+        assert decision.start is not None
+        params = {"hours": f"{round((now - decision.start).total_seconds() / 3600, 1):g}"}
+        alarm_id = alarms.open_alarm(session, AlarmKind.EARLY_WARNING, now,
+                                     reason=_reason("early_warning", params, zone), reason_code="early_warning",
+                                     reason_params=params, resident_id=resident.id,
+                                     last_activity_at=resident.last_activity_at)
+        if alarm_id is not None:
+            log.info("early-warning notice raised", extra={"alarm": alarm_id, "resident": resident.id})
+            raised.append(alarm_id)
 
 
 def learn_resident(session: Session, resident_id: int, today: date, now: datetime, zone: Any) -> rhythm.Rhythm | None:

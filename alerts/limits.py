@@ -91,6 +91,7 @@ def plan_detection(resident: Resident, now: datetime) -> None:
     zone; see :mod:`alerts.routine`): after a change of their window, their grid's, or their grid."""
     resident.routine_due_at = now
     resident.dwell_due_at = now  # the dwell limits (alerts.dwell): none leaves it NULL after one look
+    resident.early_warning_due_at = now  # the early-warning notice's look (alerts.detection), planned afresh
     if resident.rhythm_due_at is None:
         resident.rhythm_due_at = now
 

@@ -74,6 +74,7 @@ class AlarmKind(enum.StrEnum):
     INFRASTRUCTURE = "infrastructure"  # a correlated silence: a gateway, building, grid or community dark
     ROUTINE = "routine"  # no activity inside a time window ("did not get up"): a resident alarm
     RHYTHM = "rhythm"  # today departs from the learned rhythm: a low-key notice, amber
+    EARLY_WARNING = "early_warning"  # the fixed window's early-warning stage (opt-in): a low-key notice, amber
 
 
 class Severity(enum.StrEnum):
@@ -104,6 +105,7 @@ class Outcome(enum.StrEnum):
     SYSTEM_RECOVERED = "system_recovered"
     REPORTING_AGAIN = "reporting_again"  # an infrastructure incident's group is heard from again
     MERGED = "merged"  # an infrastructure incident taken into a larger one
+    SUPERSEDED = "superseded"  # an early-warning notice taken over by the resident's alarm
 
 
 HUMAN_OUTCOMES = frozenset(
@@ -181,6 +183,9 @@ class Resident(Base):
               sqlite_where=text("rhythm_due_at IS NOT NULL")),
         Index("ix_residents_dwell_due_at", "dwell_due_at", postgresql_where=text("dwell_due_at IS NOT NULL"),
               sqlite_where=text("dwell_due_at IS NOT NULL")),
+        Index("ix_residents_early_warning_due_at", "early_warning_due_at",
+              postgresql_where=text("early_warning_due_at IS NOT NULL"),
+              sqlite_where=text("early_warning_due_at IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     micro_grid_id: Mapped[int | None] = mapped_column(ForeignKey("micro_grids.id", ondelete="SET NULL"))
@@ -211,6 +216,8 @@ class Resident(Base):
     bathroom_dwell_s: Mapped[int | None] = mapped_column(Integer)
     bathroom_door_dwell_s: Mapped[int | None] = mapped_column(Integer)
     dwell_due_at: Mapped[datetime | None] = mapped_column()
+    # when the tick next looks whether the early-warning stage began (alerts/detection.py early_warning_step)
+    early_warning_due_at: Mapped[datetime | None] = mapped_column()
     micro_grid: Mapped[MicroGrid | None] = relationship()
     devices: Mapped[list[Device]] = relationship(back_populates="resident")
     contacts: Mapped[list[Contact]] = relationship(

@@ -131,11 +131,63 @@ def resident_status(
     start = watch_start(last_activity, watch_from)
     if start is not None and away_until is not None:
         start = max(start, away_until)
-    if "rhythm" in open_alarm_kinds or (start is not None and now >= start + limits.early_warning):
+    if open_alarm_kinds & {"rhythm", "early_warning"} or (start is not None and now >= start + limits.early_warning):
         return ResidentStatus.WARNING
     if devices_online and not any(devices_online):
         return ResidentStatus.OFFLINE
     return ResidentStatus.OK
+
+
+# the resident alarms that call people; an early-warning notice gives way to them
+ALARM_KINDS = frozenset({"inactivity", "panic", "routine"})
+
+
+class EarlyAction(enum.Enum):
+    RAISE = "raise"  # the early-warning stage of this silence began: open the notice (an SMS if opted in)
+    SUPERSEDE = "supersede"  # the resident's alarm is open: the notice has done its part, close it
+    PLAN = "plan"  # nothing now; look again at ``next_due``
+
+
+@dataclass(frozen=True)
+class EarlyDecision:
+    action: EarlyAction
+    next_due: datetime
+    start: datetime | None = None  # where the silence runs from (when raising)
+
+
+def decide_early_warning(
+    *, now: datetime, last_activity: datetime | None, watch_from: datetime | None, created_at: datetime,
+    limits: Limits, away_until: datetime | None, away_until_activity: bool, last_warned: datetime | None,
+    open_alarm_kinds: frozenset[str],
+) -> EarlyDecision:
+    """The early-warning notice of one resident at ``now`` (the instant the tick planned, or later).
+
+    A silence runs from start = max(last activity, watch_from, end of away mode) (creation if never
+    watched); its early-warning stage begins at start + early warning. It is told once: not if a notice
+    was opened since start (``last_warned``: the last one's opening), nor while the resident is already
+    looked at (an alarm or a notice open) or away. An open notice is closed once the resident's alarm
+    is open. Activity never replans: a look that comes too early only plans again, and a silence that
+    starts after ``now`` reaches its stage after ``now + early warning``, so looking again then is never
+    late."""
+    later = now + limits.early_warning
+    alarm_open = bool(open_alarm_kinds & ALARM_KINDS)
+    notice_open = "early_warning" in open_alarm_kinds
+    if notice_open and alarm_open:
+        return EarlyDecision(EarlyAction.SUPERSEDE, later)
+    if away_until_activity:
+        return EarlyDecision(EarlyAction.PLAN, later)
+    start = watch_start(last_activity, watch_from) or created_at
+    if away_until is not None:
+        start = max(start, away_until)
+    stage = start + limits.early_warning
+    if now < stage:
+        return EarlyDecision(EarlyAction.PLAN, stage)
+    warned = last_warned is not None and last_warned >= start
+    quiet = alarm_open or bool(open_alarm_kinds & {"rhythm", "early_warning"})
+    action = EarlyAction.PLAN if warned or quiet else EarlyAction.RAISE
+    alarm_due = start + limits.window  # an open notice is looked at again when the alarm would open
+    watching = action is EarlyAction.RAISE or notice_open
+    return EarlyDecision(action, alarm_due if watching and now < alarm_due < later else later, start)
 
 
 class ActivityAction(enum.Enum):

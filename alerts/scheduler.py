@@ -87,7 +87,8 @@ class Watch:
             self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc(len(result.raised))
         for kind, ids in ((AlarmKind.DEVICE_OFFLINE, result.devices_offline),
                           (AlarmKind.LOW_BATTERY, result.battery_alarms), (AlarmKind.SYSTEM, result.system_raised),
-                          (AlarmKind.ROUTINE, result.routine_alarms), (AlarmKind.RHYTHM, result.rhythm_notices)):
+                          (AlarmKind.ROUTINE, result.routine_alarms), (AlarmKind.RHYTHM, result.rhythm_notices),
+                          (AlarmKind.EARLY_WARNING, result.early_warnings)):
             if ids:
                 self.metrics.alarms_raised.labels(kind).inc(len(ids))
         self._update_open_gauge()

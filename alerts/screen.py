@@ -11,10 +11,14 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from alerts import rules, wording
+from alerts.alarms import NOTICE_KINDS
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Resident
 from alerts.views import alarm_row, resident_rows
 
-RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM)
+RESIDENT_ALARMS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE, AlarmKind.RHYTHM,
+                   AlarmKind.EARLY_WARNING)
+# what the KPIs count: the alarms, not the low-key notices (alerts.alarms.NOTICE_KINDS)
+KPI_ALARMS = tuple(k for k in RESIDENT_ALARMS if k not in NOTICE_KINDS)
 SEVERITY_ORDER = {"critical": 0, "high": 1, "low": 2}
 
 
@@ -25,7 +29,7 @@ def colour(status: str, alarm: dict[str, Any] | None, blind: bool) -> tuple[str,
     blue: acknowledged, someone is on it; amber: early warning, or the check call to the resident in
     progress (phone mark); grey: devices offline or the watch is blind; green: active.
     """
-    if alarm is not None and alarm["kind"] == AlarmKind.RHYTHM:  # a low-key notice, never red
+    if alarm is not None and alarm["kind"] in NOTICE_KINDS:  # a low-key notice, never red
         return ("amber", False, False) if alarm["state"] == AlarmState.OPEN else ("blue", False, False)
     if alarm is not None and alarm["state"] == AlarmState.OPEN:
         if alarm["kind"] == AlarmKind.PANIC:
@@ -77,9 +81,9 @@ COLOUR_RANK = {"red": 0, "blue": 1, "amber": 2, "grey": 3, "green": 4}
 
 def _urgency(alarm: dict[str, Any]) -> tuple[int, int, datetime]:
     """The most urgent state wins (SPEC section 5: red > blue > amber), whatever the kind; between two
-    of the same colour a panic first (it flashes), a rhythm notice last, then the older alarm."""
+    of the same colour a panic first (it flashes), a notice last, then the older alarm."""
     shade, _, _ = colour("active", alarm, False)
-    kind = 0 if alarm["kind"] == AlarmKind.PANIC else 2 if alarm["kind"] == AlarmKind.RHYTHM else 1
+    kind = 0 if alarm["kind"] == AlarmKind.PANIC else 2 if alarm["kind"] in NOTICE_KINDS else 1
     return COLOUR_RANK[shade], kind, alarm["opened_at"]
 
 
@@ -105,7 +109,7 @@ def kpis(session: Session, now: datetime, zone: tzinfo, scope: ColumnElement[boo
         Device.online.is_(False), Device.resident_id.in_(visible))) or 0
     open_count = session.scalar(select(func.count()).select_from(Alarm).where(
         Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(visible))) or 0
-    month = (Alarm.kind.in_(RESIDENT_ALARMS), Alarm.opened_at >= month_start, Alarm.resident_id.in_(visible))
+    month = (Alarm.kind.in_(KPI_ALARMS), Alarm.opened_at >= month_start, Alarm.resident_id.in_(visible))
     called = Alarm.responders_called_at.isnot(None)
     ack_60 = _seconds(Alarm.acknowledged_at, Alarm.responders_called_at, dialect) <= 60
     site_45 = _seconds(Alarm.arrived_at, Alarm.responders_called_at, dialect) <= 45 * 60

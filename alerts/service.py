@@ -72,6 +72,7 @@ class TickResult:
     system_resolved: list[int] = field(default_factory=list)
     routine_alarms: list[int] = field(default_factory=list)
     rhythm_notices: list[int] = field(default_factory=list)
+    early_warnings: list[int] = field(default_factory=list)
     incidents: infrastructure.IncidentResult = field(default_factory=infrastructure.IncidentResult)
     skipped_rules: bool = False
 
@@ -104,6 +105,8 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
         _in_batches(engine, lambda s: dwell_step.dwell_step(s, now, policy.zone, result.routine_alarms,
                                                             result.auto_resolved))
+        _in_batches(engine, lambda s: detection.early_warning_step(s, now, policy.limits, policy.zone,
+                                                                   result.early_warnings))
         _run(engine, lambda s: _activity_on_open_alarms(s, now, policy, result))
         _in_batches(engine, lambda s: _devices_offline(s, now, policy, result))
         _run(engine, lambda s: _devices_back(s, now, policy, result))
@@ -338,7 +341,7 @@ def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolic
     query = (
         select(Alarm, Resident)
         .join(Resident, Alarm.resident_id == Resident.id)
-        .where(Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.ROUTINE, AlarmKind.RHYTHM)),
+        .where(Alarm.kind.in_((AlarmKind.INACTIVITY, AlarmKind.ROUTINE, *alarms.NOTICE_KINDS)),
                Alarm.state != AlarmState.RESOLVED, Resident.last_activity_at.isnot(None),
                ~dwell_step.is_dwell_alarm(),  # only activity outside the bathroom ends it (alerts.dwell_step)
                or_(Alarm.last_activity_at.is_(None), Resident.last_activity_at > Alarm.last_activity_at),
@@ -354,9 +357,9 @@ def _activity_on_alarm(session: Session, alarm: Alarm, resident: Resident, now: 
                        result: TickResult) -> None:
     action = rules.on_activity_during_alarm(
         snapshot=alarm.last_activity_at, activity_at=resident.last_activity_at,
-        # a rhythm notice calls nobody to the door: movement always ends it
-        responders_called_at=None if alarm.kind == AlarmKind.RHYTHM else alarm.responders_called_at,
-        acknowledged=alarm.state == AlarmState.ACKNOWLEDGED and alarm.kind != AlarmKind.RHYTHM,
+        # a notice (rhythm, early warning) calls nobody to the door: movement always ends it
+        responders_called_at=None if alarm.kind in alarms.NOTICE_KINDS else alarm.responders_called_at,
+        acknowledged=alarm.state == AlarmState.ACKNOWLEDGED and alarm.kind not in alarms.NOTICE_KINDS,
     )
     assert resident.last_activity_at is not None
     when = _local(resident.last_activity_at, policy)

@@ -116,6 +116,12 @@ def resolved_by_source(session: Session, alarm: Alarm, now: datetime, *, outcome
     alarms.resolve(session, alarm, now, by="shouwang", outcome=outcome, note=note)
 
 
+def superseded(session: Session, alarm: Alarm, now: datetime, *, note: str) -> None:
+    """A low-key notice taken over by the resident's alarm (the early warning once the inactivity alarm is
+    open): it has done its part; closed, so its chain is over and it does not linger beside the alarm."""
+    alarms.resolve(session, alarm, now, by="shouwang", outcome=Outcome.SUPERSEDED, note=note)
+
+
 def hold_released(session: Session, alarm: Alarm, now: datetime, *, by: str, why: str) -> bool:
     """The family hold of a possibly-infrastructure alarm ends now (a person on the centre side said "not
     infrastructure: escalate", or the incident is over): its chain goes on to the family at once.

@@ -79,6 +79,7 @@ REASONS: dict[str, dict[Language, str]] = {
                       "en": "not up yet: usually up by {usual} ({days} days learned); no activity today since 04:00"},
     "rhythm_silent": {"zh": "自{since}起无活动：远超学习到的白天最长安静时间（{usual}分钟）",
                       "en": "silent since {since}: far longer than the longest daytime silence learned ({usual} min)"},
+    "early_warning": {"zh": "已{hours}小时无活动（预警）", "en": "no activity for {hours} h (early warning)"},
     "clock_skew": {"zh": "设备{device}时钟超前：{hours}小时内{count}次上报来自未来（超前{minutes}分钟以上）",
                    "en": "device {device} clock runs ahead: {count} reports from the future in {hours} h "
                          "(more than {minutes} min ahead)"},

@@ -139,8 +139,8 @@ class BlindOut(BaseModel):
 class AlarmOut(BaseModel):
     id: int
     code: str = Field(description="short code quoted in SMS; a reply with it acknowledges")
-    kind: str = Field(description="inactivity, panic, routine, rhythm, device_offline, low_battery, clock_skew "
-                                  "or system")
+    kind: str = Field(description="inactivity, panic, routine, rhythm, early_warning, device_offline, low_battery, "
+                                  "clock_skew or system")
     severity: str = Field(description="critical, high or low")
     state: str = Field(description="open, acknowledged or resolved")
     resident_id: int | None = Field(description="null for a system alarm")

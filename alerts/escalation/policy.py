@@ -23,6 +23,9 @@ CHANNELS = ("voice", "sms")
 RESPONDERS = frozenset({"grid_worker", "micro_grid_worker", "supervisor"})
 VOICE_ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 SMS_ENDED = frozenset({"sent", "delivered", "undelivered", "failed"})
+# low-key notices (the learned rhythm, the fixed window's early warning): SMS to the community's people
+# only, sent once; never a call, never the family or the resident (:func:`_notice_rules`)
+NOTICE_POLICIES = frozenset({"rhythm", "early_warning"})
 
 
 class PolicyError(ValueError):
@@ -57,12 +60,14 @@ class Policy:
     family_ack_stops: bool = False  # a family member's keypress stops the community's steps
     # the infrastructure variant: no step that calls family starts before the alarm's hold ends
     hold: timedelta | None = None
+    enabled: bool = True  # switched off: an alarm that copied it contacts nobody (early_warning: none is raised)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "repeat_from": None if self.repeat_from is None else self.repeat_from + 1,
             "family_ack_stops": self.family_ack_stops,
+            "enabled": self.enabled,
             **({"hold": f"{int(self.hold.total_seconds())}s"} if self.hold is not None else {}),
             "steps": [
                 {"name": s.name, "wait": f"{int(s.wait.total_seconds())}s", "check_call": s.check_call,
@@ -93,8 +98,27 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
             raise PolicyError(f"policy {name!r}: hold: {exc}") from exc
         if hold <= timedelta(0):
             raise PolicyError(f"policy {name!r}: hold must be positive")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PolicyError(f"policy {name!r}: enabled must be true or false; got {enabled!r}")
+    if name in NOTICE_POLICIES:
+        _notice_rules(name, steps, repeat)
     return Policy(name=name, steps=steps, repeat_from=None if repeat is None else int(repeat) - 1,
-                  family_ack_stops=bool(data.get("family_ack_stops", False)), hold=hold)
+                  family_ack_stops=bool(data.get("family_ack_stops", False)), hold=hold, enabled=enabled)
+
+
+def _notice_rules(name: str, steps: tuple[Step, ...], repeat: Any) -> None:
+    """A notice is low-key: an SMS to the community's people, once; never a call, never the family."""
+    if repeat is not None:
+        raise PolicyError(f"policy {name!r} is a low-key notice, sent once: remove repeat_from")
+    for index, step in enumerate(steps, start=1):
+        for contact in step.contacts:
+            if contact.target in ("family", "resident"):
+                raise PolicyError(f"policy {name!r} is a low-key notice: never the family or the resident; "
+                                  f"step {index} contacts {contact.target}")
+            if "voice" in contact.channels:
+                raise PolicyError(f"policy {name!r} is a low-key notice: SMS only, never a call; step {index} "
+                                  f"calls {contact.target} by voice")
 
 
 def _step(item: Mapping[str, Any], index: int) -> Step:
@@ -191,6 +215,8 @@ def decide(state: ChainState, policy: Policy, attempts: Iterable[AttemptView], n
     """The next action of the chain at ``now``, given the attempts of its current step."""
     if not state.open:
         return Decision(Action.STOP, reason="acknowledged or resolved")
+    if not policy.enabled:
+        return Decision(Action.STOP, reason="the policy is switched off")
     if state.family_handling and policy.family_ack_stops:
         return Decision(Action.STOP, reason="family handling")
     if state.step < 0:

@@ -298,7 +298,8 @@ def _audit(engine: Engine, now: datetime, result: RunResult) -> None:
             else:
                 policy = esc.policy_from_dict(alarm.policy)
                 finished = alarm.step == len(policy.steps) - 1 and policy.repeat_from is None
-                if finished or (alarm.family_handling_at is not None and policy.family_ack_stops):
+                stopped = not policy.enabled or (alarm.family_handling_at is not None and policy.family_ack_stops)
+                if finished or stopped:
                     continue
             alarm.next_action_at = now
             result.rearmed.append(alarm.id)

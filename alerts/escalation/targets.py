@@ -87,6 +87,8 @@ def template_for(kind: str, target: str, channel: str) -> str:
         return "maintenance_sms"
     if kind == AlarmKind.RHYTHM:
         return "rhythm_sms"
+    if kind == AlarmKind.EARLY_WARNING:
+        return "early_warning_sms"
     if kind == AlarmKind.SYSTEM:
         return "system_call" if channel == "voice" else "system_sms"
     if kind == AlarmKind.INFRASTRUCTURE:

@@ -59,6 +59,11 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "en": "[Shouwang] Notice {code}: {name} ({address}): {reason}. Not an alarm; please look in when you "
               "can. {link}",
     },
+    "early_warning_sms": {
+        "zh": "【守望】预警 {code}：{name}（{address}）{reason}，请留意。不是告警，方便时请关注一下。{link}",
+        "en": "[Shouwang] Early warning {code}: {name} ({address}): {reason}. Not an alarm; please keep an eye on "
+              "them. {link}",
+    },
     "outcome_sms": {
         "zh": "【守望】{name}的告警{code}已处理：{outcome}。{note}",
         "en": "[Shouwang] Alarm {code} for {name} was closed: {outcome}. {note}",
@@ -88,6 +93,7 @@ OUTCOME_WORDS: dict[str, dict[Language, str]] = {
     "other": {"zh": "其他", "en": "other"},
     "activity_resumed": {"zh": "检测到活动恢复", "en": "activity resumed"},
     "reporting_again": {"zh": "设备恢复上报", "en": "reporting again"},
+    "superseded": {"zh": "已转为正式告警", "en": "taken over by an alarm"},
 }
 
 

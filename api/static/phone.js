@@ -34,7 +34,8 @@
     const s = stateOf(a);
     if (s === "resolved") return "green";
     if (s !== "open" && s !== "family") return "blue";
-    return a.kind === "panic" || a.responders_called_at ? "red" : "amber";
+    const notice = a.kind === "rhythm" || a.kind === "early_warning";  // low-key notices: amber, never red
+    return a.kind === "panic" || (a.responders_called_at && !notice) ? "red" : "amber";
   }
   function unauthorized(err) { return err && err.message === "unauthorized"; }
   async function call(path, options) {

@@ -153,6 +153,7 @@
       if (entry.m && entry.m.flashing) entry.marker.setStyle({fillOpacity: flashOn ? 0.95 : 0.25});
     }
   }, 800);
+  const NOTICES = new Set(["rhythm", "early_warning"]);  // low-key notices: amber, never red
   function kindLabel(kind) { return kind === "system" ? t("system_kind") : t(kind); }
   function alarmColour(a) {
     if (a.kind === "system" || a.kind === "infrastructure" || a.kind === "device_offline" || a.kind === "low_battery" ||
@@ -160,7 +161,7 @@
       return "grey";
     }
     if (a.state === "acknowledged") return "blue";
-    if (a.kind === "panic" || a.responders_called_at) return "red";
+    if (a.kind === "panic" || (a.responders_called_at && !NOTICES.has(a.kind))) return "red";
     return "amber";
   }
   const MAINTENANCE = new Set(["device_offline", "low_battery", "clock_skew"]);

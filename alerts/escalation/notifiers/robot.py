@@ -58,7 +58,7 @@ TEXT: dict[str, dict[str, Any]] = {
            "none": "无", "minutes": "{m}分钟",
            "kinds": {"inactivity": "长时间无活动", "panic": "紧急按钮", "system": "系统", "device_offline": "设备离线",
                      "low_battery": "电量低", "clock_skew": "设备时钟超前", "routine": "时段内无活动",
-                     "rhythm": "作息异常提醒"}},
+                     "rhythm": "作息异常提醒", "early_warning": "无活动预警"}},
     "en": {"resident": "## Shouwang alarm {code}\n**{kind}** · {name}, {address}\n> {reason}\n\nSince {opened}\n"
                        "[Open the screen]({link})",
            "system": "## Shouwang system alarm {code} (watch impaired)\n> {reason}\n\nSince {opened}. Check now.\n"
@@ -71,7 +71,7 @@ TEXT: dict[str, dict[str, Any]] = {
            "kinds": {"inactivity": "no activity", "panic": "panic button", "system": "system",
                      "device_offline": "device offline", "low_battery": "low battery",
                      "clock_skew": "device clock ahead", "routine": "no activity in time window",
-                     "rhythm": "rhythm notice"}},
+                     "rhythm": "rhythm notice", "early_warning": "early warning"}},
 }
 
 
