@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
-from alerts import alarms, rhythm, routine, rules, transitions, wording
+from alerts import alarms, infrastructure, rhythm, routine, rules, transitions, wording
 from alerts.db import claim, guarded
 from alerts.limits import limits_of, residents_with_limits, with_grid
 from alerts.models import Alarm, AlarmKind, AlarmState, Event, Grid, Resident, SignOfLife
@@ -51,12 +51,21 @@ def routine_step(session: Session, now: datetime, zone: Any, raised: list[int]) 
              .order_by(Resident.routine_due_at).limit(CLAIM_BATCH))
     rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
     open_kinds = _open_kinds(session, [r.id for r, _ in rows])
+    before = len(raised)
     for resident, grid_window in rows:
         guarded(session, "resident", resident.id,
                 partial(_routine_resident, session, resident, grid_window, now, zone,
                         bool(open_kinds.get(resident.id, set()) & set(ROUTINE_QUIET_KINDS)), raised),
                 partial(setattr, resident, "routine_due_at", now + PUSH_BACK))
+    infrastructure.mark_raised(session, raised[before:], now)  # inside an incident: possibly infrastructure
     return len(rows)
+
+
+def _outage_covered(session: Session, now: datetime) -> set[int]:
+    """Residents whose homes an open infrastructure incident covers: their silence says nothing of their day,
+    so no low-key notice is sent (the incident's own SMS has told the grid worker; the fixed window still
+    watches, its alarm marked possibly infrastructure)."""
+    return infrastructure.covered(session, now, timedelta(0))[1]
 
 
 def _routine_resident(session: Session, resident: Resident, grid_window: str | None, now: datetime, zone: Any,
@@ -88,10 +97,12 @@ def rhythm_step(session: Session, now: datetime, zone: Any, raised: list[int]) -
              .order_by(Resident.rhythm_due_at).limit(CLAIM_BATCH))
     residents = list(session.scalars(claim(query, session.get_bind().dialect)))
     open_kinds = _open_kinds(session, [r.id for r in residents])
+    covered = _outage_covered(session, now) if residents else set()
     for resident in residents:
         guarded(session, "resident", resident.id,
                 partial(_rhythm_resident, session, resident, now, zone,
-                        bool(open_kinds.get(resident.id, set()) & set(RHYTHM_QUIET_KINDS)), raised),
+                        bool(open_kinds.get(resident.id, set()) & set(RHYTHM_QUIET_KINDS)) or resident.id in covered,
+                        raised),
                 partial(setattr, resident, "rhythm_due_at", now + PUSH_BACK))
     return len(residents)
 
@@ -141,6 +152,8 @@ def early_warning_step(session: Session, now: datetime, default: rules.Limits, z
         return 0
     ids = [r.id for r, _, _ in rows]
     open_kinds = _open_kinds(session, ids)
+    for rid in _outage_covered(session, now).intersection(ids):
+        open_kinds.setdefault(rid, set()).add(AlarmKind.INFRASTRUCTURE.value)
     warned = {rid: at for rid, at in session.execute(
         select(Alarm.resident_id, func.max(Alarm.opened_at))
         .where(Alarm.kind == AlarmKind.EARLY_WARNING, Alarm.resident_id.in_(ids)).group_by(Alarm.resident_id))}

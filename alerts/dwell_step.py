@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, dwell, rules, transitions, wording
+from alerts import alarms, dwell, infrastructure, rules, transitions, wording
 from alerts.db import claim, guarded
 from alerts.limits import with_grid
 from alerts.models import Alarm, AlarmKind, AlarmState, Device, Event, Grid, Resident, SignOfLife
@@ -51,6 +51,7 @@ def dwell_step(session: Session, now: datetime, zone: Any, raised: list[int], re
         for alarm in session.scalars(select(Alarm).where(Alarm.state != AlarmState.RESOLVED,
                                                          Alarm.resident_id.in_([r.id for r, _, _ in rows]))):
             open_alarms.setdefault(alarm.resident_id or 0, []).append(alarm)
+    before = len(raised)
     for resident, grid_bathroom_s, grid_door_s in rows:
         limits = dwell.effective_limits(resident.bathroom_dwell_s, resident.bathroom_door_dwell_s,
                                         grid_bathroom_s, grid_door_s)
@@ -58,6 +59,7 @@ def dwell_step(session: Session, now: datetime, zone: Any, raised: list[int], re
                 partial(_look, session, resident, limits, open_alarms.get(resident.id, []), now, zone, raised,
                         resolved),
                 partial(setattr, resident, "dwell_due_at", now + PUSH_BACK))
+    infrastructure.mark_raised(session, raised[before:], now)  # inside an incident: possibly infrastructure
     return len(rows)
 
 

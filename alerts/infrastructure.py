@@ -308,9 +308,14 @@ def covered(session: Session, now: datetime, grace: timedelta) -> tuple[set[int]
     return devices, residents
 
 
+# the resident alarms on silence that an open incident may explain: marked, and their family held
+MARKED_KINDS = (AlarmKind.INACTIVITY, AlarmKind.ROUTINE)
+
+
 def mark_raised(session: Session, alarm_ids: Iterable[int], now: datetime) -> list[int]:
-    """Inactivity alarms just raised for homes an open incident covers: marked possibly infrastructure,
-    pointed at the incident, and given the policy's infrastructure variant with its family hold."""
+    """Inactivity and time-window/dwell alarms just raised for homes an open incident covers: marked possibly
+    infrastructure, pointed at the incident, and given the policy's infrastructure variant with its family
+    hold (the check call still goes out: the phone network is not the sensor network)."""
     ids = list(alarm_ids)
     if not ids:
         return []
@@ -323,7 +328,7 @@ def mark_raised(session: Session, alarm_ids: Iterable[int], now: datetime) -> li
     variant = session.scalar(select(EscalationPolicy.definition).where(
         EscalationPolicy.name == INFRASTRUCTURE_VARIANT))
     marked = []
-    for alarm in session.scalars(select(Alarm).where(Alarm.id.in_(ids), Alarm.kind == AlarmKind.INACTIVITY)):
+    for alarm in session.scalars(select(Alarm).where(Alarm.id.in_(ids), Alarm.kind.in_(MARKED_KINDS))):
         covering = by_resident.get(alarm.resident_id or -1)
         if covering is None or alarm.step >= 0:
             continue

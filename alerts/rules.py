@@ -165,7 +165,8 @@ def decide_early_warning(
     A silence runs from start = max(last activity, watch_from, end of away mode) (creation if never
     watched); its early-warning stage begins at start + early warning. It is told once: not if a notice
     was opened since start (``last_warned``: the last one's opening), nor while the resident is already
-    looked at (an alarm or a notice open) or away. An open notice is closed once the resident's alarm
+    looked at (an alarm or a notice open, or an infrastructure incident covering the home: ``open_alarm_kinds``
+    then holds ``"infrastructure"``) or away. An open notice is closed once the resident's alarm
     is open. Activity never replans: a look that comes too early only plans again, and a silence that
     starts after ``now`` reaches its stage after ``now + early warning``, so looking again then is never
     late."""
@@ -183,7 +184,8 @@ def decide_early_warning(
     if now < stage:
         return EarlyDecision(EarlyAction.PLAN, stage)
     warned = last_warned is not None and last_warned >= start
-    quiet = alarm_open or bool(open_alarm_kinds & {"rhythm", "early_warning"})
+    # an open notice, or an infrastructure incident covering the home (its silence is the outage's)
+    quiet = alarm_open or bool(open_alarm_kinds & {"rhythm", "early_warning", "infrastructure"})
     action = EarlyAction.PLAN if warned or quiet else EarlyAction.RAISE
     alarm_due = start + limits.window  # an open notice is looked at again when the alarm would open
     watching = action is EarlyAction.RAISE or notice_open

@@ -64,8 +64,9 @@ def test_the_same_silence_is_told_once_and_a_new_one_again() -> None:
     assert fine.action is rules.EarlyAction.RAISE
 
 
-def test_an_open_alarm_a_notice_or_away_mode_keep_it_quiet() -> None:
-    for kinds in ({"inactivity"}, {"panic"}, {"routine"}, {"rhythm"}):
+def test_an_open_alarm_a_notice_an_outage_or_away_mode_keep_it_quiet() -> None:
+    # "infrastructure": an open incident covers the home (alerts.detection adds it): the outage is the silence
+    for kinds in ({"inactivity"}, {"panic"}, {"routine"}, {"rhythm"}, {"infrastructure"}):
         quiet = decide(10 * H, kinds=frozenset(kinds))
         assert (quiet.action, quiet.next_due) == (rules.EarlyAction.PLAN, S + 20 * H)
     away = decide(10 * H, away_until_activity=True)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts.clock import ManualClock
-from alerts.models import Alarm, AlarmState, Attempt, AttemptStatus, Gateway, QuarantinedMessage, Resident
+from alerts.models import Alarm, AlarmState, Attempt, AttemptStatus, Gateway, Grid, QuarantinedMessage, Resident
 from alerts.registry.community import load_community
 from api import accounts
 from api.runtime import Runtime
@@ -329,3 +329,25 @@ def running(runtime: Runtime) -> Iterator[TestPublisher]:
     finally:
         publisher.close()
         runtime.stop()
+
+
+def test_time_window_alarms_inside_an_outage_are_possibly_infrastructure_and_hold_the_family(
+        make_run: Any) -> None:
+    """A "did not get up" window that ends while the gateway is dark: the silence may be the outage's. The
+    alarms are marked and take the infrastructure variant (check call, the centre, the family held)."""
+    run = make_run(_dark(False, fall=False))
+    dark = run.sim.incident("gateway_dark")
+    zone = run.runtime.policy.zone
+    begin, end = (dark.at + H).astimezone(zone), (dark.at + 2 * H).astimezone(zone)
+    with Session(run.runtime.engine) as session, session.begin():
+        session.execute(update(Grid).values(routine_window=f"{begin:%H:%M}-{end:%H:%M}"))
+        session.execute(update(Resident).values(routine_due_at=run.clock.now()))
+    _walk(run, dark.at + 2 * H + HOLD - 5 * M)
+    routine = run.alarms("routine")
+    assert routine and all(a.opened_at >= dark.at + 2 * H for a in routine)
+    assert all(a.possibly_infrastructure and a.incident_id is not None for a in routine), [
+        (a.code, a.possibly_infrastructure, a.incident_id) for a in routine]
+    assert all(a.policy and a.policy["name"] == "resident_infrastructure" for a in routine)
+    attempts = [t for a in routine for t in _attempts_of(run, a.id)]
+    assert any(t.target == "resident" and t.channel == "voice" for t in attempts)  # the check call goes out
+    assert not [t for t in attempts if t.target == "family"]
