@@ -24,17 +24,18 @@ from sqlalchemy.orm import Session
 
 from alerts.clock import ManualClock
 from alerts.db import make_engine, upgrade
-from alerts.models import Alarm, AlarmKind
+from alerts.models import Alarm, AlarmKind, Attempt
 from bench.common import BENCH_URL, ensure_database, json_block, machine, postgres_version, today, write_section
 from bench.live import T0, Screen, Serve, load_district, print_json, screen_token, start_screens
 
 
-def run(url: str, residents: int, screens: int) -> dict[str, Any]:
+def run(url: str, residents: int, screens: int, split: bool = True) -> dict[str, Any]:
     engine = make_engine(url)
     load_district(engine, residents, T0)
     token = screen_token(engine)
     with tempfile.TemporaryDirectory() as workdir:
-        serve = Serve(Path(workdir), url).start()
+        rules = Serve(Path(workdir), url, ("rules",)).start() if split else None
+        serve = Serve(Path(workdir), url, ("api",) if split else ("rules", "api")).start()
         seen: dict[Screen, float] = {}
         lock = threading.Lock()
         started = [0.0]
@@ -49,6 +50,7 @@ def run(url: str, residents: int, screens: int) -> dict[str, Any]:
         try:
             start_screens(clients)
             rss = serve.rss_mb()
+            rules_rss = rules.rss_mb() if rules is not None else 0.0
             ManualClock(engine).set(T0 + timedelta(seconds=1))
             started[0] = time.monotonic()
             committed = None
@@ -61,15 +63,24 @@ def run(url: str, residents: int, screens: int) -> dict[str, Any]:
                     if count >= residents:
                         committed = time.monotonic() - started[0]
                 rss = max(rss, serve.rss_mb())
+                if rules is not None:
+                    rules_rss = max(rules_rss, rules.rss_mb())
                 time.sleep(0.05)
             result = {"residents": residents, "alarms": residents,
                       "seconds_to_all_alarms_committed": round(committed, 2) if committed is not None else None,
                       "seconds_to_all_screens_updated": round(max(seen.values()), 2) if len(seen) == screens
                       else None, "serve_rss_mb": round(rss)}
+            if rules is not None:
+                result["rules_rss_mb"] = round(rules_rss)
+            with Session(engine) as session:
+                result["attempts_placed"] = session.scalar(select(func.count()).select_from(Attempt)) or 0
+            result["load_average"] = round(os.getloadavg()[0], 1)
         finally:
             for client in clients:
                 client.stop_flag.set()
             serve.stop()
+            if rules is not None:
+                rules.stop()
     engine.dispose()
     return result
 
@@ -79,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--residents", type=int, action="append")
     parser.add_argument("--screens", type=int, default=20)
     parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--url", default=BENCH_URL)
+    parser.add_argument("--url", default=os.environ.get("SHOUWANG_MASS_SILENCE_PG", BENCH_URL),
+                        help="the benchmark database (default: $SHOUWANG_MASS_SILENCE_PG, else $SHOUWANG_BENCH_PG)")
+    parser.add_argument("--single", action="store_true",
+                        help="one `serve --role rules --role api` process instead of two (rules; api)")
     args = parser.parse_args(argv)
     sizes = args.residents or [10_000, 100_000]
     if not all(100 <= n <= 1_000_000 for n in sizes) or not 1 <= args.screens <= 100:
@@ -89,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in sizes:
         load_before = os.getloadavg()[0]
-        result = run(args.url, n, args.screens)
+        result = run(args.url, n, args.screens, split=not args.single)
         print_json(result)
         results.append((result, load_before, os.getloadavg()[0]))
         print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after", file=sys.stderr)
