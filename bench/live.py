@@ -31,15 +31,17 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # every deadline
 
 
 def load_district(engine: Engine, residents: int, due_at: datetime | None) -> None:
-    """Empty the tables; ``residents`` homes in 100 grids of 10 micro-grids, one motion sensor each, last
-    active a window before ``due_at`` (all due at that one instant), spread over ~10 km."""
+    """Empty the tables; ``residents`` homes in 100 grids of 10 micro-grids, one motion sensor and a phone
+    each (their check call), last active a window before ``due_at`` (all due at that one instant), spread
+    over ~10 km."""
     with engine.begin() as conn:
         empty_organisation(conn)
         conn.execute(text(
-            "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, latitude, longitude, "
+            "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, latitude, longitude, phone, "
             "away_until_activity, last_activity_at, due_at, created_at) "
             "SELECT g, (g - 1) % 1000 + 1, 'r' || g, '住户 ' || g, '', 31.15 + (g % 317) * 0.0003, "
-            "       121.40 + ((g / 317) % 317) * 0.0003, false, :last, :due, :created "
+            "       121.40 + ((g / 317) % 317) * 0.0003, '+86139' || lpad(g::text, 8, '0'), false, :last, :due, "
+            "       :created "
             "FROM generate_series(1, :n) AS g"
         ), {"last": (due_at or T0) - timedelta(seconds=WINDOW_S), "due": due_at, "created": T0 - timedelta(days=30),
             "n": residents})
