@@ -54,6 +54,7 @@ MARKER_FIELDS = ("id", "name", "latitude", "longitude", "colour", "flashing", "p
                  "last_activity_at", "alarm_id")
 ALARM_MARKER_FIELDS = ("colour", "flashing", "phone", "status", "alarm_id")  # what an alarm's change moves
 POLL_SECONDS = 0.5  # SQLite (and a lost LISTEN connection): how often the cursor is read
+KPI_EVERY = 0.3  # seconds: the KPIs of a scope are read at most this often (a burst of changes)
 FULL_RELOAD_EVERY = 600.0  # seconds: a full reload now and then (a grid's window edited, ...)
 PRUNE_KEEP = 200_000  # rows of screen_changes kept behind the newest
 CHANNEL = "shouwang_screen"
@@ -113,6 +114,8 @@ class _View:
 
     top: list[int] = field(default_factory=list)
     kpis: dict[str, Any] | None = None
+    kpis_due: bool = False  # changed since the figures were last read
+    kpis_at: float = 0.0  # when they were (monotonic)
 
 
 class Subscription:
@@ -164,6 +167,7 @@ class ScreenModel:
         self.devices: dict[int, list[bool]] = {}
         self.alarms: dict[int, _Alarm] = {}  # every open alarm
         self.by_resident: dict[int, dict[int, _Alarm]] = {}
+        self.system_ids: set[int] = set()  # the open system alarms (the watch is blind)
         self.fields: dict[int, dict[str, Any]] = {}  # the rows of the alarms a screen's list shows, as the API
         self.markers: dict[int, dict[str, Any]] = {}
         self._limits: dict[tuple[Any, ...], rules.Limits] = {}
@@ -197,7 +201,8 @@ class ScreenModel:
                 if listener is None and self.engine.dialect.name == "postgresql":
                     listener = self._listen()
                 if listener is not None:
-                    for _ in listener.notifies(timeout=POLL_SECONDS * 2, stop_after=1):
+                    due = any(view.kpis_due for view in list(self.views.values()))
+                    for _ in listener.notifies(timeout=KPI_EVERY if due else POLL_SECONDS * 2, stop_after=1):
                         pass
                 else:
                     self._stop.wait(POLL_SECONDS)
@@ -233,17 +238,21 @@ class ScreenModel:
                 oldest = session.scalar(select(func.min(ScreenChange.id))) or 0
                 if newest < self.cursor or (self.cursor and oldest > self.cursor + 1):
                     full = True  # emptied (a restore) or pruned past this model's cursor: start again
-                if not full and newest == self.cursor and not (self._heap and self._heap[0][0] <= now):
+                kpis_due = any(view.kpis_due for view in self.views.values())
+                if (not full and newest == self.cursor and not (self._heap and self._heap[0][0] <= now)
+                        and not kpis_due):
                     return None
                 delta = _Delta(self.version + 1)
                 if full:
                     touched = self._load_all(session, now)
                     self._loaded_at = time.monotonic()
-                else:
+                elif newest > self.cursor:
                     touched = self._load_changes(session, self.cursor, newest, now)
+                else:
+                    touched = _Touched()
                 self.cursor = max(self.cursor, newest)
                 touched |= self._due_now(now)
-                blind = any(a.kind == AlarmKind.SYSTEM for a in self.alarms.values())
+                blind = bool(self.system_ids)
                 delta.system = blind != self.blind or bool(touched.pop(-1, None))
                 if blind != self.blind:
                     self.blind = blind
@@ -276,7 +285,7 @@ class ScreenModel:
         for rid in old - set(self.residents):
             touched[rid] = True
         previous = self.alarms
-        self.alarms, self.by_resident = {}, {}
+        self.alarms, self.by_resident, self.system_ids = {}, {}, set()
         for alarm in self._read_alarms(session, Alarm.state != AlarmState.RESOLVED):
             self._hold(alarm)
         changed = {aid for aid in set(previous) | set(self.alarms)
@@ -297,13 +306,13 @@ class ScreenModel:
         changed_residents = select(ScreenChange.resident_id).where(
             *window, ScreenChange.resident_id.isnot(None), ScreenChange.alarm_id.is_(None))
         changed_alarms = select(ScreenChange.alarm_id).where(*window, ScreenChange.alarm_id.isnot(None))
-        for rid in session.scalars(changed_residents.distinct()):
-            if rid is None:
-                continue
+        named = [rid for rid in session.scalars(changed_residents.distinct()) if rid is not None]
+        for rid in named:
             self.residents.pop(rid, None)
             self.devices.pop(rid, None)
             touched[rid] = True
-        self._read_residents(session, changed_residents, None)
+        if named:
+            self._read_residents(session, changed_residents, None)
         for alarm in self._read_alarms(session, Alarm.id.in_(changed_alarms)):
             before = self.alarms.get(alarm.id)
             if alarm.state == AlarmState.RESOLVED:
@@ -338,12 +347,15 @@ class ScreenModel:
 
     def _hold(self, alarm: _Alarm) -> None:
         self.alarms[alarm.id] = alarm
+        if alarm.kind == AlarmKind.SYSTEM:
+            self.system_ids.add(alarm.id)
         if alarm.resident_id is not None:
             self.by_resident.setdefault(alarm.resident_id, {})[alarm.id] = alarm
 
     def _drop(self, alarm: _Alarm) -> None:
         self.alarms.pop(alarm.id, None)
         self.fields.pop(alarm.id, None)
+        self.system_ids.discard(alarm.id)
         if alarm.resident_id is not None:
             own = self.by_resident.get(alarm.resident_id)
             if own is not None:
@@ -378,7 +390,7 @@ class ScreenModel:
     def _keep_fields(self) -> None:
         """Forget the rows no screen's list shows any more."""
         shown = {aid for view in self.views.values() for aid in view.top}
-        shown |= {a.id for a in self.alarms.values() if a.kind == AlarmKind.SYSTEM}
+        shown |= self.system_ids
         for aid in [aid for aid in self.fields if aid not in shown]:
             del self.fields[aid]
 
@@ -495,8 +507,7 @@ class ScreenModel:
     def _system(self, session: Session, scope: Scope) -> list[dict[str, Any]]:
         if scope != ALL:
             return []
-        ids = [a.id for a in sorted((a for a in self.alarms.values() if a.kind == AlarmKind.SYSTEM),
-                                    key=lambda a: (a.opened_at, a.id))]
+        ids = [a.id for a in sorted((self.alarms[aid] for aid in self.system_ids), key=lambda a: (a.opened_at, a.id))]
         return self._rows(session, ids)
 
     def _render(self, session: Session, scope: Scope, view: _View, delta: _Delta, now: datetime) -> None:
@@ -525,7 +536,12 @@ class ScreenModel:
         if delta.system and scope == ALL:
             out["system"] = self._system(session, scope)
         if markers or removed or delta.alarms or delta.system:
-            figures = kpis(session, now, self.zone, scope_clause(scope))
+            view.kpis_due = True
+        if view.kpis_due and (time.monotonic() - view.kpis_at >= KPI_EVERY):
+            # a burst of changes (a mass silence's batches) reads the figures once per KPI_EVERY: the
+            # last of the burst is read on the model's next wake (within KPI_EVERY)
+            view.kpis_due, view.kpis_at = False, time.monotonic()
+            figures = kpis(session, now, self.zone, None if scope == ALL else scope_clause(scope))
             if figures != view.kpis:
                 out["kpis"] = figures
                 view.kpis = figures
@@ -555,7 +571,7 @@ class ScreenModel:
                 view = self.views[scope] = _View()
             view.top = self._top(scope)
             with Session(self.engine) as session:
-                figures = kpis(session, now, self.zone, scope_clause(scope))
+                figures = kpis(session, now, self.zone, None if scope == ALL else scope_clause(scope))
                 alarms, system = self._rows(session, view.top), self._system(session, scope)
             view.kpis = figures
             markers = [m for rid, m in self.markers.items() if self._marker_visible(scope, rid)]
