@@ -71,6 +71,8 @@ class Screen(threading.Thread):
         if kind == "state":
             picture = orjson.loads(data)
             self.markers = {m["id"]: m for m in picture["markers"]}
+            if "marker_columns" in picture:  # a district's picture: every field as columns
+                self.markers = {m["id"]: m for m in expand(picture["marker_columns"], {})}
             self.alarms = {a["id"]: a for a in picture["alarms"]}
             self.kpis = picture["kpis"]
             self.states += 1

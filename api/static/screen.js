@@ -300,10 +300,11 @@
     knownAlarms = new Set(ids);
     resetMarkers();
     work.length = 0; known.clear();
-    for (const m of next.markers) known.set(m.id, m);
-    state = {markerCount: next.markers.length, alarms: new Map(next.alarms.map((a) => [a.id, a])),
+    const list = next.marker_columns ? expandColumns(next.marker_columns) : next.markers;  // a district: columns
+    for (const m of list) known.set(m.id, m);
+    state = {markerCount: list.length, alarms: new Map(next.alarms.map((a) => [a.id, a])),
              kpis: next.kpis, system: next.system};
-    drawMarkers(next.markers, []); drawAlarms(); drawKpis(); drawBanner();
+    drawMarkers(list, []); drawAlarms(); drawKpis(); drawBanner();
     document.body.dataset.ready = "1";
   }
   function apply(delta) {  // what changed
