@@ -76,3 +76,18 @@ def test_a_mass_silence_is_called_at_the_providers_rate_panic_first_each_once(ma
     last = max(at for at, _, _ in placed)
     assert last >= (len(inactivity) + 1 - 3) / 0.5 - 1  # spread out: the last call waited for its turn
     assert all(alarm.step == 0 for alarm in site.alarms(AlarmKind.INACTIVITY, state="open"))
+
+
+def test_a_panic_is_called_at_once_however_long_the_queue(make_site: Callable[..., Site]) -> None:
+    seconds = Seconds()
+    site = make_site(community=community(), pace_clock=seconds,
+                     notify={"calls_per_second": 0.5, "sms_per_second": 1, "burst": 3})
+    site.activity(timedelta(0), *(f"pir-{i}" for i in range(RESIDENTS)))
+    site.at(14 * H)  # the mass silence: the first 3 check calls go, the rest wait for the rate
+    assert len([a for a in site.attempts() if a.sent_at is not None]) == 3
+    site.record(14 * H, obs("sos", "button", value="single"))
+    site.at(14 * H)  # the rate's clock has not moved: the panic's calls go all the same
+    panic = site.alarm(AlarmKind.PANIC)
+    placed = [a for a in site.attempts() if a.alarm_id == panic.id and a.sent_at is not None]
+    assert {a.channel for a in placed} == {"sms", "voice"}
+    assert len([a for a in site.attempts() if a.sent_at is not None]) == 5  # and no check call more

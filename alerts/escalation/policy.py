@@ -275,10 +275,13 @@ class Pace:
         self._at[channel] = at
         return self._tokens[channel]
 
-    def allows(self, channels: Iterable[str]) -> bool:
+    def allows(self, channels: Iterable[str], urgent: bool = False) -> bool:
         """Whether a step placing on these channels may start now (one token each; a step that places
-        several attempts may run the bucket into debt, which the next steps wait out)."""
-        return all(self._fill(channel) >= 1.0 for channel in set(channels))
+        several attempts may run the bucket into debt, which the next steps wait out). ``urgent`` (a
+        panic alarm) may run it into debt of up to ``burst`` more: a mass silence's backlog never holds
+        a panic's calls back."""
+        floor = 1.0 - self.burst if urgent else 1.0
+        return all(self._fill(channel) >= floor for channel in set(channels))
 
     def spend(self, channel: str, count: int = 1) -> None:
         if self.rates.get(channel) is not None and count:

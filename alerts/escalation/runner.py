@@ -151,7 +151,8 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
     if decision.action is esc.Action.WAIT:
         alarm.next_action_at = decision.until
         return []
-    if pace is not None and not pace.allows(channel for c in decision.contacts for channel in c.channels):
+    channels = [channel for contact in decision.contacts for channel in contact.channels]
+    if pace is not None and not pace.allows(channels, urgent=alarm.kind == AlarmKind.PANIC):
         return None  # nothing changed: the step starts when the provider's rate allows
     alarm.step, alarm.cycle = decision.step, decision.cycle
     alarm.step_started_at = now
