@@ -102,14 +102,18 @@ def kpis(session: Session, now: datetime, zone: tzinfo, scope: ColumnElement[boo
     month_start = local_midnight.replace(day=1)
     dialect = session.get_bind().dialect.name
     visible = select(Resident.id).where(scope if scope is not None else true())
+
+    def theirs(column: Any) -> ColumnElement[bool]:  # everyone's (no scope): no join with the residents
+        return column.isnot(None) if scope is None else column.in_(visible)
+
     residents, active_today = session.execute(
         select(func.count(), func.count().filter(Resident.last_activity_at >= local_midnight))
         .select_from(Resident).where(scope if scope is not None else true())).one()
     devices_offline = session.scalar(select(func.count()).select_from(Device).where(
-        Device.online.is_(False), Device.resident_id.in_(visible))) or 0
+        Device.online.is_(False), theirs(Device.resident_id))) or 0
     open_count = session.scalar(select(func.count()).select_from(Alarm).where(
-        Alarm.state != AlarmState.RESOLVED, Alarm.resident_id.in_(visible))) or 0
-    month = (Alarm.kind.in_(KPI_ALARMS), Alarm.opened_at >= month_start, Alarm.resident_id.in_(visible))
+        Alarm.state != AlarmState.RESOLVED, theirs(Alarm.resident_id))) or 0
+    month = (Alarm.kind.in_(KPI_ALARMS), Alarm.opened_at >= month_start, theirs(Alarm.resident_id))
     called = Alarm.responders_called_at.isnot(None)
     ack_60 = _seconds(Alarm.acknowledged_at, Alarm.responders_called_at, dialect) <= 60
     site_45 = _seconds(Alarm.arrived_at, Alarm.responders_called_at, dialect) <= 45 * 60

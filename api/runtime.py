@@ -26,6 +26,7 @@ from alerts.escalation.notifiers import make_provider
 from alerts.escalation.notifiers.base import Provider
 from alerts.escalation.notifiers.console import Script
 from alerts.escalation.notifiers.robot import DutyGroup
+from alerts.escalation.policy import Pace
 from alerts.escalation.targets import ChainSettings
 from alerts.metrics import Metrics
 from alerts.recording import IngestPolicy
@@ -97,7 +98,8 @@ class _Server(uvicorn.Server):
 class Runtime:
     def __init__(self, settings: Settings, *, process: str = "main", ingest: bool = True,
                  clock: Clock | None = None, provider: Provider | None = None, script: Script | None = None,
-                 robot_clock: Callable[[], float] = time.monotonic) -> None:
+                 robot_clock: Callable[[], float] = time.monotonic,
+                 pace_clock: Callable[[], float] = time.monotonic) -> None:
         """``ingest=False`` or ``settings.roles`` without ``ingest``: no consumer; without ``rules``: no
         tick and no escalation run (the API still answers, its health reports the rules processes' ticks)."""
         self.settings = settings
@@ -111,6 +113,9 @@ class Runtime:
         self.secret_key = secret_key(self.engine, settings.api.secret_key, process)
         self.chain = chain_settings(settings, self.secret_key)
         self.provider = provider or make_provider(settings.notify, self.clock.now, script)
+        # the provider's rate, on real time (``pace_clock``): shared by this process's escalation runs
+        self.pace = Pace({"voice": settings.notify.calls_per_second, "sms": settings.notify.sms_per_second},
+                         settings.notify.burst, pace_clock)
         robot = settings.notify.robot
         self.duty: DutyGroup | None = DutyGroup(
             self.engine, robot, clock=self.clock.now, zone=settings.tz, language=settings.notify.language,
@@ -139,7 +144,7 @@ class Runtime:
         self._http_thread: threading.Thread | None = None
 
     def escalate(self, now: datetime) -> chain.RunResult:
-        result = chain.run(self.engine, now, self.provider, self.chain)
+        result = chain.run(self.engine, now, self.provider, self.chain, self.pace)
         if self.duty is not None:
             self.duty.run(now)  # only queues: the robot's own thread posts, rate-limited
         return result

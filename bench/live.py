@@ -31,15 +31,17 @@ T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # every deadline
 
 
 def load_district(engine: Engine, residents: int, due_at: datetime | None) -> None:
-    """Empty the tables; ``residents`` homes in 100 grids of 10 micro-grids, one motion sensor each, last
-    active a window before ``due_at`` (all due at that one instant), spread over ~10 km."""
+    """Empty the tables; ``residents`` homes in 100 grids of 10 micro-grids, one motion sensor and a phone
+    each (their check call), last active a window before ``due_at`` (all due at that one instant), spread
+    over ~10 km."""
     with engine.begin() as conn:
         empty_organisation(conn)
         conn.execute(text(
-            "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, latitude, longitude, "
+            "INSERT INTO residents (id, micro_grid_id, external_ref, name, address, latitude, longitude, phone, "
             "away_until_activity, last_activity_at, due_at, created_at) "
             "SELECT g, (g - 1) % 1000 + 1, 'r' || g, '住户 ' || g, '', 31.15 + (g % 317) * 0.0003, "
-            "       121.40 + ((g / 317) % 317) * 0.0003, false, :last, :due, :created "
+            "       121.40 + ((g / 317) % 317) * 0.0003, '+86139' || lpad(g::text, 8, '0'), false, :last, :due, "
+            "       :created "
             "FROM generate_series(1, :n) AS g"
         ), {"last": (due_at or T0) - timedelta(seconds=WINDOW_S), "due": due_at, "created": T0 - timedelta(days=30),
             "n": residents})
@@ -61,24 +63,34 @@ def screen_token(engine: Engine) -> str:
 
 
 class Serve:
-    """``shouwang serve --role rules --role api`` on the benchmark database, manual clock."""
+    """``shouwang serve --role rules --role api`` on the benchmark database, manual clock (``roles``: the
+    roles of this process, e.g. ``("rules",)`` and ``("api",)`` as two processes; ``extra``: more settings,
+    TOML lines added at the top)."""
 
-    def __init__(self, workdir: Path, url: str) -> None:
+    def __init__(self, workdir: Path, url: str, roles: tuple[str, ...] = ("rules", "api"), extra: str = "") -> None:
+        self.roles = roles
         self.port = free_port()
-        self.config = workdir / "serve.toml"
+        name = "-".join(roles)
+        self.config = workdir / f"serve-{name}.toml"
         self.config.write_text(
-            f'log_level = "WARNING"\n[database]\nurl = "{url}"\n[clock]\nmode = "manual"\n'
+            f'log_level = "WARNING"\n{extra}[database]\nurl = "{url}"\n[clock]\nmode = "manual"\n'
             f'[rules]\ntick = "1s"\ndevice_offline_after = "30d"\n'
             f'[api]\nhost = "127.0.0.1"\nport = {self.port}\n', encoding="utf-8")
-        self.log = workdir / "serve.log"
+        self.log = workdir / f"serve-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Serve:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "--config", str(self.config), "serve", "--process", "bench",
-                 "--role", "rules", "--role", "api"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "api.cli", "--config", str(self.config), "serve", "--process",
+                 f"bench-{'-'.join(self.roles)}", *(arg for role in self.roles for arg in ("--role", role))],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if "api" not in self.roles:  # no HTTP to ask: alive after a few seconds is up
+            time.sleep(3)
+            if self.process.poll() is not None:
+                raise SystemExit(f"serve exited; see {self.log}")
+            return self
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

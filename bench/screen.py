@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screens", type=int, default=20)
     parser.add_argument("--changes", type=int, default=60)
     parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--url", default=BENCH_URL)
+    parser.add_argument("--url", default=os.environ.get("SHOUWANG_SCREEN_PG", BENCH_URL),
+                        help="the benchmark database (default: $SHOUWANG_SCREEN_PG, else $SHOUWANG_BENCH_PG)")
     args = parser.parse_args(argv)
     sizes = args.residents or [10_000, 100_000]
     if not all(100 <= n <= 1_000_000 for n in sizes) or not 1 <= args.screens <= 100 or not 1 <= args.changes <= 600:

@@ -318,6 +318,12 @@ class NotifySettings(BaseModel):
     language: Literal["zh", "en"] = "zh"
     calls_per_hour: int = Field(6, ge=1, le=100)  # per person: a capped person is skipped, the chain goes on
     sms_per_hour: int = Field(6, ge=1, le=100)
+    # the provider account's rate, attempts placed per second (None: no limit): a mass silence opens more
+    # chains at once than a provider takes; the chain places them at this rate, panic alarms first.
+    # Twilio's defaults: 1 call a second per account (raised on request), 1 SMS a second per long number
+    calls_per_second: float | None = Field(1.0, gt=0, le=1000)
+    sms_per_second: float | None = Field(1.0, gt=0, le=1000)
+    burst: int = Field(30, ge=1, le=10_000)  # attempts of one channel that may go at once after a quiet spell
     retry_after: Duration = timedelta(seconds=30)  # a call not handed to the provider by then is retried
     max_tries: int = Field(5, ge=1, le=50)
     policies_file: str | None = None  # default: config/escalation.toml shipped with Shouwang

@@ -120,17 +120,19 @@ def store(engine: Engine, watch_policy: WatchPolicy, ingest_policy: IngestPolicy
 @pytest.fixture
 def make_site(db_url: str) -> Iterator[Callable[..., Site]]:
     """``make_site(settings=None, *, community=None, ingest=False, process="main", start=T0, script=None,
-    robot_clock=None, provider=None, **groups)``: a Shouwang runtime on the test's database, its manual clock
-    at ``start`` (``groups`` override settings groups, see ``harness.app_settings``; ``script``,
-    ``robot_clock`` and ``provider`` go to ``api.runtime.Runtime``); every site made is closed at the end of
-    the test."""
+    robot_clock=None, pace_clock=None, provider=None, **groups)``: a Shouwang runtime on the test's database,
+    its manual clock at ``start`` (``groups`` override settings groups, see ``harness.app_settings``;
+    ``script``, ``robot_clock``, ``pace_clock`` and ``provider`` go to ``api.runtime.Runtime``); every site
+    made is closed at the end of the test."""
     made: list[Site] = []
 
     def make(settings: Settings | None = None, *, community: dict[str, Any] | None = None, ingest: bool = False,
              process: str = "main", start: datetime = T0, script: Any = None,
-             robot_clock: Callable[[], float] | None = None, provider: Any = None, **groups: Any) -> Site:
+             robot_clock: Callable[[], float] | None = None, pace_clock: Callable[[], float] | None = None,
+             provider: Any = None, **groups: Any) -> Site:
         runtime_args = {name: value for name, value in (("script", script), ("robot_clock", robot_clock),
-                                                        ("provider", provider)) if value is not None}
+                                                        ("pace_clock", pace_clock), ("provider", provider))
+                        if value is not None}
         site = Site(settings or app_settings(db_url, start=start, **groups), community=community, ingest=ingest,
                     process=process, start=start, **runtime_args)
         made.append(site)

@@ -76,3 +76,32 @@ def test_a_district_of_10000_homes_is_on_the_map_and_a_change_reaches_it(distric
     expect(page.locator("#alarms li[data-alarm]")).to_have_count(1, timeout=30000)
     screenshot(page, "screen-district.png", tmp_path)
     assert outside == [] and errors == []
+
+
+def test_a_mass_silence_of_the_district_reaches_the_map_without_freezing_it(district: Site, browser: Browser) -> None:
+    """Every deadline of the district passes at one instant: the screen gets the 10,000 markers as columns
+    (one delta per commit of the tick, not one per home) and draws them a slice at a time; in the end
+    every cluster has left green and the KPIs count them all."""
+    outside: list[str] = []
+    errors: list[str] = []
+    page = open_screen(browser, district, outside, "operator", viewport={"width": 1280, "height": 800})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=60000)
+    expect(page.locator("body")).to_have_attribute("data-markers", str(HOMES), timeout=60000)
+    expect(page.locator(".cluster").first).to_be_visible(timeout=30000)
+    page.evaluate("""() => {  // the longest wait between two frames while the change is drawn (reported)
+      window.__longestFrame = 0; let last = performance.now();
+      const frame = () => { const now = performance.now(); window.__longestFrame = Math.max(window.__longestFrame,
+        now - last); last = now; requestAnimationFrame(frame); };
+      requestAnimationFrame(frame);
+    }""")
+    district.rules_at(15 * HOUR)
+    with Session(district.engine) as session:
+        assert session.scalars(select(Resident.id).where(Resident.due_at.isnot(None))).first() is None
+    expect(page.locator('[data-kpi="open"] dd')).to_have_text(str(HOMES), timeout=60000)
+    expect(page.locator("body")).to_have_attribute("data-drawing", "0", timeout=60000)
+    expect(page.locator(".cluster.green")).to_have_count(0, timeout=30000)
+    expect(page.locator(".cluster").first).to_be_visible()
+    print(f"longest frame while drawing: {page.evaluate('window.__longestFrame'):.0f} ms")
+    assert page.locator("body").get_attribute("data-markers") == str(HOMES)
+    assert outside == [] and errors == []

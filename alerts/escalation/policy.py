@@ -274,3 +274,48 @@ def classify_keypress(target: str, digits: str | None) -> str | None:
     if target == "family":
         return "family_handling"
     return None
+
+
+class Pace:
+    """The provider's rate: attempts placed per second, per channel (a token bucket on real time, read
+    from ``clock``). A provider account takes so many calls and SMS a second (Twilio: 1 call a second
+    unless raised, 1 SMS a second from one long number); a mass silence opens more chains at once than
+    that, so the chain places them at the rate, panic alarms first, instead of flooding the provider and
+    starving the watch. ``burst`` attempts of a channel may go at once after a quiet spell. A rate of
+    None: no limit (a test, a run outside a process)."""
+
+    def __init__(self, per_second: Mapping[str, float | None], burst: int, clock: Any) -> None:
+        self.rates = {channel: per_second.get(channel) for channel in CHANNELS}
+        self.burst = max(1, burst)
+        self.clock = clock
+        self._tokens = {channel: float(self.burst) for channel in CHANNELS}
+        self._at = {channel: clock() for channel in CHANNELS}
+        self.audited_at: float | None = None  # when the runner last audited the chains (on ``clock``)
+
+    def _fill(self, channel: str) -> float:
+        rate = self.rates.get(channel)
+        if rate is None:
+            return float("inf")
+        at = self.clock()
+        self._tokens[channel] = min(float(self.burst), self._tokens[channel] + max(0.0, at - self._at[channel]) * rate)
+        self._at[channel] = at
+        return self._tokens[channel]
+
+    def allows(self, channels: Iterable[str], urgent: bool = False) -> bool:
+        """Whether a step placing on these channels may start now (one token each; a step that places
+        several attempts may run the bucket into debt, which the next steps wait out). ``urgent`` (a
+        panic alarm) may run it into debt of up to ``burst`` more: a mass silence's backlog never holds
+        a panic's calls back."""
+        floor = 1.0 - self.burst if urgent else 1.0
+        return all(self._fill(channel) >= floor for channel in set(channels))
+
+    def spend(self, channel: str, count: int = 1) -> None:
+        if self.rates.get(channel) is not None and count:
+            self._fill(channel)
+            self._tokens[channel] -= count
+
+    def wait_seconds(self, channel: str) -> float:
+        """How long until the next attempt of ``channel`` may go (0 when one may now)."""
+        rate = self.rates.get(channel)
+        tokens = self._fill(channel)
+        return 0.0 if rate is None or tokens >= 1.0 else (1.0 - tokens) / rate

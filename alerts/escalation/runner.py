@@ -11,6 +11,7 @@ a missing one.
 from __future__ import annotations
 
 import logging
+import time
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, case, or_, select, update
 from sqlalchemy.orm import Session
 
 import config
@@ -44,6 +45,7 @@ from alerts.escalation.targets import (
 from alerts.escalation.templates import Message
 from alerts.models import (
     Alarm,
+    AlarmKind,
     AlarmState,
     Attempt,
     AttemptStatus,
@@ -55,8 +57,8 @@ log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
 HOLD_RECHECK = timedelta(minutes=5)
-
-
+RUN_SECONDS = 0.5  # one run's wall time at most: it yields (the next run goes on where it stopped)
+AUDIT_EVERY = 30.0  # paced runs: seconds of real time between audits of every chain's next time
 
 
 @dataclass
@@ -65,6 +67,7 @@ class RunResult:
     sent: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     rearmed: list[int] = field(default_factory=list)
+    deferred: bool = False  # the provider's rate (``Pace``) held steps back: the next runs place them
 
 
 # -- policies ---------------------------------------------------------------------------------------------
@@ -83,35 +86,49 @@ def seed_policies(session: Session, definitions: Sequence[dict[str, Any]], now: 
 
 
 # -- the runner (called by the tick) ----------------------------------------------------------------------
-def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettings) -> RunResult:
+def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettings,
+        pace: esc.Pace | None = None) -> RunResult:
+    """One run of the chain at ``now``. With ``pace`` (a process's runs) the steps start at the provider's
+    rate, panic alarms first, the run yields after ``RUN_SECONDS`` and the audit runs every
+    ``AUDIT_EVERY`` seconds; without it every due step starts now (tests, one-off runs)."""
     result = RunResult()
+    started = time.monotonic()
     events = provider.poll(now)
     if events:
         handle_events(engine, events, now, settings)
-    _audit(engine, now, result)
+    whole = pace is None or pace.audited_at is None or pace.clock() - pace.audited_at >= AUDIT_EVERY
+    _audit(engine, now, result, whole)
+    if whole and pace is not None:
+        pace.audited_at = pace.clock()
     for _ in range(50):
-        created, claimed = _advance_due(engine, now, settings, result)
+        created, claimed = _advance_due(engine, now, settings, result, pace)
         _send(engine, created, now, provider, result, settings)
-        if claimed < CLAIM_BATCH:
+        if claimed < CLAIM_BATCH or result.deferred or (pace is not None and time.monotonic() - started > RUN_SECONDS):
             break
-    _send(engine, _claim_stuck_attempts(engine, now, settings), now, provider, result, settings)
+    _send(engine, _claim_stuck_attempts(engine, now, settings, pace), now, provider, result, settings)
     return result
 
 
-def _advance_due(engine: Engine, now: datetime, settings: ChainSettings, result: RunResult) -> tuple[list[int], int]:
+def _advance_due(engine: Engine, now: datetime, settings: ChainSettings, result: RunResult,
+                 pace: esc.Pace | None = None) -> tuple[list[int], int]:
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        panic_first = case((Alarm.kind == AlarmKind.PANIC, 0), else_=1)
         query = (select(Alarm).where(Alarm.next_action_at.isnot(None), Alarm.next_action_at <= now)
-                 .order_by(Alarm.next_action_at).limit(CLAIM_BATCH))
+                 .order_by(panic_first, Alarm.next_action_at, Alarm.id).limit(CLAIM_BATCH))
         due = list(session.scalars(claim(query, session.get_bind().dialect)))
         created: list[int] = []
         for alarm in due:
-            created.extend(_advance(session, alarm, now, settings, result))
+            placed = _advance(session, alarm, now, settings, result, pace)
+            if placed is None:  # the provider's rate: this one and the rest wait for the next run
+                result.deferred = True
+                break
+            created.extend(placed)
         session.flush()
         return created, len(due)
 
 
 def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSettings,
-             result: RunResult) -> list[int]:
+             result: RunResult, pace: esc.Pace | None = None) -> list[int] | None:
     if alarm.policy is None:
         alarm.policy = snapshot_policy(session, alarm.kind)
         if alarm.policy is None:
@@ -134,6 +151,9 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
     if decision.action is esc.Action.WAIT:
         alarm.next_action_at = decision.until
         return []
+    channels = [channel for contact in decision.contacts for channel in contact.channels]
+    if pace is not None and not pace.allows(channels, urgent=alarm.kind == AlarmKind.PANIC):
+        return None  # nothing changed: the step starts when the provider's rate allows
     alarm.step, alarm.cycle = decision.step, decision.cycle
     alarm.step_started_at = now
     alarm.escalation_token += 1
@@ -144,11 +164,7 @@ def _advance(session: Session, alarm: Alarm, now: datetime, settings: ChainSetti
     alarm_ops.record(session, alarm, now, action="step", actor="shouwang",
                    detail=f"step {decision.step + 1} ({step.name}), round {decision.cycle + 1}: {decision.reason}")
     result.started_steps.append((alarm.id, decision.step))
-    return _create_attempts(session, alarm, decision.contacts, now, settings, step=decision.step)
-
-
-
-
+    return _create_attempts(session, alarm, decision.contacts, now, settings, step=decision.step, pace=pace)
 
 
 def _explained_hold(session: Session, alarm: Alarm, now: datetime) -> None:
@@ -163,7 +179,7 @@ def _explained_hold(session: Session, alarm: Alarm, now: datetime) -> None:
 
 
 def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Contact], now: datetime,
-                     settings: ChainSettings, step: int) -> list[int]:
+                     settings: ChainSettings, step: int, pace: esc.Pace | None = None) -> list[int]:
     params = alarm_params(session, alarm, now, settings.language)
     created: list[int] = []
     for contact in contacts:
@@ -186,17 +202,9 @@ def _create_attempts(session: Session, alarm: Alarm, contacts: Sequence[esc.Cont
                 session.flush()
                 if attempt.status == AttemptStatus.PENDING:
                     created.append(attempt.id)
+                    if pace is not None:
+                        pace.spend(channel)
     return created
-
-
-
-
-
-
-
-
-
-
 
 
 # -- sending: outside any transaction ---------------------------------------------------------------------
@@ -246,16 +254,17 @@ def _record_failure(engine: Engine, attempt_id: int, now: datetime, exc: NotifyE
             log.warning("call or SMS failed; will retry", extra={"attempt": attempt_id, "error": str(exc)})
 
 
-def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings) -> list[int]:
+def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings,
+                          pace: esc.Pace | None = None) -> list[int]:
     """Pending attempts that nobody handed to the provider in time (a crash, a transient failure):
     claim them with a conditional UPDATE (one process wins) and send them again, with backoff.
     An attempt queued without a claim (an outcome SMS) is sent at once."""
     claimed: list[int] = []
     with Session(engine) as session, session.begin():
-        stuck = session.execute(select(Attempt.id, Attempt.tries).where(
+        stuck = session.execute(select(Attempt.id, Attempt.tries, Attempt.channel).where(
             Attempt.status == AttemptStatus.PENDING,
             or_(Attempt.claimed_at.is_(None), Attempt.claimed_at <= now - settings.retry_after))).all()
-        for attempt_id, tries in stuck:
+        for attempt_id, tries, channel in stuck:
             if tries >= settings.max_tries:
                 session.execute(update(Attempt).where(Attempt.id == attempt_id).values(
                     status=AttemptStatus.FAILED, ended_at=now, error=f"gave up after {tries} tries"))
@@ -267,18 +276,25 @@ def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings
             ).values(claimed_at=now))
             if won == 1:
                 claimed.append(attempt_id)
+                if pace is not None:
+                    pace.spend(channel)
     if claimed:
         log.warning("sending attempts left pending", extra={"attempts": claimed})
     return claimed
 
 
-def _audit(engine: Engine, now: datetime, result: RunResult) -> None:
+def _audit(engine: Engine, now: datetime, result: RunResult, whole: bool = True) -> None:
     """Every open alarm must have a valid next escalation time: re-arm any chain that lost it (a crash
     between transactions, a bug, a manual edit) or whose next time lies beyond its step's wait, so a
     chain never stalls silently."""
     with Session(engine) as session, session.begin():
-        rows = session.scalars(claim(select(Alarm).where(Alarm.state == AlarmState.OPEN).where(
-            Alarm.next_action_at.is_(None) | (Alarm.step >= 0)), session.get_bind().dialect)).all()
+        # a chain without a next time, every run; one whose next time lies ahead of its step's wait (a
+        # manual edit), on ``whole`` runs. A chain due now is not stalled (it runs, at the provider's rate)
+        candidates: ColumnElement[bool] = Alarm.next_action_at.is_(None)
+        if whole:
+            candidates = candidates | ((Alarm.step >= 0) & (Alarm.next_action_at > now))
+        rows = session.scalars(claim(select(Alarm).where(Alarm.state == AlarmState.OPEN).where(candidates),
+                                     session.get_bind().dialect)).all()
         for alarm in rows:
             if alarm.next_action_at is not None:
                 if alarm.policy is None or alarm.step_started_at is None:
@@ -306,32 +322,6 @@ def _audit(engine: Engine, now: datetime, result: RunResult) -> None:
             log.error("escalation chain had no next action; re-armed", extra={"alarm": alarm.id})
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def default_policies_file() -> Path:
     return Path(config.__file__).parent / "escalation.toml"
 
@@ -344,7 +334,5 @@ def load_policy_file(path: str | Path | None = None) -> list[dict[str, Any]]:
     for definition in policies:
         esc.policy_from_dict(definition)
     return policies
-
-
 
 

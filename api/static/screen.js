@@ -100,11 +100,11 @@
     return L.circleMarker(position(m), {renderer, radius: 6, weight: 1, color: "#fff", fillOpacity: 0.95,
       fillColor: FILL[m.colour] || FILL.grey, colour: m.colour});
   }
-  function restyle(entry, m) {
-    if (!big) { entry.marker.setIcon(icon(m)); return; }
+  function restyle(entry, m) {  // true: its cluster's colour must be looked at again
+    if (!big) { entry.marker.setIcon(icon(m)); return false; }
     entry.marker.options.colour = m.colour;
     entry.marker.setStyle({fillColor: FILL[m.colour] || FILL.grey});
-    if (layer.refreshClusters) layer.refreshClusters(entry.marker);
+    return true;
   }
   function resetMarkers() {
     if (layer) map.removeLayer(layer);
@@ -119,7 +119,7 @@
         iconCreateFunction: big ? clusterIcon : undefined}) : L.layerGroup();
       layer.addTo(map);
     }
-    const added = [];
+    const added = [], restyled = [];
     for (const m of list) {
       const key = [m.colour, m.flashing, m.away, m.phone].join("|");
       let entry = markers.get(m.id);
@@ -129,12 +129,16 @@
         added.push(marker);
         entry = {marker, key, m};
         markers.set(m.id, entry);
-      } else if (entry.key !== key) {
-        entry.key = key; entry.m = m;
-        restyle(entry, m);
+      } else {
+        entry.m = m;
+        if (entry.key !== key) {
+          entry.key = key;
+          if (restyle(entry, m)) restyled.push(entry.marker);
+        }
       }
     }
     if (added.length) { if (layer.addLayers) layer.addLayers(added); else added.forEach((x) => layer.addLayer(x)); }
+    if (restyled.length && layer.refreshClusters) layer.refreshClusters(restyled);  // once for them all
     for (const id of removed || []) {
       const entry = markers.get(id);
       if (entry) { layer.removeLayer(entry.marker); markers.delete(id); }
@@ -235,6 +239,59 @@
     banner.textContent = parts.length ? `${t("system")} — ${parts.join("; ")}` : "";
     document.body.dataset.blind = states.length || system.length ? "1" : "0";
   }
+  // A mass change (a district's silence) comes as one delta of many markers, as columns
+  // (alerts/screen_model.py marker_columns: only the fields that changed; the rest is what this screen
+  // holds, in `known`, kept in step with every delta at once). They are drawn a slice at a time so the
+  // page never freezes; later deltas' markers queue behind, in order.
+  const known = new Map();
+  const work = [];
+  const SLICE = 4000;
+  let drawing = false, lastVersion = null;
+  function expandColumns(c) {
+    const names = Object.keys(c).filter((k) => k !== "n" && k !== "id");
+    const out = new Array(c.n);
+    let id = 0;
+    for (let i = 0; i < c.n; i++) {
+      id += c.id[i];
+      const m = Object.assign({}, known.get(id), {id});
+      for (const k of names) {
+        const col = c[k];
+        m[k] = Array.isArray(col) ? col[i] : ("all" in col ? col.all : col.values[col.index[i]]);
+      }
+      out[i] = m;
+    }
+    return out;
+  }
+  function queueMarkers(list, removed) {
+    for (const m of list) known.set(m.id, m);
+    for (const id of removed || []) known.delete(id);
+    if (!work.length && list.length <= SLICE) {
+      drawMarkers(list, removed || []);
+      return;
+    }
+    work.push({list, removed: removed || []});
+    document.body.dataset.drawing = "1";
+    if (!drawing) { drawing = true; setTimeout(drainMarkers, 0); }
+  }
+  function drainMarkers() {
+    let budget = SLICE;
+    while (work.length && budget > 0) {
+      const job = work[0];
+      if (job.list.length > budget) {
+        drawMarkers(job.list.slice(0, budget), []);
+        job.list = job.list.slice(budget);
+        budget = 0;
+      } else {
+        drawMarkers(job.list, job.removed);
+        budget -= Math.max(job.list.length, 1);
+        work.shift();
+      }
+    }
+    if (work.length) { setTimeout(drainMarkers, 0); return; }
+    drawing = false;
+    document.body.dataset.drawing = "0";
+    if (lastVersion != null) document.body.dataset.version = String(lastVersion);  // all of it drawn
+  }
   function ring(ids) {
     if (knownAlarms && soundOn && ids.some((id) => !knownAlarms.has(id))) beep();
   }
@@ -243,14 +300,20 @@
     ring(ids);
     knownAlarms = new Set(ids);
     resetMarkers();
-    state = {markerCount: next.markers.length, alarms: new Map(next.alarms.map((a) => [a.id, a])),
+    work.length = 0; known.clear();
+    const list = next.marker_columns ? expandColumns(next.marker_columns) : next.markers;  // a district: columns
+    for (const m of list) known.set(m.id, m);
+    state = {markerCount: list.length, alarms: new Map(next.alarms.map((a) => [a.id, a])),
              kpis: next.kpis, system: next.system};
-    drawMarkers(next.markers, []); drawAlarms(); drawKpis(); drawBanner();
+    drawMarkers(list, []); drawAlarms(); drawKpis(); drawBanner();
     document.body.dataset.ready = "1";
   }
   function apply(delta) {  // what changed
     if (!state) return;
-    if (delta.markers || delta.removed) drawMarkers(delta.markers || [], delta.removed);
+    lastVersion = delta.v;
+    if (delta.markers || delta.removed || delta.marker_columns) {
+      queueMarkers(delta.marker_columns ? expandColumns(delta.marker_columns) : delta.markers || [], delta.removed);
+    }
     if (delta.alarms || delta.closed) {
       const fresh = (delta.alarms || []).map((a) => a.id).filter((id) => !state.alarms.has(id));
       for (const a of delta.alarms || []) state.alarms.set(a.id, a);
@@ -261,7 +324,7 @@
     }
     if (delta.kpis) { state.kpis = delta.kpis; drawKpis(); }
     if (delta.system) { state.system = delta.system; drawBanner(); }
-    document.body.dataset.version = String(delta.v);
+    if (!work.length) document.body.dataset.version = String(delta.v);  // else once its markers are drawn
   }
   async function openCard(id) {
     const card = document.getElementById("card");
