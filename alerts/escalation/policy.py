@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts.refusals import Refusal
 from config.settings import parse_duration
 
 TARGETS = ("resident", "family", "grid_worker", "micro_grid_worker", "supervisor")
@@ -25,8 +26,8 @@ VOICE_ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"}
 SMS_ENDED = frozenset({"sent", "delivered", "undelivered", "failed"})
 
 
-class PolicyError(ValueError):
-    """A policy definition that cannot work; the message says what to fix."""
+class PolicyError(Refusal, ValueError):
+    """A policy definition that cannot work; the message says what to fix (:mod:`alerts.refusals`)."""
 
 
 @dataclass(frozen=True)
@@ -79,20 +80,20 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
         steps = tuple(_step(item, i) for i, item in enumerate(data["steps"]))
         name = str(data["name"])
     except KeyError as exc:
-        raise PolicyError(f"policy needs {exc.args[0]!r}") from exc
+        raise PolicyError("policy_needs", field=exc.args[0]) from exc
     if not steps:
-        raise PolicyError(f"policy {name!r} has no steps")
+        raise PolicyError("policy_no_steps", name=name)
     repeat = data.get("repeat_from")
     if repeat is not None and not 1 <= int(repeat) <= len(steps):
-        raise PolicyError(f"policy {name!r}: repeat_from must be a step number 1..{len(steps)}")
+        raise PolicyError("policy_repeat_from", name=name, count=len(steps))
     hold = None
     if data.get("hold") is not None:
         try:
             hold = parse_duration(data["hold"])
         except ValueError as exc:
-            raise PolicyError(f"policy {name!r}: hold: {exc}") from exc
+            raise PolicyError("policy_hold", name=name, why=str(exc)) from exc
         if hold <= timedelta(0):
-            raise PolicyError(f"policy {name!r}: hold must be positive")
+            raise PolicyError("policy_hold_positive", name=name)
     return Policy(name=name, steps=steps, repeat_from=None if repeat is None else int(repeat) - 1,
                   family_ack_stops=bool(data.get("family_ack_stops", False)), hold=hold)
 
@@ -102,19 +103,19 @@ def _step(item: Mapping[str, Any], index: int) -> Step:
     for raw in item.get("contacts", []):
         target = raw.get("target")
         if target not in TARGETS:
-            raise PolicyError(f"step {index + 1}: target must be one of {', '.join(TARGETS)}; got {target!r}")
+            raise PolicyError("step_target", step=index + 1, choices=", ".join(TARGETS), target=target)
         channels = tuple(raw.get("channels", ["voice"]))
         if not channels or any(c not in CHANNELS for c in channels):
-            raise PolicyError(f"step {index + 1}: channels must be voice and/or sms; got {list(channels)}")
+            raise PolicyError("step_channels", step=index + 1, channels=list(channels))
         contacts.append(Contact(target=target, channels=channels, rank=int(raw.get("rank", 1))))
     if not contacts:
-        raise PolicyError(f"step {index + 1} contacts nobody")
+        raise PolicyError("step_nobody", step=index + 1)
     try:
         wait = parse_duration(item.get("wait", "5m"))
     except ValueError as exc:
-        raise PolicyError(f"step {index + 1}: {exc}") from exc
+        raise PolicyError("step_wait", step=index + 1, why=str(exc)) from exc
     if wait <= timedelta(0):
-        raise PolicyError(f"step {index + 1}: wait must be positive")
+        raise PolicyError("step_wait_positive", step=index + 1)
     return Step(name=str(item.get("name", f"step {index + 1}")), contacts=tuple(contacts), wait=wait,
                 check_call=bool(item.get("check_call", False)))
 
