@@ -5,8 +5,9 @@ messages of the domain errors an operator reads (:class:`alerts.registry.admin.A
 
 An error names a code of :data:`REFUSALS` and its parameters (:class:`Refusal`); ``str()`` of it is the
 English text (logs, the CLI), :meth:`Refusal.worded` the reader's. Every code has both languages side by
-side (a test checks it). A parameter named ``role`` is worded as a role (:func:`alerts.wording.role`); a
-parameter that is itself a :class:`Refusal` is worded in the same language.
+side, with the same fields (a test checks it). A parameter named ``role`` is worded as a role
+(:func:`alerts.wording.role`); a parameter that is itself a :class:`Refusal` is worded in the same
+language; one given as ``{"zh": ..., "en": ...}`` is taken in the reader's.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ REFUSALS: dict[str, dict[Language, str]] = {
     "away_in_past": {"zh": "外出结束日期必须在将来", "en": "the end date of away mode must be in the future"},
     "device_kind": {"zh": "未知设备类型{kind!r}：只能是{choices}", "en": "unknown device kind {kind!r}: use {choices}"},
     "worker_role": {"zh": "未知角色{value!r}：只能是{choices}", "en": "unknown role {value!r}: use {choices}"},
-    "room": {"zh": "房间只能是{zh_choices}，不能是{text!r}", "en": "a room is one of {choices}, not {text!r}"},
+    "room": {"zh": "房间只能是{choices}，不能是{text!r}", "en": "a room is one of {choices}, not {text!r}"},
     "window": {"zh": "时间段写作HH:MM-HH:MM（如07:00-10:00），不能是{text!r}",
                "en": "a time window is written HH:MM-HH:MM (e.g. 07:00-10:00), got {text!r}"},
     "window_empty": {"zh": "时间段的开始须早于结束，不能是{text!r}",
@@ -193,6 +194,8 @@ def word(code: str, language: Language, params: dict[str, Any] | None = None) ->
 def _value(name: str, value: Any, language: Language) -> Any:
     if isinstance(value, Refusal):
         return value.worded(language)
+    if isinstance(value, dict) and set(value) == {"zh", "en"}:
+        return value[language]
     if name == "role" and isinstance(value, str):
         return role(value, language)
     return value

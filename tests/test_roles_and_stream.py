@@ -103,7 +103,8 @@ def test_worker_sign_in_is_rate_limited(api: Site) -> None:
     for _ in range(5):
         assert httpx.post(api.url + "/api/auth/worker-login", json={"phone": GRID_A, "pin": "0000"}).status_code == 401
     locked = httpx.post(api.url + "/api/auth/worker-login", json={"phone": GRID_A, "pin": "1357"})
-    assert locked.status_code == 401 and locked.json()["detail"] == "登录失败次数过多，请稍后再试"  # notify.language: zh
+    # worded in notify.language (zh by default)
+    assert locked.status_code == 401 and locked.json()["detail"] == "登录失败次数过多，请稍后再试"
     assert locked.headers["X-Error-Code"] == "locked_out"
 
 

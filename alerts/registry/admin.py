@@ -329,8 +329,7 @@ def device_room(value: str | None) -> str | None:
     try:
         room = dwell.parse_room(value)
     except dwell.RoomError:
-        raise AdminError("room", text=value, zh_choices=dwell.ROOM_CHOICES,
-                         choices=", ".join(r.value for r in dwell.Room)) from None
+        raise AdminError("room", text=value, choices=dwell.ROOM_CHOICES_WORDED) from None
     return room.value if room else None
 
 

@@ -245,9 +245,8 @@ def _devices(value: str) -> list[dict[str, str]]:
         try:
             room = dwell.parse_room(room_text)
         except dwell.RoomError:
-            raise LineRefusal("csv_device", device=device_id.strip(), why=Refusal(
-                "room", text=room_text, zh_choices=dwell.ROOM_CHOICES,
-                choices=", ".join(r.value for r in dwell.Room))) from None
+            raise LineRefusal("csv_device", device=device_id.strip(),
+                              why=Refusal("room", text=room_text, choices=dwell.ROOM_CHOICES_WORDED)) from None
         if room is not None:
             device["room"] = room.value
         devices.append(device)
