@@ -184,11 +184,13 @@ def word(code: str, language: Language, params: dict[str, Any] | None = None) ->
     template = REFUSALS.get(code)
     if template is None:
         return code
-    values = {k: _value(k, v, language) for k, v in (params or {}).items()}
-    try:
-        return template[language].format(**values)
-    except (KeyError, IndexError, ValueError):
-        return template["en"] if language != "en" else code
+    for tongue in dict.fromkeys((language, "en")):  # a parameter the text cannot take: English, then the code
+        values = {k: _value(k, v, tongue) for k, v in (params or {}).items()}
+        try:
+            return template[tongue].format(**values)
+        except (KeyError, IndexError, ValueError):
+            continue
+    return code
 
 
 def _value(name: str, value: Any, language: Language) -> Any:

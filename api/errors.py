@@ -5,8 +5,8 @@ under that: a value the database refuses (an integer beyond its range, a NUL byt
 cannot store) is the client's mistake, answered 422, and the request's session rolls back.
 
 The reason is worded in ``notify.language`` (zh by default) through :mod:`alerts.refusals`: a route
-raises ``HTTPException(status, Refusal(...))`` (or :class:`ApiError`, or passes on a domain error that is
-a :class:`~alerts.refusals.Refusal`), and the handler here turns it into ``{"detail": "..."}`` in the
+raises ``HTTPException(status, Refusal(code, **params))`` (or passes on a domain error, which is a
+:class:`~alerts.refusals.Refusal`), and the handler here turns it into ``{"detail": "..."}`` in the
 reader's language, with the code in the ``X-Error-Code`` header. A structured detail (the CSV import's
 ``{"message", "errors": [{"line", "reason"}]}``) is worded item by item. FastAPI's 422 for a request that
 does not match the schemas keeps its list of errors (``loc``, ``type``, ``msg``, ...); ``msg`` is worded
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -50,13 +50,6 @@ ERROR_CODE_HEADER = "X-Error-Code"
 # what FastAPI and Starlette raise themselves, in English
 _THEIR_WORDS = {"Not Found": "not_found", "Method Not Allowed": "method_not_allowed",
                 "There was an error parsing the body": "body_unreadable"}
-
-
-class ApiError(HTTPException):
-    """An HTTP error whose reason is a code of :data:`alerts.refusals.REFUSALS` and its parameters."""
-
-    def __init__(self, status_code: int, code: str, headers: dict[str, str] | None = None, **params: Any) -> None:
-        super().__init__(status_code, Refusal(code, **params), headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -6,6 +6,7 @@ the wording table has both languages with the same fields."""
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,6 +18,7 @@ import pytest
 from alerts.escalation.policy import PolicyError, policy_from_dict
 from alerts.refusals import REFUSALS, Refusal, worded
 from tests.harness import Site
+from tests.helpers import ROOT
 
 H = timedelta(hours=1)
 COMMUNITY: dict[str, Any] = {
@@ -52,6 +54,15 @@ def test_every_refusal_has_both_languages_with_the_same_fields() -> None:
     for code, texts in REFUSALS.items():
         assert set(texts) == {"zh", "en"} and all(t.strip() for t in texts.values()), code
         assert _fields(texts["zh"]) == _fields(texts["en"]), code
+
+
+def test_every_code_raised_in_the_source_is_in_the_table() -> None:
+    """A code missing from the table would be shown as it is (``hours_positiv``): each one raised is there."""
+    raised = re.compile(r"(?:Refusal|Error|Conflict|NotFound|InvalidValue)\(\s*(?:\d+,\s*)?\"([a-z_]+)\"(?!\s*\+)")
+    found = {(path.name, code) for folder in ("alerts", "api") for path in (ROOT / folder).rglob("*.py")
+             for code in raised.findall(path.read_text(encoding="utf-8"))}
+    assert len(found) > 60
+    assert [(name, code) for name, code in sorted(found) if code not in REFUSALS] == []
 
 
 def test_a_domain_error_is_english_in_logs_and_worded_for_the_reader() -> None:
