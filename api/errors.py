@@ -137,8 +137,8 @@ def _validation_msg(error: dict[str, Any], language: Language) -> str:
     return word(f"invalid.{kind}", language, ctx)
 
 
-async def _refused_value(_request: Request, exc: Exception) -> JSONResponse:
+async def _refused_value(request: Request, exc: Exception) -> JSONResponse:
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
     log.info("request refused: a value the database cannot store", extra={"reason": reason})
-    return JSONResponse({"detail": word("stored_value", language_of(_request))}, status_code=422,
+    return JSONResponse({"detail": word("stored_value", language_of(request))}, status_code=422,
                         headers={ERROR_CODE_HEADER: "stored_value"})
