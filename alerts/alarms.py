@@ -28,6 +28,7 @@ from alerts.models import (
     Severity,
     table_of,
 )
+from alerts.refusals import Refusal
 
 SEVERITY = {
     AlarmKind.PANIC: Severity.CRITICAL,
@@ -50,7 +51,7 @@ NOTICE_KINDS = (AlarmKind.RHYTHM, AlarmKind.EARLY_WARNING)
 CALLING_KINDS = (AlarmKind.INACTIVITY, AlarmKind.PANIC, AlarmKind.ROUTINE)
 
 
-class AlarmError(Exception):
+class AlarmError(Refusal):
     """A transition that the alarm's state does not allow (e.g. acknowledging a resolved alarm)."""
 
 
@@ -126,7 +127,7 @@ def find_open(session: Session, kind: AlarmKind, *, resident_id: int | None = No
 def acknowledge(session: Session, alarm: Alarm, now: datetime, *, by: str, action: str = "acknowledged",
                 detail: str | None = None) -> None:
     if alarm.state == AlarmState.RESOLVED:
-        raise AlarmError(f"alarm {alarm.code} is already resolved")
+        raise AlarmError("alarm_resolved", code=alarm.code)
     if alarm.state == AlarmState.ACKNOWLEDGED:
         if action != "acknowledged":  # accepted or arrived after an acknowledgement: still on the record
             record(session, alarm, now, action=action, actor=by, detail=detail)
@@ -148,7 +149,7 @@ def accept(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
 def arrive(session: Session, alarm: Alarm, now: datetime, *, by: str) -> None:
     """On site (the 45-minute service level is measured to here). Arriving acknowledges too."""
     if alarm.state == AlarmState.RESOLVED:
-        raise AlarmError(f"alarm {alarm.code} is already resolved")
+        raise AlarmError("alarm_resolved", code=alarm.code)
     if alarm.arrived_at is None:
         acknowledge(session, alarm, now, by=by, action="arrived")
         alarm.arrived_at, alarm.arrived_by = now, by
@@ -160,7 +161,7 @@ def resolve(session: Session, alarm: Alarm, now: datetime, *, by: str, outcome: 
     inactivity window from now (``window_s`` is the resident's window): the next tick does not raise
     it again. Taken to hospital or away with family marks the resident away until next activity."""
     if alarm.state == AlarmState.RESOLVED:
-        raise AlarmError(f"alarm {alarm.code} is already resolved")
+        raise AlarmError("alarm_resolved", code=alarm.code)
     alarm.state = AlarmState.RESOLVED
     alarm.open_key = None
     alarm.next_action_at = None

@@ -38,6 +38,7 @@ _BY_NAME = {**{r.value: r for r in Room}, **{zh: r for r, zh in ROOM_NAMES_ZH.it
             "living room": Room.LIVING_ROOM, "toilet": Room.BATHROOM, "浴室": Room.BATHROOM, "厕所": Room.BATHROOM,
             "玄关": Room.ENTRANCE}
 ROOM_CHOICES = "、".join(f"{zh}（{r.value}）" for r, zh in ROOM_NAMES_ZH.items())
+ROOM_CHOICES_WORDED = {"zh": ROOM_CHOICES, "en": ", ".join(r.value for r in Room)}  # alerts.refusals "room"
 
 
 class RoomError(ValueError):

@@ -361,7 +361,7 @@ def not_infrastructure(session: Session, alarm: Alarm, now: datetime, *, by: str
     """"Not infrastructure: escalate" — a person on the centre side looked. On a possibly-infrastructure
     alarm: its family hold ends now. On an infrastructure incident: the hold of every alarm inside it."""
     if alarm.state == AlarmState.RESOLVED:
-        raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
+        raise alarms.AlarmError("alarm_resolved", code=alarm.code)
     why = "not infrastructure: escalate"
     if alarm.kind == AlarmKind.INFRASTRUCTURE:
         released = release_hold(session, alarm, now, by=by, why=why)
@@ -369,5 +369,5 @@ def not_infrastructure(session: Session, alarm: Alarm, now: datetime, *, by: str
                       detail=f"family hold released for {len(released)} alarm(s)")
         return released
     if not alarm.possibly_infrastructure:
-        raise alarms.AlarmError(f"alarm {alarm.code} is not held as possibly infrastructure")
+        raise alarms.AlarmError("alarm_not_held", code=alarm.code)
     return [alarm.id] if transitions.hold_released(session, alarm, now, by=by, why=why) else []

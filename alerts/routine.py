@@ -17,10 +17,12 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from alerts.refusals import Refusal
+
 _WINDOW = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 
 
-class WindowError(ValueError):
+class WindowError(Refusal, ValueError):
     """A window that is not ``HH:MM-HH:MM`` (or starts and ends at the same minute)."""
 
 
@@ -33,11 +35,11 @@ class Window:
     def parse(cls, text: str) -> Window:
         match = _WINDOW.match(text or "")
         if match is None:
-            raise WindowError(f"a time window is written HH:MM-HH:MM (e.g. 07:00-10:00), got {text!r}")
+            raise WindowError("window", text=text)
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         window = cls(time(h1, m1), time(h2, m2))
         if window.start == window.end:
-            raise WindowError(f"a time window needs a start before its end, got {text!r}")
+            raise WindowError("window_empty", text=text)
         return window
 
     def __str__(self) -> str:

@@ -69,7 +69,7 @@ def arrived(session: Session, alarm: Alarm, now: datetime, *, by: str, channel: 
 def family_handling(session: Session, alarm: Alarm, now: datetime, *, by: str, channel: str) -> None:
     """A family member said "I'm handling it": shown, and by default the community's steps go on."""
     if alarm.state == AlarmState.RESOLVED:
-        raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
+        raise alarms.AlarmError("alarm_resolved", code=alarm.code)
     if alarm.family_handling_at is None:
         alarm.family_handling_at, alarm.family_handling_by = now, _actor(by, channel)
         alarms.record(session, alarm, now, action="family_handling", actor=_actor(by, channel),
@@ -83,7 +83,7 @@ def resolved_by_person(session: Session, alarm: Alarm, now: datetime, *, by: str
     restarts their window from now (the next tick does not raise it again), and the family gets an SMS
     with the outcome."""
     if outcome not in HUMAN_OUTCOMES:
-        raise alarms.AlarmError(f"outcome must be one of {sorted(HUMAN_OUTCOMES)}")
+        raise alarms.AlarmError("outcome", choices=", ".join(sorted(HUMAN_OUTCOMES)))
     window_s = None
     if alarm.resident_id is not None:
         resident = session.get(Resident, alarm.resident_id)
@@ -127,7 +127,7 @@ def hold_released(session: Session, alarm: Alarm, now: datetime, *, by: str, why
     infrastructure: escalate", or the incident is over): its chain goes on to the family at once.
     Returns False when there was no hold to release."""
     if alarm.state == AlarmState.RESOLVED:
-        raise alarms.AlarmError(f"alarm {alarm.code} is already resolved")
+        raise alarms.AlarmError("alarm_resolved", code=alarm.code)
     if alarm.hold_until is None:
         return False
     alarm.hold_until = None  # no hold from now on (an acknowledged incident no longer extends it)

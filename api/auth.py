@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from alerts import scope
 from alerts.models import Alarm, ApiToken, Resident, SignInFailure, User, Worker
+from alerts.refusals import Refusal
 from api.deps import AppContext, ContextDep
 
 SESSION_COOKIE = "sw_session"
@@ -52,7 +53,7 @@ CENTRE = scope.CENTRE
 ACTORS = frozenset({"admin", "operator", "supervisor", "grid_worker", "micro_grid_worker"})
 
 
-class LoginError(Exception):
+class LoginError(Refusal):
     pass
 
 
@@ -192,7 +193,7 @@ def _reserve(engine: Engine, account: str, source: str, now: datetime) -> None:
                 failures=0, lockouts=SignInFailure.lockouts + 1, locked_until=now + lock))
             locked = True
     if locked:
-        raise LoginError("too many failed sign-ins; try again later")
+        raise LoginError("locked_out")
 
 
 def _cleared(engine: Engine, account: str, source: str) -> None:
@@ -218,7 +219,7 @@ def sign_in(engine: Engine, kind: str, name: str, secret: str, source: str, now:
             stored = found.pin_hash if found else None
         active = found is not None and found.active
     if not verify_secret(stored if active else None, secret) or found is None:
-        raise LoginError("wrong name or password")
+        raise LoginError("wrong_credentials")
     _cleared(engine, account, source[:64])
     with Session(engine) as session, session.begin():
         if isinstance(found, User):
@@ -251,14 +252,14 @@ def visible_alarm(session: Session, principal: Principal, alarm_id: int) -> Alar
     """The alarm, or 404 when it does not exist or is not this principal's to see."""
     alarm = session.scalars(select(Alarm).where(Alarm.id == alarm_id, alarm_scope(principal))).first()
     if alarm is None:
-        raise HTTPException(404, f"no alarm {alarm_id}")
+        raise HTTPException(404, Refusal("no_alarm", id=alarm_id))
     return alarm
 
 
 def visible_resident(session: Session, principal: Principal, resident_id: int) -> Resident:
     resident = session.scalars(select(Resident).where(Resident.id == resident_id, resident_scope(principal))).first()
     if resident is None:
-        raise HTTPException(404, f"no resident {resident_id}")
+        raise HTTPException(404, Refusal("no_resident", id=resident_id))
     return resident
 
 
@@ -284,7 +285,7 @@ def _principal(request: Request, context: AppContext, query: bool) -> Principal:
             principal = principal_for_token(session, token, real_now(context))
         if principal is not None:
             return principal
-    raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+    raise HTTPException(401, Refusal("sign_in_first"), headers={"WWW-Authenticate": "Bearer"})
 
 
 def current_principal(request: Request, context: ContextDep) -> Principal:
@@ -303,7 +304,7 @@ StreamPrincipal = Annotated[Principal, Depends(stream_principal)]
 def require(*roles: str) -> Any:
     def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles or principal.alarm_id is not None:
-            raise HTTPException(403, f"{principal.role} may not do this")
+            raise HTTPException(403, Refusal("role_may_not", role=principal.role))
         return principal
 
     return Depends(check)
@@ -312,7 +313,7 @@ def require(*roles: str) -> Any:
 def actor(principal: CurrentPrincipal) -> Principal:
     """Someone who may change an alarm: not the read-only screen."""
     if not principal.can_act:
-        raise HTTPException(403, f"{principal.role} is read-only")
+        raise HTTPException(403, Refusal("read_only", role=principal.role))
     return principal
 
 

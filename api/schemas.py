@@ -9,13 +9,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from alerts.models import HUMAN_OUTCOMES, Outcome
+from alerts.refusals import InvalidValue
 
 TIME = "UTC, ISO 8601"
 
 
 def _chosen_by_a_person(outcome: Outcome) -> Outcome:
     if outcome not in HUMAN_OUTCOMES:
-        raise ValueError(f"outcome must be one of {sorted(HUMAN_OUTCOMES)}")
+        raise InvalidValue("outcome", choices=", ".join(sorted(HUMAN_OUTCOMES)))
     return outcome
 
 

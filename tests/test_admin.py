@@ -233,7 +233,8 @@ def test_a_broken_csv_is_refused_with_line_numbers_and_nothing_is_imported(env: 
     errors = {e["line"]: e["reason"] for e in response.json()["detail"]["errors"]}
     assert sorted(errors) == [3, 4, 5, 6, 7, 8]
     assert "name" in errors[3] and "latitude" in errors[4] and "consent" in errors[5]
-    assert "toaster" in errors[6] and "line 2" in errors[7] and "micro_grid" in errors[8]
+    assert "toaster" in errors[6] and "第2行" in errors[7] and "micro_grid" in errors[8]  # worded in zh
+    assert response.json()["detail"]["message"] == "未导入任何数据" and errors[3] == "name（姓名）为空"
     assert env.count(Resident) == 1 and env.count(Grid) == 1 and env.count(Device) == 1
 
     # line 9: the file is fine line by line, but a device belongs to someone else

@@ -75,7 +75,7 @@ def test_parallel_pin_guesses_are_counted_atomically_and_none_gets_through(api: 
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(guess, guesses))
-    checked = [a for a in answers if a == (401, "wrong name or password")]
+    checked = [a for a in answers if a == (401, "用户名或密码错误")]  # "wrong name or password" in notify.language (zh)
     assert len(checked) <= auth.MAX_FAILURES  # at most five guesses were evaluated
     assert all(status in (401, 429) for status, _ in answers)  # the right PIN did not get through
     assert any(status == 429 for status, _ in answers)  # over 30 a minute from one address

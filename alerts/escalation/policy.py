@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts.refusals import Refusal
 from config.settings import parse_duration
 
 TARGETS = ("resident", "family", "grid_worker", "micro_grid_worker", "supervisor")
@@ -28,8 +29,8 @@ SMS_ENDED = frozenset({"sent", "delivered", "undelivered", "failed"})
 NOTICE_POLICIES = frozenset({"rhythm", "early_warning"})
 
 
-class PolicyError(ValueError):
-    """A policy definition that cannot work; the message says what to fix."""
+class PolicyError(Refusal, ValueError):
+    """A policy definition that cannot work; the message says what to fix (:mod:`alerts.refusals`)."""
 
 
 @dataclass(frozen=True)
@@ -84,23 +85,23 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
         steps = tuple(_step(item, i) for i, item in enumerate(data["steps"]))
         name = str(data["name"])
     except KeyError as exc:
-        raise PolicyError(f"policy needs {exc.args[0]!r}") from exc
+        raise PolicyError("policy_needs", field=exc.args[0]) from exc
     if not steps:
-        raise PolicyError(f"policy {name!r} has no steps")
+        raise PolicyError("policy_no_steps", name=name)
     repeat = data.get("repeat_from")
     if repeat is not None and not 1 <= int(repeat) <= len(steps):
-        raise PolicyError(f"policy {name!r}: repeat_from must be a step number 1..{len(steps)}")
+        raise PolicyError("policy_repeat_from", name=name, count=len(steps))
     hold = None
     if data.get("hold") is not None:
         try:
             hold = parse_duration(data["hold"])
         except ValueError as exc:
-            raise PolicyError(f"policy {name!r}: hold: {exc}") from exc
+            raise PolicyError("policy_hold", name=name, why=str(exc)) from exc
         if hold <= timedelta(0):
-            raise PolicyError(f"policy {name!r}: hold must be positive")
+            raise PolicyError("policy_hold_positive", name=name)
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise PolicyError(f"policy {name!r}: enabled must be true or false; got {enabled!r}")
+        raise PolicyError("policy_enabled", name=name, value=enabled)
     if name in NOTICE_POLICIES:
         _notice_rules(name, steps, repeat)
     return Policy(name=name, steps=steps, repeat_from=None if repeat is None else int(repeat) - 1,
@@ -110,15 +111,13 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
 def _notice_rules(name: str, steps: tuple[Step, ...], repeat: Any) -> None:
     """A notice is low-key: an SMS to the community's people, once; never a call, never the family."""
     if repeat is not None:
-        raise PolicyError(f"policy {name!r} is a low-key notice, sent once: remove repeat_from")
+        raise PolicyError("notice_repeats", name=name)
     for index, step in enumerate(steps, start=1):
         for contact in step.contacts:
             if contact.target in ("family", "resident"):
-                raise PolicyError(f"policy {name!r} is a low-key notice: never the family or the resident; "
-                                  f"step {index} contacts {contact.target}")
+                raise PolicyError("notice_target", name=name, step=index, target=contact.target)
             if "voice" in contact.channels:
-                raise PolicyError(f"policy {name!r} is a low-key notice: SMS only, never a call; step {index} "
-                                  f"calls {contact.target} by voice")
+                raise PolicyError("notice_voice", name=name, step=index, target=contact.target)
 
 
 def _step(item: Mapping[str, Any], index: int) -> Step:
@@ -126,19 +125,19 @@ def _step(item: Mapping[str, Any], index: int) -> Step:
     for raw in item.get("contacts", []):
         target = raw.get("target")
         if target not in TARGETS:
-            raise PolicyError(f"step {index + 1}: target must be one of {', '.join(TARGETS)}; got {target!r}")
+            raise PolicyError("step_target", step=index + 1, choices=", ".join(TARGETS), target=target)
         channels = tuple(raw.get("channels", ["voice"]))
         if not channels or any(c not in CHANNELS for c in channels):
-            raise PolicyError(f"step {index + 1}: channels must be voice and/or sms; got {list(channels)}")
+            raise PolicyError("step_channels", step=index + 1, channels=list(channels))
         contacts.append(Contact(target=target, channels=channels, rank=int(raw.get("rank", 1))))
     if not contacts:
-        raise PolicyError(f"step {index + 1} contacts nobody")
+        raise PolicyError("step_nobody", step=index + 1)
     try:
         wait = parse_duration(item.get("wait", "5m"))
     except ValueError as exc:
-        raise PolicyError(f"step {index + 1}: {exc}") from exc
+        raise PolicyError("step_wait", step=index + 1, why=str(exc)) from exc
     if wait <= timedelta(0):
-        raise PolicyError(f"step {index + 1}: wait must be positive")
+        raise PolicyError("step_wait_positive", step=index + 1)
     return Step(name=str(item.get("name", f"step {index + 1}")), contacts=tuple(contacts), wait=wait,
                 check_call=bool(item.get("check_call", False)))
 

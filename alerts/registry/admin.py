@@ -41,13 +41,14 @@ from alerts.models import (
     Worker,
     WorkerRole,
 )
+from alerts.refusals import Refusal
 from alerts.registry import geo
 
 M = TypeVar("M", bound=Base)
 
 
-class AdminError(ValueError):
-    """The request cannot be carried out as asked (HTTP 422)."""
+class AdminError(Refusal, ValueError):
+    """The request cannot be carried out as asked (HTTP 422); worded through :mod:`alerts.refusals`."""
 
 
 class NotFound(AdminError):
@@ -66,18 +67,18 @@ class Point:
 
     def wgs84(self) -> tuple[float, float]:
         if not (-90 <= self.latitude <= 90 and -180 <= self.longitude <= 180):
-            raise AdminError(f"latitude {self.latitude} / longitude {self.longitude} out of range")
+            raise AdminError("out_of_range", latitude=self.latitude, longitude=self.longitude)
         return geo.to_wgs84(self.latitude, self.longitude, self.datum)
 
 
-_NAMES = {"communities": "community", "grids": "grid", "micro_grids": "micro-grid", "residents": "resident",
-          "devices": "device", "contacts": "contact", "workers": "worker", "quarantine": "quarantined message"}
+_NAMES = {"communities": "community", "grids": "grid", "micro_grids": "micro_grid", "residents": "resident",
+          "devices": "device", "contacts": "contact", "workers": "worker", "quarantine": "quarantined"}
 
 
 def get(session: Session, model: type[M], row_id: int) -> M:
     row = session.get(model, row_id)
     if row is None:
-        raise NotFound(f"no {_NAMES.get(model.__tablename__, model.__tablename__)} {row_id}")
+        raise NotFound("no_row", what=Refusal("row_" + _NAMES.get(model.__tablename__, "other")), id=row_id)
     return row
 
 
@@ -85,14 +86,14 @@ def hours_to_s(value: float | None) -> int | None:
     if value is None:
         return None
     if value <= 0:
-        raise AdminError("hours must be positive")
+        raise AdminError("hours_positive")
     return int(value * 3600)
 
 
 # -- communities, grids, micro-grids ---------------------------------------------------------------------
 def create_community(session: Session, name: str, point: Point | None = None) -> Community:
     if session.scalars(select(Community).where(Community.name == name)).first() is not None:
-        raise Conflict(f"a community named {name!r} exists")
+        raise Conflict("community_exists", name=name)
     community = Community(name=name)
     if point is not None:
         community.latitude, community.longitude = point.wgs84()
@@ -107,7 +108,7 @@ def default_community(session: Session, community_id: int | None = None) -> Comm
         return get(session, Community, community_id)
     found = session.scalars(select(Community).limit(2)).all()
     if len(found) != 1:
-        raise AdminError("name the community (community_id): there are " + ("none yet" if not found else "several"))
+        raise AdminError("name_community", how=Refusal("communities_several" if found else "communities_none"))
     return found[0]
 
 
@@ -131,7 +132,7 @@ def save_grid(session: Session, grid: Grid | None, fields: dict[str, Any], now: 
         grid.early_warning_s = hours_to_s(fields["early_warning_hours"])
     set_dwell(grid, fields)
     _unique(session, Grid, grid, Grid.community_id == grid.community_id, Grid.name == grid.name,
-            what=f"a grid named {grid.name!r}")
+            what=Refusal("grid_named", name=grid.name))
     session.flush()
     if {"window_hours", "early_warning_hours", "routine", *DWELL_FIELDS} & set(fields):
         refresh_grid(session, grid.id, default, now)
@@ -142,7 +143,7 @@ def delete_grid(session: Session, grid: Grid) -> None:
     """A grid with micro-grids cannot go: move or delete them first (their residents would lose
     their grid worker without anyone noticing)."""
     if session.scalar(select(func.count()).select_from(MicroGrid).where(MicroGrid.grid_id == grid.id)):
-        raise Conflict(f"grid {grid.name!r} still has micro-grids")
+        raise Conflict("grid_has_micro_grids", name=grid.name)
     session.execute(update(Worker).where(Worker.grid_id == grid.id).values(grid_id=None))
     session.delete(grid)
     session.flush()
@@ -161,7 +162,7 @@ def save_micro_grid(session: Session, micro: MicroGrid | None, fields: dict[str,
     if "name" in fields:
         micro.name = _required(fields["name"], "name")
     _unique(session, MicroGrid, micro, MicroGrid.grid_id == micro.grid_id, MicroGrid.name == micro.name,
-            what=f"a micro-grid named {micro.name!r} in this grid")
+            what=Refusal("micro_grid_named", name=micro.name))
     session.flush()
     session.execute(update(Worker).where(Worker.micro_grid_id == micro.id).values(grid_id=micro.grid_id))
     if fields.get("grid_id") is not None:
@@ -172,7 +173,7 @@ def save_micro_grid(session: Session, micro: MicroGrid | None, fields: dict[str,
 
 def delete_micro_grid(session: Session, micro: MicroGrid) -> None:
     if session.scalar(select(func.count()).select_from(Resident).where(Resident.micro_grid_id == micro.id)):
-        raise Conflict(f"micro-grid {micro.name!r} still has residents")
+        raise Conflict("micro_grid_has_residents", name=micro.name)
     session.execute(update(Worker).where(Worker.micro_grid_id == micro.id).values(micro_grid_id=None))
     session.delete(micro)
     session.flush()
@@ -191,7 +192,7 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
     resident's window starts now: a home that never reports still falls due."""
     unknown = set(fields) - RESIDENT_FIELDS
     if unknown:
-        raise AdminError(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise AdminError("unknown_fields", fields=", ".join(sorted(unknown)))
     created = resident is None
     if resident is None:
         resident = Resident(name=_required(fields.get("name"), "name"), created_at=now, watch_from=now,
@@ -201,7 +202,7 @@ def save_resident(session: Session, resident: Resident | None, fields: dict[str,
         resident.external_ref = fields["ref"] or None
         if resident.external_ref:
             _unique(session, Resident, resident, Resident.external_ref == resident.external_ref,
-                    what=f"a resident with ref {resident.external_ref!r}")
+                    what=Refusal("resident_ref", ref=resident.external_ref))
     if "name" in fields:
         resident.name = _required(fields["name"], "name")
     for key in ("birth_year", "phone", "consent_at"):
@@ -234,7 +235,7 @@ def routine_window(text: str | None) -> str | None:
     try:
         window = routine.parse_window(text)
     except routine.WindowError as exc:
-        raise AdminError(str(exc)) from exc
+        raise AdminError.of(exc) from exc
     return str(window) if window else None
 
 
@@ -250,7 +251,7 @@ def set_dwell(row: Grid | Resident, fields: dict[str, Any]) -> None:
 
 def set_position(resident: Resident, lat: float | None, lon: float | None, datum: geo.Datum) -> None:
     if (lat is None) != (lon is None):
-        raise AdminError("give both latitude and longitude, or neither")
+        raise AdminError("both_coordinates")
     if lat is None or lon is None:
         resident.latitude = resident.longitude = None
         return
@@ -265,9 +266,9 @@ def set_away(session: Session, resident: Resident, until: datetime | None, until
     with an end date the window restarts when it ends (``due_at = until + window``), until next
     activity there is no deadline at all (the next activity ends away mode and sets one)."""
     if until_activity == (until is not None):
-        raise AdminError("give either an end date (until) or until_activity, not both")
+        raise AdminError("away_one_end")
     if until is not None and until <= now:
-        raise AdminError("the end date of away mode must be in the future")
+        raise AdminError("away_in_past")
     if until_activity:
         resident.away_until, resident.away_until_activity, resident.due_at = None, True, None
         return
@@ -299,7 +300,7 @@ def save_device(session: Session, device: Device | None, fields: dict[str, Any],
     elif "external_id" in fields:
         device.external_id = _required(fields["external_id"], "external_id")
     _unique(session, Device, device, Device.external_id == device.external_id,
-            what=f"a device with id {device.external_id!r}")
+            what=Refusal("device_id", id=device.external_id))
     if fields.get("kind") is not None:
         device.kind = device_kind(fields["kind"])
     if "name" in fields:
@@ -320,15 +321,15 @@ def device_kind(value: str) -> DeviceKind:
     try:
         return DeviceKind(value)
     except ValueError:
-        raise AdminError(f"unknown device kind {value!r}: use {', '.join(k.value for k in DeviceKind)}") from None
+        raise AdminError("device_kind", kind=value, choices=", ".join(k.value for k in DeviceKind)) from None
 
 
 def device_room(value: str | None) -> str | None:
     """A device's room as stored (bathroom, bedroom, ...; its Chinese name is understood); empty: unknown."""
     try:
         room = dwell.parse_room(value)
-    except dwell.RoomError as exc:
-        raise AdminError(str(exc)) from None
+    except dwell.RoomError:
+        raise AdminError("room", text=value, choices=dwell.ROOM_CHOICES_WORDED) from None
     return room.value if room else None
 
 
@@ -379,7 +380,7 @@ def save_worker(session: Session, worker: Worker | None, fields: dict[str, Any])
             setattr(worker, key, fields[key])
     with session.no_autoflush:  # the places named are checked before the row is written
         _place_worker(session, worker)
-        _unique(session, Worker, worker, Worker.phone == worker.phone, what=f"a worker with phone {worker.phone}")
+        _unique(session, Worker, worker, Worker.phone == worker.phone, what=Refusal("worker_phone", phone=worker.phone))
     session.flush()
     return worker
 
@@ -411,7 +412,7 @@ def _role(value: str) -> WorkerRole:
     try:
         return WorkerRole(value)
     except ValueError:
-        raise AdminError(f"unknown role {value!r}: use {', '.join(r.value for r in WorkerRole)}") from None
+        raise AdminError("worker_role", value=value, choices=", ".join(r.value for r in WorkerRole)) from None
 
 
 # -- the quarantine --------------------------------------------------------------------------------------
@@ -422,11 +423,11 @@ def adopt_device(session: Session, quarantine_id: int, resident_id: int, kind: s
     Messages already refused are not replayed: the device's next message counts."""
     held = get(session, QuarantinedMessage, quarantine_id)
     if held.reason != "unknown_device" or not held.device_external_id:
-        raise AdminError(f"quarantined message {quarantine_id} is {held.reason}, not from an unknown device")
+        raise AdminError("not_unknown_device", id=quarantine_id, reason=held.reason)
     resident = get(session, Resident, resident_id)
     device = session.scalars(select(Device).where(Device.external_id == held.device_external_id)).first()
     if device is not None and device.resident_id not in (None, resident.id):
-        raise Conflict(f"device {held.device_external_id!r} already belongs to resident {device.resident_id}")
+        raise Conflict("device_taken", device=held.device_external_id, resident=device.resident_id)
     device = save_device(session, device, {"external_id": held.device_external_id, "kind": kind,
                                            "resident_id": resident.id}, now, offline_after)
     marked = session.execute(
@@ -522,7 +523,7 @@ def _delete_alarms(session: Session, where: Any) -> int:
 # -- helpers ---------------------------------------------------------------------------------------------
 def _required(value: Any, name: str) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise AdminError(f"{name} is required")
+        raise AdminError("required", name=name)
     return value.strip() if isinstance(value, str) else value
 
 
@@ -534,10 +535,10 @@ def _phone(value: str) -> str:
     return value.replace(" ", "").replace("-", "")
 
 
-def _unique(session: Session, model: type[Any], row: Any, *where: Any, what: str) -> None:
+def _unique(session: Session, model: type[Any], row: Any, *where: Any, what: Refusal) -> None:
     query = select(model.id).where(*where)
     if row.id is not None:
         query = query.where(model.id != row.id)
     with session.no_autoflush:
         if session.scalars(query.limit(1)).first() is not None:
-            raise Conflict(f"{what} exists already")
+            raise Conflict("exists", what=what)

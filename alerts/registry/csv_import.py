@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from alerts import dwell, routine, rules
 from alerts.models import Community, Device, DeviceKind, Grid, Resident
+from alerts.refusals import Refusal
 from alerts.registry import geo
 from alerts.registry.community import CommunityFileError, load_community
 
@@ -48,11 +49,21 @@ MAX_ERRORS = 100
 
 @dataclass(frozen=True)
 class LineError:
+    """A bad line and why (a :class:`Refusal`, worded in the reader's language by the API)."""
+
     line: int
-    reason: str
+    reason: Refusal
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, Refusal):
+            object.__setattr__(self, "reason", Refusal(str(self.reason)))
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class LineRefusal(Refusal, ValueError):
+    """Why one line of the file cannot be imported."""
 
 
 class CsvImportError(ValueError):
@@ -76,7 +87,7 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CsvImportError([LineError(1, f"not UTF-8 ({exc.reason} at byte {exc.start}); save as CSV UTF-8")]) \
+        raise CsvImportError([LineError(1, Refusal("csv_not_utf8", why=exc.reason, at=exc.start))]) \
             from None
 
 
@@ -96,7 +107,8 @@ def parse(text: str, datum: geo.Datum) -> list[tuple[int, dict[str, Any]]]:
     for row in reader:
         line = reader.line_num
         if row.get("_extra"):
-            errors.append(LineError(line, f"{len(header) + len(row['_extra'])} fields, the header has {len(header)}"))
+            errors.append(LineError(line, Refusal("csv_fields", count=len(header) + len(row["_extra"]),
+                                                     header=len(header))))
             continue
         values = {k: (v or "").strip() for k, v in row.items() if k != "_extra"}
         if not any(values.values()):
@@ -104,15 +116,16 @@ def parse(text: str, datum: geo.Datum) -> list[tuple[int, dict[str, Any]]]:
         try:
             item = _item(values, datum)
         except ValueError as exc:
-            errors.append(LineError(line, str(exc)))
+            errors.append(LineError(line, exc if isinstance(exc, Refusal) else Refusal(str(exc))))
             continue
         if item["ref"] in refs:
-            errors.append(LineError(line, f"ref {item['ref']!r} is also on line {refs[item['ref']]}"))
+            errors.append(LineError(line, Refusal("csv_ref_twice", ref=item["ref"], line=refs[item["ref"]])))
             continue
         refs[item["ref"]] = line
         for dev in item["devices"]:
             if dev["id"] in device_lines:
-                errors.append(LineError(line, f"device {dev['id']!r} is also on line {device_lines[dev['id']]}"))
+                errors.append(LineError(line, Refusal("csv_device_twice", device=dev["id"],
+                                                      line=device_lines[dev["id"]])))
             device_lines[dev["id"]] = line
         items.append((line, item))
         if len(errors) >= MAX_ERRORS:
@@ -120,7 +133,7 @@ def parse(text: str, datum: geo.Datum) -> list[tuple[int, dict[str, Any]]]:
     if errors:
         raise CsvImportError(errors)
     if not items:
-        raise CsvImportError([LineError(1, "no residents in the file")])
+        raise CsvImportError([LineError(1, Refusal("csv_empty"))])
     return items
 
 
@@ -147,62 +160,62 @@ def import_residents(session: Session, data: bytes | str, datum: geo.Datum | str
     try:
         counts = load_community(session, payload, now, default, actor=actor, offline_after=offline_after)
     except CommunityFileError as exc:  # the checks above should have caught it
-        raise CsvImportError([LineError(1, str(exc))]) from exc
+        raise CsvImportError([LineError(1, Refusal(str(exc)))]) from exc
     return ImportResult(lines=len(items), created=len(items) - len(existing), updated=len(existing), counts=counts)
 
 
 def _header_errors(header: list[str]) -> list[LineError]:
     if not header:
-        return [LineError(1, "empty file: the first line must be the header")]
+        return [LineError(1, Refusal("csv_no_header"))]
     errors = []
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
-        errors.append(LineError(1, f"unknown columns {', '.join(map(repr, unknown))}; the columns are "
-                                   f"{', '.join(COLUMNS)}"))
+        errors.append(LineError(1, Refusal("csv_unknown_columns", unknown=", ".join(map(repr, unknown)),
+                                                   columns=", ".join(COLUMNS))))
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        errors.append(LineError(1, f"missing columns {', '.join(missing)}"))
+        errors.append(LineError(1, Refusal("csv_missing_columns", columns=", ".join(missing))))
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        errors.append(LineError(1, f"repeated columns {', '.join(repeated)}"))
+        errors.append(LineError(1, Refusal("csv_repeated_columns", columns=", ".join(repeated))))
     return errors
 
 
 def _item(values: dict[str, str], datum: geo.Datum) -> dict[str, Any]:
     ref, name = values.get("ref", ""), values.get("name", "")
     if not ref:
-        raise ValueError("ref is empty (a stable id for the resident)")
+        raise LineRefusal("csv_ref_empty")
     if not name:
-        raise ValueError("name is empty")
+        raise LineRefusal("csv_name_empty")
     item: dict[str, Any] = {"ref": ref, "name": name, "address": values.get("address", ""),
                             "phone": _phone(values.get("phone", "")) or None}
     if values.get("birth_year"):
         item["birth_year"] = _number(values["birth_year"], "birth_year", int, 1880, 2100)
     lat, lon = values.get("latitude", ""), values.get("longitude", "")
     if bool(lat) != bool(lon):
-        raise ValueError("give both latitude and longitude, or neither")
+        raise LineRefusal("both_coordinates")
     if lat:
         point = (_number(lat, "latitude", float, -90, 90), _number(lon, "longitude", float, -180, 180))
         item["latitude"], item["longitude"] = geo.to_wgs84(*point, datum)
     grid, micro = values.get("grid", ""), values.get("micro_grid", "")
     if bool(grid) != bool(micro):
-        raise ValueError("give both grid and micro_grid, or neither")
+        raise LineRefusal("csv_grid_both")
     if "/" in grid or "/" in micro:
-        raise ValueError("grid and micro-grid names cannot contain '/'")
+        raise LineRefusal("csv_slash")
     if grid:
         item["micro_grid"] = f"{grid}/{micro}"
     if values.get("consent"):
         try:
             item["consent"] = date.fromisoformat(values["consent"])
         except ValueError:
-            raise ValueError(f"consent {values['consent']!r} is not a date (YYYY-MM-DD)") from None
+            raise LineRefusal("csv_consent", value=values["consent"]) from None
     if values.get("window_hours"):
         item["window_hours"] = _number(values["window_hours"], "window_hours", float, 0.1, 24 * 14)
     if values.get("routine"):
         try:
             item["routine"] = str(routine.Window.parse(values["routine"]))
         except routine.WindowError as exc:
-            raise ValueError(f"routine: {exc}") from None
+            raise LineRefusal("csv_routine", why=exc) from None
     for name in ("bathroom_dwell_hours", "bathroom_door_dwell_hours"):
         if values.get(name):
             item[name] = _number(values[name], name, float, 0.1, 24 * 7)
@@ -225,14 +238,15 @@ def _devices(value: str) -> list[dict[str, str]]:
         kind, _, room_text = rest.partition(":")
         kind = kind.strip().lower() or DeviceKind.MOTION.value
         if kind not in {k.value for k in DeviceKind}:
-            raise ValueError(f"device {device_id!r}: unknown kind {kind!r} (motion, door, button or meter)")
+            raise LineRefusal("csv_device_kind", device=device_id, kind=kind)
         if not device_id.strip():
-            raise ValueError(f"device id missing in {part!r}")
+            raise LineRefusal("csv_device_id", part=part)
         device = {"id": device_id.strip(), "kind": kind}
         try:
             room = dwell.parse_room(room_text)
-        except dwell.RoomError as exc:
-            raise ValueError(f"device {device_id.strip()!r}: {exc}") from None
+        except dwell.RoomError:
+            raise LineRefusal("csv_device", device=device_id.strip(),
+                              why=Refusal("room", text=room_text, choices=dwell.ROOM_CHOICES_WORDED)) from None
         if room is not None:
             device["room"] = room.value
         devices.append(device)
@@ -242,7 +256,7 @@ def _devices(value: str) -> list[dict[str, str]]:
 def _contact(values: dict[str, str], prefix: str) -> dict[str, Any] | None:
     name, phone = values.get(f"{prefix}_name", ""), _phone(values.get(f"{prefix}_phone", ""))
     if bool(name) != bool(phone):
-        raise ValueError(f"give both {prefix}_name and {prefix}_phone, or neither")
+        raise LineRefusal("csv_contact_both", prefix=prefix)
     return {"name": name, "phone": phone} if name else None
 
 
@@ -250,9 +264,9 @@ def _number(value: str, name: str, kind: type[int] | type[float], low: float, hi
     try:
         number = kind(value)
     except ValueError:
-        raise ValueError(f"{name} {value!r} is not a number") from None
+        raise LineRefusal("csv_number", name=name, value=value) from None
     if not low <= number <= high:
-        raise ValueError(f"{name} {value} is out of range ({low:g} to {high:g})")
+        raise LineRefusal("csv_number_range", name=name, value=value, low=low, high=high)
     return number
 
 
@@ -270,8 +284,8 @@ def _community(session: Session, name: str | None) -> Community:
         return found
     communities = session.scalars(select(Community).limit(2)).all()
     if len(communities) != 1:
-        raise CsvImportError([LineError(1, "name the community to import into (there is " +
-                                        ("none yet)" if not communities else "more than one)"))])
+        raise CsvImportError([LineError(1, Refusal("csv_community", how=Refusal(
+            "communities_several" if communities else "communities_none")))])
     return communities[0]
 
 
@@ -289,8 +303,8 @@ def _conflicts(session: Session, items: list[tuple[int, dict[str, Any]]]) -> lis
     for external_id, ref, resident_id in rows:
         line, wanted = owner_of[external_id]
         if ref != wanted:
-            errors.append(LineError(line, f"device {external_id!r} belongs to resident "
-                                          f"{ref or f'#{resident_id}'!r}; unlink it there first"))
+            errors.append(LineError(line, Refusal("csv_device_owned", device=external_id,
+                                                  resident=ref or f"#{resident_id}")))
     return sorted(errors, key=lambda e: e.line)
 
 

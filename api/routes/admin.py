@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import AuditEntry, Community, Contact, Device, Grid, MicroGrid, Resident, Worker
+from alerts.refusals import Refusal
 from alerts.registry import admin, geo
 from alerts.registry.csv_import import CsvImportError, import_residents
 from api import accounts
@@ -72,11 +73,11 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except admin.NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(404, exc) from exc
     except admin.Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise HTTPException(409, exc) from exc
     except admin.AdminError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, exc) from exc
 
 
 def _audit(session: Session, now: datetime, who: Principal, action: str, target: str, **detail: Any) -> None:
@@ -299,7 +300,7 @@ def _import(context: AppContext, who: Principal, data: bytes, datum: geo.Datum, 
             _audit(session, now, who, "resident.import", "residents", datum=datum.value, lines=result.lines,
                    created=result.created, updated=result.updated)
     except CsvImportError as exc:
-        raise HTTPException(422, {"message": "nothing imported", "errors": [
+        raise HTTPException(422, {"message": Refusal("nothing_imported"), "errors": [
             {"line": e.line, "reason": e.reason} for e in exc.errors]}) from exc
     return ImportOut(lines=result.lines, created=result.created, updated=result.updated, counts=result.counts)
 
@@ -309,11 +310,11 @@ async def _upload(request: Request) -> bytes:
         form = await request.form(max_part_size=MAX_UPLOAD)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise HTTPException(422, "send the CSV as the form field 'file'")
+            raise HTTPException(422, Refusal("form_field"))
         return await upload.read()
     data = await request.body()
     if len(data) > MAX_UPLOAD:
-        raise HTTPException(413, "the file is larger than 10 MiB")
+        raise HTTPException(413, Refusal("too_large"))
     return data
 
 

@@ -16,6 +16,7 @@ from alerts.alarms import AlarmError
 from alerts.escalation import responses
 from alerts.escalation.replies import effects
 from alerts.models import HUMAN_OUTCOMES, Alarm, AlarmState, Attempt
+from alerts.refusals import Refusal
 from alerts.views import alarm_row, attempt_row
 from api.auth import Actor, CentreStaff, CurrentPrincipal, Principal, alarm_scope, visible_alarm
 from api.deps import ContextDep, SessionDep
@@ -60,7 +61,7 @@ def _act(session: Session, principal: Principal, context: Any, alarm_id: int,
     try:
         change(alarm, now)
     except AlarmError as exc:
-        raise HTTPException(409, str(exc)) from exc
+        raise HTTPException(409, exc) from exc
     return alarm_row(alarm)
 
 
@@ -94,7 +95,7 @@ def resolve(alarm_id: int, body: ResolveIn, context: ContextDep, session: Sessio
     """Close the alarm with an outcome; the family gets an SMS with it. An outcome that found the
     resident restarts their window."""
     if body.outcome not in HUMAN_OUTCOMES:
-        raise HTTPException(422, f"outcome must be one of {sorted(HUMAN_OUTCOMES)}")
+        raise HTTPException(422, Refusal("outcome", choices=", ".join(sorted(HUMAN_OUTCOMES))))
     return _act(session, principal, context, alarm_id, lambda alarm, now: transitions.resolved_by_person(
         session, alarm, now, by=principal.label, channel=CHANNEL, outcome=body.outcome, note=body.note,
         effects=effects(context.chain)))

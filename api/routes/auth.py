@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from alerts.escalation.links import pin_stamp, read_link, verify_link
 from alerts.models import Alarm, AlarmState, AuditEntry, Worker
+from alerts.refusals import Refusal
 from api.auth import (
     SESSION_COOKIE,
     AddressLimit,
@@ -73,7 +74,7 @@ def _sign_in(kind: str, name: str, secret: str, request: Request, response: Resp
     source = request.client.host if request.client else "unknown"
     now = real_now(context)
     if not _address_limit(context).allow(source):
-        raise HTTPException(429, "too many sign-ins from this address; wait a minute",
+        raise HTTPException(429, Refusal("too_many_sign_ins"),
                             headers={"Retry-After": "60"})
     hours = context.settings.api.session_hours
     try:
@@ -82,7 +83,7 @@ def _sign_in(kind: str, name: str, secret: str, request: Request, response: Resp
         with Session(context.engine) as session, session.begin():
             session.add(AuditEntry(at=now, actor=name[:200], action="auth.failed", target=kind,
                                    detail={"source": source}))
-        raise HTTPException(401, str(exc)) from exc
+        raise HTTPException(401, exc) from exc
     with Session(context.engine) as session, session.begin():
         session.add(AuditEntry(at=now, actor=principal.name, action="auth.login",
                                target=f"{kind}:{principal.id}", detail={"source": source}))
@@ -133,7 +134,7 @@ def sms_link(alarm_id: int, t: str, request: Request, context: ContextDep) -> Re
     Refused once expired (real time), once the alarm is resolved, or after the worker's PIN changed."""
     now = real_now(context)
     claim = read_link(t)
-    refused = HTTPException(403, "this link is not valid (or has expired): sign in with your phone and PIN")
+    refused = HTTPException(403, Refusal("link_invalid"))
     if claim is None or claim.alarm_id != alarm_id:
         raise refused
     with Session(context.engine) as session, session.begin():

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts.models import AuditEntry, Community, Device, Gateway, GatewayKind, Resident
+from alerts.refusals import Refusal
 from api.auth import Admin, CentreStaff
 from api.deps import ContextDep, SessionDep
 from api.errors import MAX_ID
@@ -74,19 +75,19 @@ def _out(session: Session, gateway: Gateway) -> GatewayOut:
 def _get(session: Session, gateway_id: int) -> Gateway:
     gateway = session.get(Gateway, gateway_id)
     if gateway is None:
-        raise HTTPException(404, f"no gateway {gateway_id}")
+        raise HTTPException(404, Refusal("no_gateway", id=gateway_id))
     return gateway
 
 
 def _community(session: Session, community_id: int | None) -> None:
     if community_id is not None and session.get(Community, community_id) is None:
-        raise HTTPException(404, f"no community {community_id}")
+        raise HTTPException(404, Refusal("no_community", id=community_id))
 
 
 def _unique(session: Session, external_id: str, own: int | None) -> None:
     found = session.scalar(select(Gateway.id).where(Gateway.external_id == external_id))
     if found is not None and found != own:
-        raise HTTPException(409, f"a gateway with external id {external_id!r} exists already")
+        raise HTTPException(409, Refusal("gateway_exists", id=external_id))
 
 
 @router.get("/api/admin/gateways", response_model=list[GatewayOut])

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from alerts.escalation.policy import PolicyError, policy_from_dict
 from alerts.models import AuditEntry, EscalationPolicy
+from alerts.refusals import Refusal
 from api.auth import Admin, CentreStaff
 from api.deps import ContextDep, SessionDep
 
@@ -40,11 +41,11 @@ def replace_policy(name: str, body: PolicyIn, context: ContextDep, session: Sess
     now = context.clock.now()
     row = session.scalars(select(EscalationPolicy).where(EscalationPolicy.name == name)).first()
     if row is None:
-        raise HTTPException(404, f"no policy {name!r}")
+        raise HTTPException(404, Refusal("no_policy", name=name))
     try:
         policy = policy_from_dict({**body.definition, "name": name})
     except PolicyError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(422, exc) from exc
     row.definition, row.updated_at, row.updated_by = policy.to_dict(), now, admin.label
     session.add(AuditEntry(at=now, actor=admin.label, action="policy.replace", target=f"policy:{name}",
                            detail=policy.to_dict()))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from alerts import rhythm, signs_of_life
 from alerts.models import AuditEntry, Contact, Grid, MicroGrid, Resident, SignOfLife, Worker
+from alerts.refusals import Refusal
 from alerts.views import resident_rows
 from api.auth import CurrentPrincipal, resident_scope, visible_resident
 from api.deps import ContextDep, SessionDep
@@ -75,11 +76,11 @@ def report_sign_of_life(resident_id: Annotated[int, Path(ge=1, le=MAX_ID)], body
     supervisor), grid and micro-grid workers for their own residents, and integration tokens
     (``shouwang integration-token canteen``), which may do nothing else."""
     if principal.role == "screen":
-        raise HTTPException(403, "screen is read-only")
+        raise HTTPException(403, Refusal("read_only", role="screen"))
     if principal.role == "integration":
         resident = session.get(Resident, resident_id)
         if resident is None:
-            raise HTTPException(404, f"no resident {resident_id}")
+            raise HTTPException(404, Refusal("no_resident", id=resident_id))
     else:
         resident = visible_resident(session, principal, resident_id)
     now = context.clock.now()

@@ -29,6 +29,7 @@ from alerts.escalation.notifiers.base import (
     WebhookRequest,
 )
 from alerts.models import WebhookReceipt
+from alerts.refusals import Refusal
 from api.auth import real_now
 from api.deps import ContextDep
 
@@ -68,7 +69,7 @@ async def webhook(provider: str, kind: str, request: Request, context: ContextDe
     does not verify gets 403 and changes nothing; a replayed SMS or keypress changes nothing."""
     target = provider_named(context.provider, provider)
     if target is None or kind not in KINDS:
-        raise HTTPException(404, "no such webhook")
+        raise HTTPException(404, Refusal("no_webhook"))
     form = await request.form()
     params = {key: str(value) for key, value in form.items()}
     base = context.settings.notify.public_base_url
@@ -88,7 +89,7 @@ async def push(provider: str, token: str, kind: str, request: Request, context: 
     notify.webhook_allow authenticate them; a wrong one gets 403 and changes nothing."""
     target = provider_named(context.provider, provider)
     if target is None or kind not in PUSH_KINDS.get(provider, ()):
-        raise HTTPException(404, "no such webhook")
+        raise HTTPException(404, Refusal("no_webhook"))
     body = await request.body()
     hook = WebhookRequest(kind=kind, url=str(request.url), params={}, headers=dict(request.headers), body=body,
                           token=token, client=request.client.host if request.client else None)

@@ -93,7 +93,7 @@ const SW = (() => {
   const token = () => localStorage.getItem("sw_token");
   // An API error: ``message`` as before ("unauthorized" on 401, else the response's text: the phone page
   // tests them), ``status``, and ``text``: what a person reads, in the page's language (the server's
-  // detail is English: shown only in "en").
+  // detail follows notify.language too, but is added only in "en", as before).
   function apiError(status, body, statusText) {
     let detail = "";
     try { const parsed = JSON.parse(body); detail = typeof parsed.detail === "string" ? parsed.detail : ""; } catch (e) { /* not JSON */ }
