@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, insert, select, text, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts import alarms, infrastructure, rules, wording
@@ -110,14 +110,14 @@ def raise_due(session: Session, now: datetime, default: rules.Limits, words: Wor
 def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: Words) -> list[int]:
     ids = [r.id for r in rows]
     already_open = _open_for(session, ids)
-    devices = _devices_of(session, ids)
+    offline = _devices_offline(session, ids, now)
     groups: dict[GroupKey, list[int]] = {}
     deadlines: dict[datetime | None, list[int]] = {}
     for due in rows:
         try:
             decision = _decide(due, now, due.id in already_open)
             if decision.action is rules.DueAction.RAISE:
-                groups.setdefault(_group_key(due, now, devices.get(due.id, ())), []).append(due.id)
+                groups.setdefault(_group_key(due, now, due.id in offline), []).append(due.id)
             new_due = None if decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND) else decision.due_at
         except Exception:  # one bad row is pushed back and logged; the others go on (as alerts.db.guarded)
             log.exception("rule step failed for one row; the others go on", extra={"row": "resident", "id": due.id})
@@ -141,20 +141,19 @@ def _open_for(session: Session, ids: list[int]) -> set[int]:
         one_of(Alarm.resident_id, ids, session.get_bind().dialect, "due_ids"))))
 
 
-def _devices_of(session: Session, ids: list[int]) -> dict[int, list[tuple[bool, datetime | None]]]:
-    devices: dict[int, list[tuple[bool, datetime | None]]] = {}
-    for resident_id, online, due in session.execute(
-            select(Device.resident_id, Device.online, Device.offline_due_at)
-            .where(one_of(Device.resident_id, ids, session.get_bind().dialect, "due_ids"))):
-        if resident_id is not None:
-            devices.setdefault(resident_id, []).append((online, due))
-    return devices
+def _devices_offline(session: Session, ids: list[int], now: datetime) -> set[int]:
+    """Which of these residents have devices and every one of them offline or past its offline deadline
+    (their alarm says "no data"). Only residents with some device silent come back: few, unless a whole
+    district went dark."""
+    silent = func.count().filter(or_(Device.online.is_(False), Device.offline_due_at <= now))
+    rows = session.execute(select(Device.resident_id, func.count(), silent)
+                           .where(one_of(Device.resident_id, ids, session.get_bind().dialect, "due_ids"))
+                           .group_by(Device.resident_id).having(silent > 0))
+    return {resident_id for resident_id, devices, offline in rows if resident_id is not None and devices == offline}
 
 
-def _group_key(due: Due, now: datetime, devices: Iterable[tuple[bool, datetime | None]]) -> GroupKey:
+def _group_key(due: Due, now: datetime, offline: bool) -> GroupKey:
     """The values of this resident's inactivity alarm: residents with the same key get the same reason."""
-    listed = list(devices)
-    offline = bool(listed) and all(not online or (at is not None and at <= now) for online, at in listed)
     start = rules.watch_start(due.last_activity_at, due.watch_from)
     window_h = due.limits.window.total_seconds() / 3600
     hours = (now - start).total_seconds() / 3600 if start else window_h
@@ -283,7 +282,7 @@ def _due_resident(session: Session, resident: Resident, due: Due, now: datetime,
                   opened: list[int]) -> None:
     decision = _decide(due, now, is_open)
     if decision.action is rules.DueAction.RAISE:
-        key = _group_key(due, now, _devices_of(session, [due.id]).get(due.id, ()))
+        key = _group_key(due, now, due.id in _devices_offline(session, [due.id], now))
         reason, params = _alarm_values(key, words)
         alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=reason, reason_code="inactivity",
                                      reason_params=params, resident_id=due.id, last_activity_at=key[0],
