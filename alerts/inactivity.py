@@ -73,12 +73,13 @@ DueQuery = Select[int, datetime | None, datetime | None, datetime | None, bool, 
 
 def due_residents(now: datetime, batch: int) -> DueQuery:
     """Residents whose deadline has passed, earliest first, with the columns of their limits (to be
-    claimed). Found through the queue ``deadlines``; ``residents.due_at`` is checked again on the row
-    locked (PostgreSQL re-reads a row updated meanwhile), so a deadline moved since is not taken."""
+    claimed). Found through the queue ``deadlines`` alone. A resident whose activity moved the deadline
+    after this query's snapshot is locked in its newest version (PostgreSQL re-reads a row updated
+    meanwhile), and the rule, which reads the activity and not the stored deadline, keeps them watched."""
     query = (select(Resident.id, Resident.last_activity_at, Resident.watch_from, Resident.away_until,
                     Resident.away_until_activity, *LIMIT_COLUMNS)
              .select_from(Deadline).join(Resident, Resident.id == Deadline.resident_id))
-    return (with_grid(query).where(Deadline.due_at <= now, Resident.due_at <= now)
+    return (with_grid(query).where(Deadline.due_at <= now)
             .order_by(Deadline.due_at).limit(batch))
 
 
