@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, delete, or_, select
 from sqlalchemy.orm import Session
 
 from alerts import alarms, detection, inactivity, incidents, infrastructure, rules, transitions, wording
-from alerts.db import changed, claim, guarded
+from alerts.db import changed, claim, guarded, is_postgres
 from alerts.escalation.templates import Language
 from alerts.models import (
     Alarm,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 1000
 MAX_BATCHES_PER_TICK = 100
+RAISE_WORKERS = 2  # connections raising a mass silence at once (PostgreSQL): the database has two cores
 # a row whose rule step raised is pushed back this far, so it neither stops the tick nor spins in it
 PUSH_BACK = timedelta(seconds=60)
 
@@ -128,16 +130,28 @@ def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: Tic
 
 
 def _raise_due_inactivity(engine: Engine, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
-    """Due residents claimed and raised in batches (:mod:`alerts.inactivity`): a full batch makes the
-    next one larger, so a mass silence is raised in few transactions."""
+    """Due residents claimed and raised in batches (:mod:`alerts.inactivity`). A full batch means a mass
+    silence: the next batches are larger and, on PostgreSQL, raised by ``RAISE_WORKERS`` connections at
+    once (each claims its own residents, ``SKIP LOCKED``), so the database works on one batch while this
+    process prepares the next."""
     words = inactivity.Words(policy.language, policy.zone)
-    batch = inactivity.CLAIM_BATCH
-    for _ in range(MAX_BATCHES_PER_TICK):
-        claimed = _run(engine, partial(inactivity.raise_due, now=now, default=policy.limits, words=words,
-                                       batch=batch, raised=result.raised))
-        if claimed < batch:
-            return
-        batch = min(batch * 4, inactivity.MAX_BATCH)
+    step = partial(inactivity.raise_due, now=now, default=policy.limits, words=words, raised=result.raised)
+    if _run(engine, partial(step, batch=inactivity.CLAIM_BATCH)) < inactivity.CLAIM_BATCH:
+        return
+    workers = RAISE_WORKERS if is_postgres(engine) else 1
+    batches = iter(range(MAX_BATCHES_PER_TICK))
+
+    def worker() -> None:
+        for _ in batches:  # one shared budget of batches; a short batch: nothing left for this worker
+            if _run(engine, partial(step, batch=inactivity.MAX_BATCH)) < inactivity.MAX_BATCH:
+                return
+
+    if workers == 1:
+        worker()
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="raise") as pool:
+        for done in [pool.submit(worker) for _ in range(workers)]:
+            done.result()
 
 
 def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:

@@ -218,15 +218,15 @@ def document(result: dict[str, Any], found: int, claimed: int, plan: list[str], 
         "`FOR UPDATE OF residents SKIP LOCKED`: a row lock each, nothing written. *Claim and reschedule*: "
         "the claim plus one `UPDATE residents SET due_at = ... WHERE id = ANY(:ids)` for the 1,000 rows it "
         "locked (the trigger moves their 1,000 queue rows in one statement), committed, commit included "
-        "(each run takes the next 1,000 of the ~280,000 due 4 hours after the first deadline). The find query's own server "
-        f"time (`EXPLAIN ANALYZE`): {server.removeprefix('Execution Time: ')}.",
+        "(each run takes the next 1,000 of the ~280,000 due 4 hours after the first deadline). The find "
+        f"query's own server time (`EXPLAIN ANALYZE`): {server.removeprefix('Execution Time: ')}.",
         "",
         "Method: residents loaded with `INSERT ... SELECT generate_series`, deadlines one every "
         f"{WINDOW_S / result['residents'] * 1000:.1f} ms over 14 hours in an order unrelated to the rows' "
         f"(resident g gets the ((g - 1) * {STRIDE} mod n)-th), every 50th without one, spread over "
         f"1,000 micro-grids in 100 grids; `VACUUM ANALYZE` after loading. Medians of {args.repeat} runs, each "
-        "in a transaction rolled back unless said. Times are from the client (SQLAlchemy Core + psycopg, loopback), not "
-        "only the server's.",
+        "in a transaction rolled back unless said. Times are from the client (SQLAlchemy Core + psycopg, "
+        "loopback), not only the server's.",
         "",
         "Plan lines of the find query (`EXPLAIN ANALYZE`):",
         "",
