@@ -1,9 +1,12 @@
 """The inactivity step of the tick: residents whose deadline has passed, claimed and raised in bulk.
 
-Every writer sets ``residents.due_at``; database triggers (migration 0015) copy it into the narrow queue
-``deadlines``, indexed by ``(due_at, resident_id)``. The step scans that queue and claims the residents
-with ``FOR UPDATE OF residents SKIP LOCKED`` (SQLite: one writer at a time), so several processes never
-take the same resident; the claim writes nothing. The decision per resident stays the pure
+Every writer sets ``residents.due_at``; database triggers (migration 0015) keep the narrow queue
+``deadlines`` (indexed by ``(due_at, resident_id)``) at or before it: a row when a deadline appears or
+moves earlier, none when it is gone, nothing when it moves later (every activity), so ingest never writes
+the queue. The step scans the queue and claims the residents with ``FOR UPDATE OF residents SKIP LOCKED``
+(SQLite: one writer at a time), so several processes never take the same resident; the claim writes
+nothing. A resident queued earlier than their deadline is claimed, found not due by the rule, and queued
+at their deadline (:func:`_requeue`): about once per window per resident. The decision per resident stays the pure
 :func:`alerts.rules.decide_due`; its results are written set-based: residents with the same alarm values
 (the same last activity, window and devices) form one group, worded once, and a batch is one statement
 on PostgreSQL (the alarms ``ON CONFLICT (open_key) DO NOTHING``, their history rows and audit entries)
@@ -126,6 +129,7 @@ def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: 
         deadlines.setdefault(new_due, []).append(due.id)
     opened = _open_groups(session, groups, now, words)
     _write_deadlines(session, deadlines)
+    _requeue(session, [rid for due, rids in deadlines.items() if due is not None for rid in rids])
     return opened
 
 
@@ -263,6 +267,18 @@ def _write_deadlines(session: Session, deadlines: dict[datetime | None, list[int
                     [{"rid": rid, "due": due} for due, rids in deadlines.items() for rid in rids])
 
 
+def _requeue(session: Session, ids: list[int]) -> None:
+    """Move the queue rows of these claimed residents to their deadline as now stored. The triggers
+    remove a row whose deadline is gone and bring one forward, but leave one whose deadline moved later
+    (activity since it was queued, the rule's answer, a push back): that is done here, by its claimer."""
+    if ids:
+        session.execute(update(Deadline).values(due_at=Resident.due_at)
+                        .where(Deadline.resident_id == Resident.id, Resident.due_at.isnot(None),
+                               Deadline.due_at != Resident.due_at,
+                               one_of(Deadline.resident_id, ids, session.get_bind().dialect, "queued_ids"))
+                        .execution_options(synchronize_session=False))
+
+
 def _one_by_one(session: Session, rows: Sequence[Due], now: datetime, words: Words) -> list[int]:
     """The batch row by row, each under its own savepoint (when the set-based statements failed)."""
     ids = [r.id for r in rows]
@@ -276,6 +292,7 @@ def _one_by_one(session: Session, rows: Sequence[Due], now: datetime, words: Wor
                 partial(_due_resident, session, resident, due, now, words, due.id in already_open, opened),
                 partial(setattr, resident, "due_at", now + PUSH_BACK))
     session.flush()
+    _requeue(session, ids)
     return opened
 
 

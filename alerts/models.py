@@ -163,8 +163,8 @@ class MicroGrid(Base):
 class Resident(Base):
     """An elder living alone. ``due_at`` is the stored inactivity deadline the rule tick polls for;
     it is NULL while an inactivity alarm is open or the resident is away until next activity. It is not
-    indexed: a database trigger copies it into :class:`Deadline`, the narrow queue the tick claims from, so
-    the many writes of ``due_at`` (every activity) leave the resident's indexes alone."""
+    indexed: database triggers keep :class:`Deadline`, the narrow queue the tick claims from, at or
+    before it, so the many writes of ``due_at`` (every activity) leave every index alone."""
 
     __tablename__ = "residents"
     __table_args__ = (
@@ -206,10 +206,12 @@ class Resident(Base):
 
 
 class Deadline(Base):
-    """The queue of inactivity deadlines: one row per resident whose ``due_at`` is set, the same instant.
-    Written only by database triggers on ``residents`` (migration 0015), whatever statement or process
-    sets ``due_at``; the tick finds and claims due residents through ``ix_deadlines_due_at``. Narrow, so
-    the claim reads few pages and a changed deadline rewrites a small row and index entries of its own."""
+    """The queue of inactivity deadlines: one row per resident whose ``due_at`` is set, at that instant or
+    earlier. Written by database triggers on ``residents`` (migration 0015: a deadline set, brought
+    forward or cleared, whatever statement or process does it) and by the tick for the residents it
+    claimed (:func:`alerts.inactivity._requeue`: a deadline that moved later); the tick finds and claims
+    due residents through ``ix_deadlines_due_at``. A deadline moved later by activity leaves the queue
+    alone, so ingest's writes never touch it."""
 
     __tablename__ = "deadlines"
     __table_args__ = (Index("ix_deadlines_due_at", "due_at", "resident_id"),)

@@ -41,8 +41,11 @@ def due_columns(engine: Engine) -> dict[int, datetime]:
                 if due is not None}
 
 
-def assert_in_step(engine: Engine) -> None:
-    assert queue(engine) == due_columns(engine)
+def assert_queue_holds(engine: Engine) -> None:
+    """Every resident with a deadline is queued at it or before it; nobody else is queued."""
+    queued, due = queue(engine), due_columns(engine)
+    assert set(queued) == set(due)
+    assert all(queued[rid] <= due[rid] for rid in due)
 
 
 def claimable(engine: Engine, store: Store, at: datetime) -> set[int]:
@@ -53,20 +56,12 @@ def claimable(engine: Engine, store: Store, at: datetime) -> set[int]:
     return found
 
 
-def test_every_writer_of_a_deadline_leaves_the_queue_in_step_and_the_resident_claimable(
-        engine: Engine, store: Store) -> None:
+def test_every_writer_of_a_deadline_keeps_the_resident_queued_at_or_before_it(engine: Engine, store: Store) -> None:
     store.load(COMMUNITY)  # INSERT of residents
     ids = store.resident_ids()
-    assert set(queue(engine)) == set(ids.values())
-    assert_in_step(engine)
-    assert claimable(engine, store, T0 + WINDOW) == set(ids.values())
+    assert queue(engine) == due_columns(engine) == {rid: T0 + WINDOW for rid in ids.values()}
 
-    store.activity(T0 + 2 * H, "pir-1")  # ingest's batch UPDATE ... FROM
-    assert queue(engine)[ids["r1"]] == T0 + 2 * H + WINDOW
-    assert ids["r1"] not in claimable(engine, store, T0 + WINDOW)
-    assert ids["r1"] in claimable(engine, store, T0 + 2 * H + WINDOW)
-    assert_in_step(engine)
-
+    store.activity(T0 + 2 * H, "pir-1")  # ingest's batch UPDATE ... FROM: a deadline moved later
     now = T0 + 3 * H
     with Session(engine) as session, session.begin():
         r2, r3, r4 = (session.get_one(Resident, ids[ref]) for ref in ("r2", "r3", "r4"))
@@ -74,17 +69,25 @@ def test_every_writer_of_a_deadline_leaves_the_queue_in_step_and_the_resident_cl
         admin.set_away(session, r3, None, True, now, store.policy.limits)  # no deadline at all
         signs_of_life.record(session, r4, at=now, source=signs_of_life.Source.WORKER_VISIT, note=None, now=now,
                              by="worker", default=store.policy.limits)
-    assert queue(engine)[ids["r2"]] == now + 24 * H + WINDOW
-    assert ids["r3"] not in queue(engine)
-    assert queue(engine)[ids["r4"]] == now + WINDOW
-    assert_in_step(engine)
+    # a deadline moved later leaves its queue row alone (ingest never writes the queue); a cleared one goes
+    assert queue(engine) == {ids["r1"]: T0 + WINDOW, ids["r2"]: T0 + WINDOW, ids["r4"]: T0 + WINDOW}
+    assert_queue_holds(engine)
 
-    with Session(engine) as session, session.begin():  # a grid's window changes for all its residents
+    # the tick claims them at the queued instant, the rule finds none due, they are queued at their deadline
+    assert store.tick(T0 + WINDOW).raised == []
+    assert queue(engine) == due_columns(engine) == {
+        ids["r1"]: T0 + 2 * H + WINDOW, ids["r2"]: now + 24 * H + WINDOW, ids["r4"]: now + WINDOW}
+
+    later = T0 + WINDOW
+    with Session(engine) as session, session.begin():  # a grid's window shortened: deadlines come forward
         grid = session.scalars(select(Grid)).one()
-        grid.inactivity_window_s = 20 * 3600
-        refresh_grid(session, grid.id, store.policy.limits, now)
-    assert queue(engine)[ids["r4"]] == now + 20 * H
-    assert_in_step(engine)
+        grid.inactivity_window_s = 2 * 3600
+        refresh_grid(session, grid.id, store.policy.limits, later)
+    assert queue(engine) == due_columns(engine) == {
+        ids["r1"]: T0 + 4 * H, ids["r2"]: now + 26 * H, ids["r4"]: now + 2 * H}
+    raised = store.tick(later + timedelta(minutes=1)).raised
+    assert {a.resident_id for a in store.alarms()} == {ids["r1"], ids["r4"]} and len(raised) == 2
+    assert queue(engine) == due_columns(engine) == {ids["r2"]: now + 26 * H}
 
 
 def test_the_tick_empties_the_queue_of_those_it_raises_and_a_resolution_fills_it_again(
@@ -93,7 +96,7 @@ def test_the_tick_empties_the_queue_of_those_it_raises_and_a_resolution_fills_it
     ids = store.resident_ids()
     raised = store.tick(T0 + 15 * H).raised  # the tick's set-based UPDATE of the deadlines
     assert len(raised) == 4 and queue(engine) == {}
-    assert_in_step(engine)
+    assert_queue_holds(engine)
     effects = transitions.Effects(limits=store.policy.limits)
     now = T0 + 16 * H
     with Session(engine) as session, session.begin():
@@ -103,7 +106,7 @@ def test_the_tick_empties_the_queue_of_those_it_raises_and_a_resolution_fills_it
         transitions.resolved_by_person(session, found[ids["r2"]], now, by="w", channel="api",
                                        outcome=Outcome.TAKEN_TO_HOSPITAL, note=None, effects=effects)
     assert queue(engine) == {ids["r1"]: now + WINDOW}  # the window restarts; in hospital: no deadline
-    assert_in_step(engine)
+    assert_queue_holds(engine)
     assert store.tick(now + WINDOW).raised and queue(engine) == {}
 
 
@@ -146,16 +149,17 @@ def test_two_claimers_never_take_the_same_resident(db_url: str, store: Store) ->
 
 
 def test_a_deadline_moved_while_the_resident_is_claimed_is_kept(db_url: str, store: Store) -> None:
-    """Activity recorded while the tick holds the resident waits for the tick's commit, then moves the
-    deadline on: the queue has the later deadline, the resident is claimed again only then."""
+    """Activity recorded while the tick holds the resident waits for the tick's commit, then sets the
+    deadline again: the resident is queued at it, and claimed again only then."""
     store.load(COMMUNITY)
     ids = store.resident_ids()
     tick_engine = make_engine(db_url)
+    raised: list[int] = []
     try:
         session = Session(tick_engine)
-        session.begin()
-        claimed = inactivity.claim_due(session, T0 + 15 * H, store.policy.limits, 10)
-        assert {d.id for d in claimed} == set(ids.values())
+        session.begin()  # the tick's batch, not yet committed
+        words = inactivity.Words(store.policy.language, store.policy.zone)
+        assert inactivity.raise_due(session, T0 + 15 * H, store.policy.limits, words, 10, raised) == 4
         done = threading.Event()
 
         def activity() -> None:
@@ -165,18 +169,17 @@ def test_a_deadline_moved_while_the_resident_is_claimed_is_kept(db_url: str, sto
         thread = threading.Thread(target=activity)
         thread.start()
         assert not done.wait(0.5 if is_postgres(tick_engine) else 0)  # held by the claim
-        session.execute(update(Resident).where(Resident.id.in_([d.id for d in claimed]))
-                        .values(due_at=T0 + 15 * H + timedelta(minutes=1)))  # the tick's push back
         session.commit()
         session.close()
         thread.join(timeout=30)
         assert done.is_set()
     finally:
         tick_engine.dispose()
-    assert queue(store.engine)[ids["r1"]] == T0 + 15 * H + WINDOW
-    assert_in_step(store.engine)
-    assert ids["r1"] not in claimable(store.engine, store, T0 + 15 * H + timedelta(minutes=2))
-    assert ids["r2"] in claimable(store.engine, store, T0 + 15 * H + timedelta(minutes=2))
+    assert len(raised) == 4
+    assert queue(store.engine) == {ids["r1"]: T0 + 15 * H + WINDOW}
+    assert_queue_holds(store.engine)
+    assert claimable(store.engine, store, T0 + 15 * H + WINDOW - timedelta(minutes=1)) == set()
+    assert claimable(store.engine, store, T0 + 15 * H + WINDOW) == {ids["r1"]}
 
 
 def test_an_upgrade_fills_the_queue_from_the_residents_already_there(db_url: str, tmp_path: Path) -> None:
@@ -197,7 +200,7 @@ def test_an_upgrade_fills_the_queue_from_the_residents_already_there(db_url: str
                                                       for rid, due in ((1, T0 + H), (2, None), (3, T0 + 2 * H))])
         upgrade(url)
         assert queue(engine) == {1: T0 + H, 3: T0 + 2 * H}
-        assert_in_step(engine)
+        assert_queue_holds(engine)
     finally:
         engine.dispose()
 

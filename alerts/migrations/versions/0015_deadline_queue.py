@@ -1,4 +1,4 @@
-"""deadline queue: residents' inactivity deadlines copied by triggers into a narrow indexed table
+"""deadline queue: residents' inactivity deadlines kept by triggers in a narrow indexed table
 
 Revision ID: 0015
 Revises: 0009
@@ -6,11 +6,16 @@ Create Date: 2026-12-01 05:00:00.000000
 
 ``residents.due_at`` stays the column every writer sets (ingest, the registry, the tick, signs of life,
 transitions); it loses its index, so an update of a resident's row (every activity) can stay a HOT
-update. Triggers keep ``deadlines`` in step with it: a row per resident whose ``due_at`` is set, the
-same instant, indexed by ``(due_at, resident_id)``; the tick finds and claims due residents there.
+update (PostgreSQL: the table's fillfactor leaves room on each page for it).
 
-PostgreSQL: statement-level triggers with transition tables (one INSERT and one DELETE per statement,
-also for ingest's batch ``UPDATE ... FROM``). SQLite: row triggers on ``UPDATE OF due_at``.
+``deadlines`` holds a row per resident whose ``due_at`` is set, at that instant or earlier, indexed by
+``(due_at, resident_id)``: the tick finds and claims due residents there. The triggers write it only when
+a deadline appears, disappears or moves earlier; a deadline that moves later (every activity) leaves the
+queue row alone, and the tick, which decides from the resident's own row, moves that row on when it
+comes due (:mod:`alerts.inactivity`). So ingest's writes never touch the queue.
+
+PostgreSQL: statement-level triggers with transition tables (one statement each for a whole UPDATE,
+also ingest's batch ``UPDATE ... FROM``). SQLite: row triggers on ``UPDATE OF due_at``.
 """
 
 from collections.abc import Sequence
@@ -36,15 +41,10 @@ CREATE FUNCTION shouwang_deadlines_updated() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   DELETE FROM deadlines d USING new_rows n JOIN old_rows o ON o.id = n.id
    WHERE d.resident_id = n.id AND n.due_at IS NULL AND o.due_at IS NOT NULL;
-  -- a plain UPDATE for a deadline that moved (ON CONFLICT DO UPDATE costs a speculative insertion per row)
-  UPDATE deadlines d SET due_at = n.due_at FROM new_rows n JOIN old_rows o ON o.id = n.id
-   WHERE d.resident_id = n.id AND n.due_at IS NOT NULL AND n.due_at IS DISTINCT FROM o.due_at;
-  -- a new deadline (and any a resident should have and lacks)
   INSERT INTO deadlines (resident_id, due_at)
     SELECT n.id, n.due_at FROM new_rows n JOIN old_rows o ON o.id = n.id
-     WHERE n.due_at IS NOT NULL AND n.due_at IS DISTINCT FROM o.due_at
-       AND NOT EXISTS (SELECT 1 FROM deadlines d WHERE d.resident_id = n.id)
-  ON CONFLICT (resident_id) DO UPDATE SET due_at = EXCLUDED.due_at;
+     WHERE n.due_at IS NOT NULL AND (o.due_at IS NULL OR n.due_at < o.due_at)
+  ON CONFLICT (resident_id) DO UPDATE SET due_at = EXCLUDED.due_at WHERE deadlines.due_at > EXCLUDED.due_at;
   RETURN NULL;
 END $$;
 """
@@ -57,8 +57,10 @@ PG_TRIGGERS = [
 SQLITE_TRIGGERS = {
     "insert": "AFTER INSERT ON residents WHEN NEW.due_at IS NOT NULL "
               "BEGIN INSERT INTO deadlines (resident_id, due_at) VALUES (NEW.id, NEW.due_at); END",
-    "set": "AFTER UPDATE OF due_at ON residents WHEN NEW.due_at IS NOT NULL "
-           "BEGIN INSERT OR REPLACE INTO deadlines (resident_id, due_at) VALUES (NEW.id, NEW.due_at); END",
+    "set": "AFTER UPDATE OF due_at ON residents "
+           "WHEN NEW.due_at IS NOT NULL AND (OLD.due_at IS NULL OR NEW.due_at < OLD.due_at) "
+           "BEGIN INSERT OR REPLACE INTO deadlines (resident_id, due_at) SELECT NEW.id, NEW.due_at "
+           "WHERE NOT EXISTS (SELECT 1 FROM deadlines WHERE resident_id = NEW.id AND due_at <= NEW.due_at); END",
     "clear": "AFTER UPDATE OF due_at ON residents WHEN NEW.due_at IS NULL "
              "BEGIN DELETE FROM deadlines WHERE resident_id = NEW.id; END",
 }
