@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 
 from alerts.db import claim, make_engine, one_of, upgrade
 from alerts.inactivity import CLAIM_BATCH, due_residents
-from alerts.models import Alarm, AlarmKind, Resident
+from alerts.models import Alarm, AlarmKind, Deadline, Resident
 from alerts.service import tick
 from api.runtime import watch_policy
 from bench import live
@@ -147,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     def claim_1000(conn: Any) -> list[int]:
         return [row[0] for row in conn.execute(due_query(claim_now).with_only_columns(Resident.id)).all()]
 
-    def reschedule_1000(conn: Any) -> int:
+    def reschedule_1000(conn: Any) -> int:  # as alerts.inactivity writes a batch found not due
         ids = claim_1000(conn)
         conn.execute(update(Resident).where(one_of(Resident.id, ids, conn.dialect, "ids"))
                      .values(due_at=claim_now + timedelta(hours=14)).execution_options(synchronize_session=False))
+        conn.execute(update(Deadline).values(due_at=Resident.due_at)
+                     .where(Deadline.resident_id == Resident.id, Deadline.due_at != Resident.due_at,
+                            one_of(Deadline.resident_id, ids, conn.dialect, "queued"))
+                     .execution_options(synchronize_session=False))
         return len(ids)
 
     timed(engine, 3, find)  # warm the cache and psycopg's prepared statements
@@ -206,12 +210,15 @@ def document(result: dict[str, Any], found: int, claimed: int, plan: list[str], 
         "Targets (SPEC section 7): finding <= 5 ms per tick, claiming 1,000 <= 10 ms.",
         "",
         "The deadlines are found in `deadlines`, a narrow queue (`resident_id`, `due_at`, indexed by "
-        "`(due_at, resident_id)`) that triggers keep in step with `residents.due_at` (migration 0015); "
-        "`residents.due_at` is no longer indexed, so writing it (every activity, every tick's decision) "
-        "adds no index entries to `residents`. *Claim*: the tick's query where thousands are due, "
+        "`(due_at, resident_id)`) that triggers keep at or before `residents.due_at` (migration 0015: "
+        "written when a deadline appears, comes forward or goes; a deadline moved later by activity leaves "
+        "it alone, the tick requeues such a resident when it comes due); `residents.due_at` is no longer "
+        "indexed, so ingest's update of a resident's row adds no index entry and no queue write. "
+        "*Claim*: the tick's query where thousands are due, "
         "`FOR UPDATE OF residents SKIP LOCKED`: a row lock each, nothing written. *Claim and reschedule*: "
         "the claim plus one `UPDATE residents SET due_at = ... WHERE id = ANY(:ids)` for the 1,000 rows it "
-        "locked (the trigger moves their 1,000 queue rows in one statement). The find query's own server "
+        "locked, plus one `UPDATE deadlines ... FROM residents` moving their queue rows to the new deadline "
+        "(what the tick writes for residents found not due). The find query's own server "
         f"time (`EXPLAIN ANALYZE`): {server.removeprefix('Execution Time: ')}.",
         "",
         "Method: residents loaded with `INSERT ... SELECT generate_series`, deadlines one every "
