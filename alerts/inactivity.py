@@ -53,6 +53,7 @@ class Due(NamedTuple):
     """What the rule reads of one claimed resident."""
 
     id: int
+    due_at: datetime | None  # as stored: written again only if the rule changes it
     last_activity_at: datetime | None
     watch_from: datetime | None
     away_until: datetime | None
@@ -69,9 +70,9 @@ class Words(NamedTuple):
 GroupKey = tuple[datetime | None, float, float, bool]
 
 
-# id, last activity, watch_from, away_until, away_until_activity, then alerts.limits.LIMIT_COLUMNS
-DueQuery = Select[int, datetime | None, datetime | None, datetime | None, bool, int | None, int | None, int | None,
-                  int | None]
+# id, due_at, last activity, watch_from, away_until, away_until_activity, then alerts.limits.LIMIT_COLUMNS
+DueQuery = Select[int, datetime | None, datetime | None, datetime | None, datetime | None, bool, int | None,
+                  int | None, int | None, int | None]
 
 
 def due_residents(now: datetime, batch: int) -> DueQuery:
@@ -79,7 +80,7 @@ def due_residents(now: datetime, batch: int) -> DueQuery:
     claimed). Found through the queue ``deadlines`` alone. A resident whose activity moved the deadline
     after this query's snapshot is locked in its newest version (PostgreSQL re-reads a row updated
     meanwhile), and the rule, which reads the activity and not the stored deadline, keeps them watched."""
-    query = (select(Resident.id, Resident.last_activity_at, Resident.watch_from, Resident.away_until,
+    query = (select(Resident.id, Resident.due_at, Resident.last_activity_at, Resident.watch_from, Resident.away_until,
                     Resident.away_until_activity, *LIMIT_COLUMNS)
              .select_from(Deadline).join(Resident, Resident.id == Deadline.resident_id))
     return (with_grid(query).where(Deadline.due_at <= now)
@@ -89,7 +90,8 @@ def due_residents(now: datetime, batch: int) -> DueQuery:
 def claim_due(session: Session, now: datetime, default: rules.Limits, batch: int) -> list[Due]:
     """Claim up to ``batch`` due residents for this transaction (rows another process holds are skipped)."""
     query = claim(due_residents(now, batch), session.get_bind().dialect, of=Resident)
-    return [Due(r[0], r[1], r[2], r[3], bool(r[4]), limits_from(default, *r[5:])) for r in session.execute(query)]
+    return [Due(r[0], r[1], r[2], r[3], r[4], bool(r[5]), limits_from(default, *r[6:]))
+            for r in session.execute(query)]
 
 
 def raise_due(session: Session, now: datetime, default: rules.Limits, words: Words, batch: int,
@@ -116,7 +118,8 @@ def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: 
     already_open = _open_for(session, ids)
     offline = _devices_offline(session, ids, now)
     groups: dict[GroupKey, list[int]] = {}
-    deadlines: dict[datetime | None, list[int]] = {}
+    deadlines: dict[datetime | None, list[int]] = {}  # the changed ones, by their new deadline
+    queued: list[int] = []  # those with a deadline: their queue row moves to it
     for due in rows:
         try:
             decision = _decide(due, now, due.id in already_open)
@@ -126,10 +129,13 @@ def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: 
         except Exception:  # one bad row is pushed back and logged; the others go on (as alerts.db.guarded)
             log.exception("rule step failed for one row; the others go on", extra={"row": "resident", "id": due.id})
             new_due = now + PUSH_BACK
-        deadlines.setdefault(new_due, []).append(due.id)
+        if new_due != due.due_at:
+            deadlines.setdefault(new_due, []).append(due.id)
+        if new_due is not None:
+            queued.append(due.id)
     opened = _open_groups(session, groups, now, words)
     _write_deadlines(session, deadlines)
-    _requeue(session, [rid for due, rids in deadlines.items() if due is not None for rid in rids])
+    _requeue(session, queued)
     return opened
 
 
@@ -258,6 +264,8 @@ def _open_row_by_row_values(session: Session, valued: list[tuple[GroupKey, str, 
 
 def _write_deadlines(session: Session, deadlines: dict[datetime | None, list[int]]) -> None:
     """The residents' new deadlines (NULL: an alarm is open or they are away); the triggers move the queue."""
+    if not deadlines:
+        return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_UPDATE_DEADLINES, {"dues": list(deadlines), "rids": [_csv(r) for r in deadlines.values()]})
         return
