@@ -9,6 +9,7 @@ change between restarts, and a grid's window changes for all its residents at on
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import TypeVarTuple
 
 from sqlalchemy import Select, select
@@ -43,6 +44,7 @@ LIMIT_COLUMNS = (Resident.inactivity_window_s, Resident.early_warning_s, Grid.in
                  Grid.early_warning_s)
 
 
+@lru_cache(maxsize=4096)  # pure, and few distinct overrides: a mass silence asks for the same few limits
 def limits_from(default: rules.Limits, resident_window_s: int | None, resident_warning_s: int | None,
                 grid_window_s: int | None, grid_warning_s: int | None) -> rules.Limits:
     """The limits from the values of :data:`LIMIT_COLUMNS`, in that order."""

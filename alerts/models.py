@@ -167,16 +167,12 @@ class MicroGrid(Base):
 
 class Resident(Base):
     """An elder living alone. ``due_at`` is the stored inactivity deadline the rule tick polls for;
-    it is NULL while an inactivity alarm is open or the resident is away until next activity."""
+    it is NULL while an inactivity alarm is open or the resident is away until next activity. It is not
+    indexed: database triggers keep :class:`Deadline`, the narrow queue the tick claims from, at or
+    before it, so the many writes of ``due_at`` (every activity) leave every index alone."""
 
     __tablename__ = "residents"
     __table_args__ = (
-        Index(
-            "ix_residents_due_at",
-            "due_at",
-            postgresql_where=text("due_at IS NOT NULL"),
-            sqlite_where=text("due_at IS NOT NULL"),
-        ),
         Index("ix_residents_routine_due_at", "routine_due_at", postgresql_where=text("routine_due_at IS NOT NULL"),
               sqlite_where=text("routine_due_at IS NOT NULL")),
         Index("ix_residents_rhythm_due_at", "rhythm_due_at", postgresql_where=text("rhythm_due_at IS NOT NULL"),
@@ -223,6 +219,21 @@ class Resident(Base):
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="resident", order_by="Contact.priority", cascade="all, delete-orphan"
     )
+
+
+class Deadline(Base):
+    """The queue of inactivity deadlines: one row per resident whose ``due_at`` is set, at that instant or
+    earlier. Written by database triggers on ``residents`` (migration 0015: a deadline set, brought
+    forward or cleared, whatever statement or process does it) and by the tick for the residents it
+    claimed (:func:`alerts.inactivity._requeue`: a deadline that moved later); the tick finds and claims
+    due residents through ``ix_deadlines_due_at``. A deadline moved later by activity leaves the queue
+    alone, so ingest's writes never touch it."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (Index("ix_deadlines_due_at", "due_at", "resident_id"),)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True,
+                                             autoincrement=False)
+    due_at: Mapped[datetime] = mapped_column()
 
 
 class GatewayKind(enum.StrEnum):

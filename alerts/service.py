@@ -8,28 +8,25 @@ pure functions of :mod:`alerts.rules`; ``now`` is read once by the caller and pa
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import Engine, delete, or_, select
 from sqlalchemy.orm import Session
 
-from alerts import alarms, detection, dwell_step, incidents, infrastructure, rules, transitions, wording
-from alerts.db import changed, claim, guarded, insert_ignoring_conflicts, one_of
+from alerts import alarms, detection, dwell_step, inactivity, incidents, infrastructure, rules, transitions, wording
+from alerts.db import changed, claim, guarded, is_postgres
 from alerts.escalation.templates import Language
-from alerts.limits import limits_of, residents_with_limits
 from alerts.models import (
     Alarm,
     AlarmKind,
     AlarmState,
-    AlarmTransition,
-    AuditEntry,
     Device,
     Event,
     Outcome,
@@ -38,13 +35,13 @@ from alerts.models import (
     Resident,
     WatchStatus,
     WebhookReceipt,
-    table_of,
 )
 
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 1000
 MAX_BATCHES_PER_TICK = 100
+RAISE_WORKERS = 2  # connections raising a mass silence at once (PostgreSQL): the database has two cores
 # a row whose rule step raised is pushed back this far, so it neither stops the tick nor spins in it
 PUSH_BACK = timedelta(seconds=60)
 
@@ -100,7 +97,7 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
         # homes whose messages wait in ingest are not silent: no correlated silence is judged meanwhile
         if ingest is None or ingest.lag_seconds < policy.incidents.window.total_seconds() / 10:
             _run(engine, lambda s: _incidents(s, now, policy, result))
-        _in_batches(engine, lambda s: _raise_due_inactivity(s, now, policy, result))
+        _raise_due_inactivity(engine, now, policy, result)
         _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
         _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
         _in_batches(engine, lambda s: dwell_step.dwell_step(s, now, policy.zone, result.routine_alarms,
@@ -130,12 +127,6 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
-def due_residents(now: datetime, batch: int) -> Select[Resident, int | None, int | None]:
-    """The tick's query for residents whose stored deadline has passed, earliest first (to be claimed)."""
-    return (residents_with_limits().where(Resident.due_at.isnot(None), Resident.due_at <= now)
-            .order_by(Resident.due_at).limit(batch))
-
-
 def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
     """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure)."""
     found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
@@ -145,196 +136,29 @@ def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: Tic
         getattr(result.incidents, name).extend(getattr(found, name))
 
 
-def _raise_due_inactivity(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
-    """One batch of due residents, set-based: one claim, one query for the open alarms and one for the
-    devices of the batch, one INSERT of the alarms (``ON CONFLICT (open_key) DO NOTHING``: the database
-    keeps one open alarm per resident and kind, whatever the processes), one of their history rows, one
-    of the audit entries, one UPDATE of the deadlines. The decision per resident stays the pure
-    :func:`alerts.rules.decide_due`. Alarms raised inside an open infrastructure incident are marked
-    "possibly infrastructure" in the same transaction (:func:`alerts.infrastructure.mark_raised`)."""
-    raised_before = len(result.raised)
-    query = due_residents(now, CLAIM_BATCH)
-    rows = session.execute(claim(query, session.get_bind().dialect, of=Resident)).all()
-    if not rows:
-        return 0
-    try:
-        with session.begin_nested():
-            opened = _raise_in_bulk(session, rows, now, policy)
-        result.raised.extend(opened)
-    except Exception:  # a statement of the batch failed: the batch again row by row, a bad row alone
-        log.exception("bulk raise failed; this batch row by row", extra={"residents": len(rows)})
-        _one_by_one(session, rows, now, policy, result)
-    infrastructure.mark_raised(session, result.raised[raised_before:], now)  # inside an incident: possibly
-    return len(rows)
+def _raise_due_inactivity(engine: Engine, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+    """Due residents claimed and raised in batches (:mod:`alerts.inactivity`). A full batch means a mass
+    silence: the next batches are larger and, on PostgreSQL, raised by ``RAISE_WORKERS`` connections at
+    once (each claims its own residents, ``SKIP LOCKED``), so the database works on one batch while this
+    process prepares the next."""
+    words = inactivity.Words(policy.language, policy.zone)
+    step = partial(inactivity.raise_due, now=now, default=policy.limits, words=words, raised=result.raised)
+    if _run(engine, partial(step, batch=inactivity.CLAIM_BATCH)) < inactivity.CLAIM_BATCH:
+        return
+    workers = RAISE_WORKERS if is_postgres(engine) else 1
+    batches = iter(range(MAX_BATCHES_PER_TICK))
 
+    def worker() -> None:
+        for _ in batches:  # one shared budget of batches; a short batch: nothing left for this worker
+            if _run(engine, partial(step, batch=inactivity.MAX_BATCH)) < inactivity.MAX_BATCH:
+                return
 
-def _raise_in_bulk(session: Session, rows: Sequence[Any], now: datetime, policy: WatchPolicy) -> list[int]:
-    dialect = session.get_bind().dialect
-    ids = [r.id for r, _, _ in rows]
-    already_open = set(session.scalars(select(Alarm.resident_id).where(
-        Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
-        one_of(Alarm.resident_id, ids, dialect, "due_ids"))))
-    devices: dict[int, list[tuple[bool, datetime | None]]] = {}
-    for resident_id, online, due in session.execute(select(Device.resident_id, Device.online, Device.offline_due_at)
-                                                    .where(one_of(Device.resident_id, ids, dialect, "due_ids"))):
-        if resident_id is not None:
-            devices.setdefault(resident_id, []).append((online, due))
-    to_raise: list[dict[str, Any]] = []
-    deadlines: list[dict[str, Any]] = []
-    for resident, grid_window, grid_warning in rows:
-        limits = limits_of(policy.limits, resident, grid_window, grid_warning)
-        try:
-            decision = rules.decide_due(
-                now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
-                away_until=resident.away_until, away_until_activity=resident.away_until_activity,
-                alarm_open=resident.id in already_open,
-            )
-            raise_or_suspend = decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND)
-            due_at = None if raise_or_suspend else decision.due_at
-            if decision.action is rules.DueAction.RAISE:
-                to_raise.append(_inactivity_alarm(resident, limits, now, policy, devices.get(resident.id, [])))
-        except Exception:  # one bad row is pushed back and logged; the others go on (as alerts.db.guarded)
-            log.exception("rule step failed for one row; the others go on", extra={"row": "resident",
-                                                                                   "id": resident.id})
-            due_at = now + PUSH_BACK
-        deadlines.append({"rid": resident.id, "due": due_at})
-    opened = _open_inactivity_alarms(session, to_raise, now)  # the claimed ORM rows stay untouched
-    residents = table_of(Resident)
-    if dialect.name == "postgresql":
-        session.execute(_UPDATE_DEADLINES, {"rids": [d["rid"] for d in deadlines],
-                                            "dues": [d["due"] for d in deadlines]})
-    else:
-        session.execute(update(residents).where(residents.c.id == bindparam("rid")).values(due_at=bindparam("due"))
-                        .execution_options(synchronize_session=False), deadlines)
-    return opened
-
-
-def _one_by_one(session: Session, rows: Sequence[Any], now: datetime, policy: WatchPolicy, result: TickResult) -> None:
-    """The batch row by row, each under its own savepoint (when the set-based statements failed)."""
-    already_open = set(session.scalars(select(Alarm.resident_id).where(
-        Alarm.kind == AlarmKind.INACTIVITY, Alarm.state != AlarmState.RESOLVED,
-        one_of(Alarm.resident_id, [r.id for r, _, _ in rows], session.get_bind().dialect, "due_ids"))))
-    for resident, grid_window, grid_warning in rows:
-        guarded(session, "resident", resident.id,
-                partial(_due_resident, session, resident, grid_window, grid_warning, now, policy,
-                        resident.id in already_open, result),
-                partial(setattr, resident, "due_at", now + PUSH_BACK))
-
-
-def _due_resident(session: Session, resident: Resident, grid_window: int | None, grid_warning: int | None,
-                  now: datetime, policy: WatchPolicy, is_open: bool, result: TickResult) -> None:
-    limits = limits_of(policy.limits, resident, grid_window, grid_warning)
-    decision = rules.decide_due(
-        now=now, last_activity=resident.last_activity_at, watch_from=resident.watch_from, limits=limits,
-        away_until=resident.away_until, away_until_activity=resident.away_until_activity,
-        alarm_open=is_open,
-    )
-    if decision.action is rules.DueAction.RAISE:
-        devices = session.execute(select(Device.online, Device.offline_due_at)
-                                  .where(Device.resident_id == resident.id)).all()
-        values = _inactivity_alarm(resident, limits, now, policy, [(online, due) for online, due in devices])
-        alarm_id = alarms.open_alarm(session, AlarmKind.INACTIVITY, now, reason=values["reason"],
-                                     reason_code=values["reason_code"], reason_params=values["reason_params"],
-                                     resident_id=resident.id, last_activity_at=resident.last_activity_at,
-                                     devices_offline=values["devices_offline"])
-        if alarm_id is not None:
-            result.raised.append(alarm_id)
-        resident.due_at = None
-    elif decision.action is rules.DueAction.SUSPEND:
-        resident.due_at = None
-    else:
-        resident.due_at = decision.due_at
-
-
-def _inactivity_alarm(resident: Resident, limits: rules.Limits, now: datetime, policy: WatchPolicy,
-                      devices: list[tuple[bool, datetime | None]]) -> dict[str, Any]:
-    """The values of the inactivity alarm of ``resident`` (its reason, whether their devices are offline)."""
-    offline = bool(devices) and all(not online or (due is not None and due <= now) for online, due in devices)
-    start = rules.watch_start(resident.last_activity_at, resident.watch_from)
-    hours = (now - start).total_seconds() / 3600 if start else limits.window.total_seconds() / 3600
-    params = {"hours": round(hours, 1), "window": limits.window.total_seconds() / 3600,
-              "last": wording.instant(resident.last_activity_at), "devices_offline": offline}
-    reason = _reason("inactivity", params, policy)
-    return {"resident_id": resident.id, "reason": reason, "reason_code": "inactivity", "reason_params": params,
-            "last_activity_at": resident.last_activity_at, "devices_offline": offline}
-
-
-def _open_inactivity_alarms(session: Session, alarms_: list[dict[str, Any]], now: datetime) -> list[int]:
-    """Open the alarms in a few statements; returns the ids of those opened (an alarm already open for a
-    resident, committed by another process meanwhile, is skipped by the unique ``open_key``). Each
-    opened alarm gets its history row and audit entry, and its chain starts now (the escalation policy
-    copied in, ``next_action_at`` = now), as :func:`alerts.alarms.open_alarm` does for one."""
-    if not alarms_:
-        return []
-    kind = AlarmKind.INACTIVITY
-    policy = alarms.snapshot_policy(session, kind)
-    values = [{"kind": kind, "severity": alarms.SEVERITY[kind], "state": AlarmState.OPEN,
-               "open_key": alarms.open_key(kind, resident_id=a["resident_id"]), "resident_id": a["resident_id"],
-               "device_id": None, "system_key": None, "reason": a["reason"], "reason_code": a["reason_code"],
-               "reason_params": a["reason_params"], "devices_offline": a["devices_offline"],
-               "opened_at": now, "last_activity_at": a["last_activity_at"], "auto_resolved": False,
-               "policy": policy, "next_action_at": now} for a in alarms_]
-    if session.get_bind().dialect.name == "postgresql":
-        opened = _open_with_arrays(session, values)
-    else:
-        table = table_of(Alarm)
-        statement = insert_ignoring_conflicts(table, session.get_bind().dialect, ["open_key"]).returning(
-            table.c.id, table.c.resident_id)
-        opened = [tuple(r) for r in session.execute(statement, values).all()]
-    reasons = {a["resident_id"]: a["reason"] for a in alarms_}
-    if opened and session.get_bind().dialect.name == "postgresql":
-        _history_with_arrays(session, [a for a, _ in opened], [reasons[r] for _, r in opened], now)
-    elif opened:
-        session.execute(insert(table_of(AlarmTransition)), [
-            {"alarm_id": alarm_id, "at": now, "action": "opened", "actor": "shouwang", "detail": reasons[rid]}
-            for alarm_id, rid in opened])
-        session.execute(insert(table_of(AuditEntry)), [
-            {"at": now, "actor": "shouwang", "action": "alarm.opened", "target": f"alarm:{alarm_id}",
-             "detail": {"detail": reasons[rid]}} for alarm_id, rid in opened])
-    if opened:
-        log.warning("inactivity alarms raised", extra={"count": len(opened), "alarms": [a for a, _ in opened][:50]})
-    return [alarm_id for alarm_id, _ in opened]
-
-
-# PostgreSQL: a batch as a few array parameters (unnest), whatever its size: nothing for the driver to
-# split or convert per row, one statement each
-_INSERT_ALARMS = text(
-    "INSERT INTO alarms (kind, severity, state, open_key, resident_id, reason, reason_code, reason_params, "
-    "devices_offline, opened_at, last_activity_at, auto_resolved, policy, next_action_at, step, cycle, "
-    "escalation_token) "
-    "SELECT :kind, :severity, :state, :key_prefix || v.rid, v.rid, v.reason, :code, CAST(v.params AS json), "
-    "v.offline, :now, v.last, false, CAST(:policy AS json), :now, -1, 0, 0 "
-    "FROM unnest(CAST(:rids AS int[]), CAST(:reasons AS text[]), CAST(:params AS text[]), CAST(:offline AS bool[]), "
-    "CAST(:last AS timestamptz[])) AS v(rid, reason, params, offline, last) "
-    "ON CONFLICT (open_key) DO NOTHING RETURNING id, resident_id")
-_INSERT_HISTORY = text(
-    "INSERT INTO alarm_transitions (alarm_id, at, action, actor, detail) "
-    "SELECT v.id, :now, 'opened', 'shouwang', v.detail "
-    "FROM unnest(CAST(:ids AS int[]), CAST(:details AS text[])) AS v(id, detail)")
-_INSERT_AUDIT = text(
-    "INSERT INTO audit_log (at, actor, action, target, detail) "
-    "SELECT :now, 'shouwang', 'alarm.opened', 'alarm:' || v.id, json_build_object('detail', v.detail) "
-    "FROM unnest(CAST(:ids AS int[]), CAST(:details AS text[])) AS v(id, detail)")
-_UPDATE_DEADLINES = text(
-    "UPDATE residents SET due_at = v.due FROM unnest(CAST(:rids AS int[]), CAST(:dues AS timestamptz[])) "
-    "AS v(rid, due) WHERE residents.id = v.rid")
-
-
-def _open_with_arrays(session: Session, values: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    first = values[0]
-    prefix = alarms.open_key(AlarmKind.INACTIVITY, resident_id=0).removesuffix("0")  # the same key, per row in SQL
-    params = {"key_prefix": prefix, "kind": str(first["kind"]), "severity": str(first["severity"]),
-              "state": str(first["state"]),
-              "now": first["opened_at"], "policy": json.dumps(first["policy"]) if first["policy"] else None,
-              "code": first["reason_code"], "params": [json.dumps(v["reason_params"]) for v in values],
-              "rids": [v["resident_id"] for v in values], "reasons": [v["reason"] for v in values],
-              "offline": [v["devices_offline"] for v in values], "last": [v["last_activity_at"] for v in values]}
-    return [(int(a), int(r)) for a, r in session.execute(_INSERT_ALARMS, params).all()]
-
-
-def _history_with_arrays(session: Session, ids: list[int], details: list[str], now: datetime) -> None:
-    session.execute(_INSERT_HISTORY, {"now": now, "ids": ids, "details": details})
-    session.execute(_INSERT_AUDIT, {"now": now, "ids": ids, "details": details})
+    if workers == 1:
+        worker()
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="raise") as pool:
+        for done in [pool.submit(worker) for _ in range(workers)]:
+            done.result()
 
 
 def _activity_on_open_alarms(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> int:
