@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from alerts.db import make_engine, upgrade
 from alerts.models import Base
@@ -52,6 +53,7 @@ ROUTE = {"topic": f"{TOPIC_BASE}/#", "format": "native"}
 SHARE_GROUP = "bench"
 SESSION_EXPIRY_S = 3600
 CTX = mp.get_context("spawn")
+STATS = 4  # per consumer: seconds in record_batch + commit, batches, CPU seconds, peak RSS (MB)
 DETAILS: dict[str, list[str]] = {}  # where each consumer's time went
 LOADS: dict[str, tuple[float, float]] = {}  # 1-minute load average before and after each protocol
 
@@ -308,11 +310,27 @@ def shouwang_consumer(port: int, protocol: str, client_id: str, share_group: str
         stop.wait(0.005)
     committed[index] = consumer.committed
     # where the time went: seconds inside record_batch + commit (the worker thread), batches, CPU seconds
-    stats[3 * index] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_sum") or 0.0
-    stats[3 * index + 1] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_count") or 0.0
-    stats[3 * index + 2] = time.process_time() - cpu
+    stats[STATS * index] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_sum") or 0.0
+    stats[STATS * index + 1] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_count") or 0.0
+    stats[STATS * index + 2] = time.process_time() - cpu
+    stats[STATS * index + 3] = peak_rss_mb()
     consumer.stop()
     engine.dispose()
+
+
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process and its children still running, in MB (``VmHWM``)."""
+    total = 0.0
+    pids = [os.getpid(), *(p.pid for p in mp.active_children())]
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 # -- one protocol -----------------------------------------------------------------------------------------
@@ -366,7 +384,7 @@ def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespa
     # (a) Shouwang's consumer(s)
     go, stop = CTX.Event(), CTX.Event()
     committed = CTX.Array("q", args.consumers)
-    stats = CTX.Array("d", 3 * args.consumers)
+    stats = CTX.Array("d", STATS * args.consumers)
     readies = [CTX.Event() for _ in consumer_ids]
     procs = [CTX.Process(target=shouwang_consumer, args=(broker.port, protocol, cid, share, url, readies[i], go,
                                                          stop, committed, stats, i, tuning(args)))
@@ -408,10 +426,10 @@ def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespa
     log(f"[{protocol}] Shouwang consumer x{args.consumers} stored {rows} rows in "
         f"{elapsed:.2f}s ({rate:,.0f}/s); quarantined {held}")
     for i in range(args.consumers):
-        commit_s, batches, cpu_s = stats[3 * i], stats[3 * i + 1], stats[3 * i + 2]
+        commit_s, batches, cpu_s = stats[STATS * i], stats[STATS * i + 1], stats[STATS * i + 2]
         line = (f"consumer {i}: drained in {elapsed:.1f}s; {batches:.0f} batches, {commit_s:.1f}s of it in "
                 f"record_batch + commit ({1000 * commit_s / max(batches, 1):.0f} ms per batch), "
-                f"{cpu_s:.1f}s CPU in the consumer process")
+                f"{cpu_s:.1f}s CPU in the consumer process, peak RSS {stats[STATS * i + 3]:.0f} MB")
         DETAILS.setdefault(protocol, []).append(line)
         log(f"[{protocol}]   {line}")
     LOADS[protocol] = (load_before, load_after)
@@ -423,6 +441,7 @@ def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespa
         "ratio": round(rate / bare_rate, 2) if bare_rate else None,
         "lost": args.events - distinct,
         "duplicates": rows - distinct,
+        "rss_mb": round(max(stats[STATS * i + 3] for i in range(args.consumers))),
     }
 
 
@@ -438,6 +457,8 @@ def log(message: str) -> None:
 
 def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) -> None:
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
+    if make_url(url).database != make_url(BENCH_URL).database:
+        command += f" --database {make_url(url).database}"
     if not args.quick:
         command += f" --events {args.events} --devices {args.devices} --consumers {args.consumers}"
     command += "".join(f" --{key.replace('_', '-')} {value}" for key, value in tuning(args).items())
@@ -445,7 +466,7 @@ def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) 
         "## Ingest: MQTT QoS 1 -> PostgreSQL, against a bare paho subscriber",
         "",
         f"Run {today()} on {machine()}; Mosquitto {mosquitto_version()} (config/mosquitto.conf, own port), "
-        f"PostgreSQL {postgres_version(url)} (database `shouwang_bench`), all on 127.0.0.1.",
+        f"PostgreSQL {postgres_version(url)} (database `{make_url(url).database}`), all on 127.0.0.1.",
         "",
         "| protocol | consumer processes | Shouwang events/s | bare paho events/s | ratio | lost | duplicates |",
         "|---|---|---|---|---|---|---|",
@@ -479,7 +500,7 @@ def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) 
         "time); duplicates = rows beyond those. Residents, devices and events are reset between protocols.",
         "",
         "Reproduce (Mosquitto at /usr/sbin/mosquitto, PostgreSQL on 127.0.0.1:5432, trust auth; the script "
-        "creates `shouwang_bench`):",
+        f"creates `{make_url(url).database}`):",
         "",
         "```sh",
         command,
@@ -503,8 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-workers", type=int, default=None, help="consumer writer threads (default: settings)")
     parser.add_argument("--batch-size", type=int, default=None, help="consumer batch size (default: settings)")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
-    parser.add_argument("--url", default=BENCH_URL)
+    parser.add_argument("--url", default=BENCH_URL,
+                        help="the benchmark database (default: SHOUWANG_BENCH_PG, else shouwang_bench)")
+    parser.add_argument("--database", help="the database name on the --url server, e.g. bench_ingest")
     args = parser.parse_args(argv)
+    if args.database:
+        args.url = make_url(args.url).set(database=args.database).render_as_string(hide_password=False)
     if args.quick:
         args.events, args.devices = 20_000, 1_000
     args.residents = args.residents or args.devices
