@@ -1,7 +1,9 @@
 """The MQTT consumer: the only module that touches paho for ingest.
 
 paho's callbacks never raise and never do I/O: ``on_message`` converts the delivery to a
-:class:`RawMessage` and queues it. A dispatcher thread takes batches from the queue, converts them and
+:class:`RawMessage` and appends it to the inbox; when ``receive_maximum`` messages wait there (MQTT 3.1.1
+has no Receive Maximum, so a broker may send a whole backlog), it waits for the dispatcher to take a batch,
+so memory stays bounded. A dispatcher thread takes batches from the queue, converts them and
 hands each batch, split by device, to ``db_workers`` writer threads (each with its own database
 connection; a device always goes to the same writer, so its messages are recorded in the order they
 arrived). A writer records its share of a batch in one transaction and commits. The PUBACKs
@@ -89,6 +91,12 @@ class Consumer:
         # event cost paho's thread less per message than a queue.Queue)
         self._inbox: collections.deque[_Delivery] = collections.deque()
         self._arrived = threading.Event()
+        # MQTT 3.1.1 has no Receive Maximum: a broker may send a whole backlog at once. Past this many
+        # received and not yet batched, paho's thread waits in on_message (it stops reading the socket, so
+        # the broker holds the rest): memory stays bounded whatever the backlog.
+        self._inbox_limit = max(settings.receive_maximum, settings.batch_size)
+        self._room = threading.Event()
+        self._room.set()
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = False
@@ -221,9 +229,14 @@ class Consumer:
             topic = message._topic.decode("utf-8", "replace")  # .topic raises on invalid UTF-8
             raw = RawMessage(topic=topic, payload=bytes(message.payload), qos=message.qos,
                              retain=bool(message.retain), dup=bool(message.dup), mid=message.mid)
-            self._inbox.append(_Delivery(raw, self._generation, time.monotonic()))
+            inbox = self._inbox
+            inbox.append(_Delivery(raw, self._generation, time.monotonic()))
             if not self._arrived.is_set():
                 self._arrived.set()
+            if len(inbox) >= self._inbox_limit:
+                self._room.clear()
+                while len(inbox) >= self._inbox_limit and not self._stop.is_set():
+                    self._room.wait(0.1)
         except Exception:
             log.exception("could not queue a message")
 
@@ -301,6 +314,8 @@ class Consumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._wait_for_message(remaining):
                 break
+        if not self._room.is_set():
+            self._room.set()
         return batch
 
     def _maybe_caught_up(self) -> None:
