@@ -1,12 +1,13 @@
 """``serve`` with ``mqtt.consumers = N``: N consumer processes on the shared subscription.
 
-One consumer process is limited by its own Python (paho's network loop, conversion and recording share
-one interpreter), so ``serve`` runs its own consumer and N - 1 child processes, each
+One consumer process commits one batch at a time in one interpreter (paho's network loop, conversion
+and recording share it), so ``serve`` runs its own consumer and N - 1 child processes, each
 ``shouwang serve --role ingest`` with the client id ``<client_id>-<n>`` (a persistent session of its own)
 on ``$share/<share_group>/...``: the broker splits the stream between them, and every guarantee is a
 consumer's own (PUBACK after commit, redelivery recognised, one PostgreSQL).
 
-The parent supervises them: a child that exits on its own is started again (1 s, then up to 30 s later);
+The parent supervises them: a child that fails (exits non-zero, or is killed) is started again (1 s,
+then up to 30 s later), one that stops cleanly (a signal to it) is not;
 stopping the parent (SIGTERM, Ctrl+C) stops them with SIGTERM (a consumer says goodbye to the broker; what
 it had not committed is redelivered), and a child whose parent is gone (kill -9) stops by itself.
 """
@@ -110,6 +111,11 @@ class ConsumerProcesses:
         if child.process is not None:
             code = child.process.poll()
             if code is None:
+                return
+            if code == 0:  # it was asked to stop (a signal to it, Ctrl+C in the terminal): not started again
+                log.info("consumer process stopped", extra={"consumer": child.index})
+                child.process = None
+                child.next_start = float("inf")
                 return
             if now - child.started > 60:
                 child.restarts = 0

@@ -3,6 +3,8 @@ the shared subscription, one PostgreSQL stores every event exactly once, and SIG
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,9 +93,25 @@ def test_two_consumer_processes_store_every_event_exactly_once(tmp_path: Path, p
             own = serve.metric("shouwang_mqtt_messages_total")
             assert 0 < own < EVENTS + EVENTS // 10
 
+            # a consumer process that dies is started again, and stores what comes next
+            os.kill(children[0], signal.SIGKILL)
+
+            def restarted() -> list[int]:
+                group.check_alive()
+                now = children_of(serve.process.pid) if serve.process is not None else []
+                return now if now and children[0] not in now else []
+
+            children = wait_for(restarted, timeout=30, message="the consumer process started again")
+            wait_for(lambda: serve.log().count(f"client_id={client_id}-1") >= 2, timeout=60,
+                     message="the new consumer process connected")
+            for i in range(EVENTS, EVENTS + 40):
+                at = T0 - timedelta(minutes=30) + timedelta(seconds=i)
+                publisher.publish(*native.render(f"pir-{i % DEVICES}", "motion", ts=at, base=base), wait=False)
+            wait_for(lambda: stored() >= EVENTS + 40, timeout=60, message="the events after the restart stored")
+
             serve.stop()  # SIGTERM: the parent stops its child, both say goodbye to the broker
             assert serve.process.returncode == 0
             assert not any(Path(f"/proc/{pid}").exists() for pid in children)
-            assert "consumer process exited" not in serve.log()
+            assert stored() == EVENTS + 40
     finally:
         publisher.close()
