@@ -188,11 +188,17 @@ def _copy(session: Session, table: str, columns: Mapping[str, TypeEngine[Any]],
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
-def _check_aware(rows: Sequence[Sequence[Any]]) -> None:
-    # what UTCDateTime refuses on the way in, COPY refuses too
-    for row in rows:
-        for value in row:
-            if isinstance(value, datetime) and value.tzinfo is None:
+def _check_aware(rows: Sequence[Sequence[Any]], types: Sequence[TypeEngine[Any]]) -> None:
+    """What UTCDateTime refuses on the way in, COPY refuses too: a naive datetime in a column of ``types``
+    that is a date and time (the other columns are not looked at)."""
+    for index, type_ in enumerate(types):
+        if isinstance(type_, TypeDecorator):
+            type_ = type_.impl_instance
+        if not isinstance(type_, DateTime):
+            continue
+        for row in rows:
+            value = row[index]
+            if value is not None and value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r} given to the database; use an aware UTC instant")
 
 
@@ -201,8 +207,9 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Se
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        _check_aware(rows)
-        _copy(session, table.name, {name: table.c[name].type for name in columns}, rows)
+        types = {name: table.c[name].type for name in columns}
+        _check_aware(rows, list(types.values()))
+        _copy(session, table.name, types, rows)
         return
     session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
@@ -223,12 +230,13 @@ def insert_rows_ignoring_conflicts(session: Session, table: Table, columns: Sequ
             *(table.c[name] for name in returning))
         params = [dict(zip(columns, row, strict=True)) for row in rows]
         return [tuple(r) for r in session.execute(statement, params).all()]
-    _check_aware(rows)
+    types = {name: table.c[name].type for name in columns}
+    _check_aware(rows, list(types.values()))
     stage = f"shouwang_stage_{table.name}"
     where = index_where.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     names = ", ".join(columns)
-    _stage(session, stage, {name: table.c[name].type.compile(dialect=dialect) for name in columns})
-    _copy(session, stage, {name: table.c[name].type for name in columns}, rows)
+    _stage(session, stage, {name: type_.compile(dialect=dialect) for name, type_ in types.items()})
+    _copy(session, stage, types, rows)
     result = _sql(session,
         f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM staged "
@@ -264,26 +272,28 @@ class BatchParameters:
             return self.stage.c[name]
         return bindparam(name, type_=self.columns[name])
 
-    def execute(self, session: Session, statement: Update, rows: list[dict[str, Any]], target: Table,
-                key: str) -> None:
-        """Run ``statement`` for ``rows``. PostgreSQL first locks the target rows (``target``'s primary
-        key equals the ``key`` parameter) in key order, so two processes updating overlapping sets of
-        rows never deadlock. The lock is ``FOR NO KEY UPDATE``, the one an UPDATE of non-key columns
-        takes: it does not conflict with the ``KEY SHARE`` locks that foreign-key checks (an event
-        inserted for a device) take, in whatever order, on the same rows."""
+    def execute(self, session: Session, statement: Update, rows: Sequence[Sequence[Any]], target: Table,
+                key: str, locked: bool = False) -> None:
+        """Run ``statement`` for ``rows`` (tuples in the order of the columns). PostgreSQL first locks the
+        target rows (``target``'s primary key equals the ``key`` parameter) in key order, so two
+        processes updating overlapping sets of rows never deadlock. The lock is ``FOR NO KEY UPDATE``,
+        the one an UPDATE of non-key columns takes: it does not conflict with the ``KEY SHARE`` locks
+        that foreign-key checks (an event inserted for a device) take, in whatever order, on the same
+        rows. ``locked``: the caller's transaction already holds that lock on every row (taken in key
+        order), so it is not taken again."""
         if not rows:
             return
-        if not self.bulk:
-            session.connection().execute(statement, rows)
-            return
         names = list(self.columns)
-        values = [tuple(row[name] for name in names) for row in rows]
-        _check_aware(values)
+        if not self.bulk:
+            session.connection().execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+            return
+        _check_aware(rows, list(self.columns.values()))
         pk = next(iter(target.primary_key.columns)).name
         _stage(session, self.stage_name, {n: t.compile(dialect=self.dialect) for n, t in self.columns.items()})
-        _copy(session, self.stage_name, self.columns, values)
-        _sql(session, f"SELECT count(*) FROM (SELECT 1 FROM {target.name} WHERE {pk} IN "
-                      f"(SELECT {key} FROM {self.stage_name}) ORDER BY {pk} FOR NO KEY UPDATE) AS locked")
+        _copy(session, self.stage_name, self.columns, rows)
+        if not locked:
+            _sql(session, f"SELECT count(*) FROM (SELECT 1 FROM {target.name} WHERE {pk} IN "
+                          f"(SELECT {key} FROM {self.stage_name}) ORDER BY {pk} FOR NO KEY UPDATE) AS locked")
         session.connection().execute(statement)
         _sql(session, f"DELETE FROM {self.stage_name}")
 

@@ -57,9 +57,12 @@ OFFLINE_DUE_SLACK = timedelta(seconds=60)
 CLOCK_SKEW_REPORTS = 3
 CLOCK_SKEW_PERIOD = timedelta(hours=24)
 
-# the columns of an event row, in the order _events builds them
+# the columns of an event row, in the order _events builds them (a tuple: rows go to COPY as they are)
 EVENT_COLUMNS = ("device_id", "resident_id", "kind", "is_activity", "occurred_at", "received_at", "device_time",
                  "clock_skew", "value", "event_uid", "delivery_key", "topic")
+EventRow = tuple[Any, ...]
+_DEVICE, _KIND, _ACTIVITY, _OCCURRED, _SKEW, _UID = (EVENT_COLUMNS.index(name) for name in (
+    "device_id", "kind", "is_activity", "occurred_at", "clock_skew", "event_uid"))
 
 
 @dataclass(frozen=True)
@@ -177,17 +180,22 @@ def _load_devices(session: Session, external_ids: set[str], nodes: set[str],
         # stored for a device that is gone (events have no foreign key to devices).
         query = query.order_by(Device.id).with_for_update(key_share=True, of=Device)
     found = {}
+    windows: dict[tuple[Any, ...], float] = {}  # the window of each combination of overrides, computed once
     for ext, dev_id, kind, resident_id, occupied, *overrides in session.execute(query):
-        limits = limits_from(default, *overrides)
-        found[ext] = _DeviceRow(dev_id, kind, resident_id, occupied, limits.window.total_seconds())
+        key = tuple(overrides)
+        window_s = windows.get(key)
+        if window_s is None:
+            window_s = windows[key] = limits_from(default, *overrides).window.total_seconds()
+        found[ext] = _DeviceRow(dev_id, kind, resident_id, occupied, window_s)
     return found
 
 
 def _events(known: list[Observation], devices: dict[str, _DeviceRow], now: datetime, policy: IngestPolicy,
-            result: BatchResult) -> tuple[list[dict[str, Any]], dict[int, _DeviceUpdate]]:
-    rows: list[dict[str, Any]] = []
+            result: BatchResult) -> tuple[list[EventRow], dict[int, _DeviceUpdate]]:
+    rows: list[EventRow] = []
     updates: dict[int, _DeviceUpdate] = {}
     uids: set[tuple[int, str]] = set()
+    skew = policy.clock_skew
     for obs in known:
         device = devices[obs.device]
         if obs.event_uid is not None:
@@ -195,55 +203,50 @@ def _events(known: list[Observation], devices: dict[str, _DeviceRow], now: datet
                 result.duplicates += 1
                 continue
             uids.add((device.id, obs.event_uid))
-        occurred, skewed = rules.occurred_at(obs.device_time, now, policy.clock_skew)
+        occurred, skewed = rules.occurred_at(obs.device_time, now, skew)
         is_activity = rules.is_observation(obs.kind, obs.occupied, obs.change_only, device.occupied)
         if obs.occupied is not None:
             device.occupied = obs.occupied
-        rows.append({
-            "device_id": device.id, "resident_id": device.resident_id, "kind": obs.kind,
-            "is_activity": is_activity, "occurred_at": occurred, "received_at": now,
-            "device_time": obs.device_time, "clock_skew": skewed, "value": obs.value,
-            "event_uid": obs.event_uid, "delivery_key": obs.delivery_key, "topic": obs.topic[:300],
-        })
+        # in the order of EVENT_COLUMNS
+        rows.append((device.id, device.resident_id, obs.kind, is_activity, occurred, now, obs.device_time, skewed,
+                     obs.value, obs.event_uid, obs.delivery_key, obs.topic[:300]))
+        seen = occurred if occurred < now else now
         update = updates.get(device.id)
         if update is None:
-            update = updates[device.id] = _DeviceUpdate(last_seen=min(occurred, now))
-        update.last_seen = max(update.last_seen, min(occurred, now))
+            update = updates[device.id] = _DeviceUpdate(last_seen=seen)
+        elif seen > update.last_seen:
+            update.last_seen = seen
         update.occupied = device.occupied
         if obs.battery is not None:
             update.battery = obs.battery
         if obs.availability is not None:
             update.availability, update.availability_at = obs.availability, now
-        update.clock_skew += skewed
-        result.clock_skew += skewed
+        if skewed:
+            update.clock_skew += 1
+            result.clock_skew += 1
     return rows, updates
 
 
-def _insert_events(session: Session, rows: list[dict[str, Any]], result: BatchResult) -> list[dict[str, Any]]:
+def _insert_events(session: Session, rows: list[EventRow], result: BatchResult) -> list[EventRow]:
     """Insert the event rows; returns those actually inserted (a repeated event id is not)."""
-    plain = [r for r in rows if r["event_uid"] is None]
-    with_uid = [r for r in rows if r["event_uid"] is not None]
-    inserted = list(plain)
-    insert_rows(session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in plain])
+    plain = [r for r in rows if r[_UID] is None]
+    with_uid = [r for r in rows if r[_UID] is not None]
+    inserted = plain
+    insert_rows(session, table_of(Event), EVENT_COLUMNS, plain)
     if with_uid:
         new = set(insert_rows_ignoring_conflicts(
-            session, table_of(Event), EVENT_COLUMNS, [_as_tuple(r) for r in with_uid],
+            session, table_of(Event), EVENT_COLUMNS, with_uid,
             index_elements=["device_id", "event_uid"], index_where=Event.event_uid.isnot(None),
             returning=["device_id", "event_uid"],
         ))
-        for row in with_uid:
-            if (row["device_id"], row["event_uid"]) in new:
-                inserted.append(row)
+        inserted = plain + [row for row in with_uid if (row[_DEVICE], row[_UID]) in new]
         result.duplicates += len(with_uid) - len(new)
     result.stored += len(inserted)
+    kinds = result.kinds
     for row in inserted:
-        result.kinds[row["kind"]] += 1
-        result.activity += row["is_activity"]
+        kinds[row[_KIND]] += 1
+        result.activity += row[_ACTIVITY]
     return inserted
-
-
-def _as_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[name] for name in EVENT_COLUMNS)
 
 
 def _offline_due_slack(limits: rules.DeviceLimits) -> timedelta:
@@ -265,10 +268,10 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
         u = updates[device_id]
         due = rules.device_offline_due_at(last_seen=u.last_seen, availability=u.availability,
                                           availability_at=u.availability_at, limits=limits)
-        params.append({"b_id": device_id, "b_seen": u.last_seen, "b_due": due,
-                       "b_keep": due - slack if due is not None else None, "b_occupied": u.occupied,
-                       "b_battery": u.battery, "b_avail": u.availability, "b_avail_at": u.availability_at,
-                       "b_skew": u.clock_skew, "b_skew_at": u.last_seen if u.clock_skew else None})
+        # in the order of the columns below
+        params.append((device_id, u.last_seen, due, due - slack if due is not None else None, u.occupied,
+                       u.battery, u.availability, u.availability_at, u.clock_skew,
+                       u.last_seen if u.clock_skew else None))
     b = BatchParameters(session.get_bind().dialect, "device_batch", {
         "b_id": Integer(), "b_seen": UTCDateTime(), "b_due": UTCDateTime(), "b_keep": UTCDateTime(),
         "b_occupied": Boolean(), "b_battery": Integer(), "b_avail": String(), "b_avail_at": UTCDateTime(),
@@ -305,26 +308,27 @@ def _update_devices(session: Session, updates: dict[int, _DeviceUpdate], limits:
         )
         .execution_options(synchronize_session=False)
     )
-    b.execute(session, statement, params, table_of(Device), "b_id")
+    # _load_devices already locked these rows (in id order, on PostgreSQL)
+    b.execute(session, statement, params, table_of(Device), "b_id", locked=True)
 
 
-def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
+def _apply_activity(session: Session, inserted: list[EventRow], devices: dict[str, _DeviceRow],
                     now: datetime, result: BatchResult, policy: IngestPolicy) -> None:
     """Move the residents' last activity for the inserted activity rows; open panic alarms."""
     by_id = {d.id: d for d in devices.values()}
     latest: dict[int, tuple[datetime, float]] = {}
     panics: dict[tuple[int | None, int], datetime] = {}
     for row in inserted:
-        device = by_id[row["device_id"]]
-        if not row["is_activity"]:
+        if not row[_ACTIVITY]:
             continue
+        device = by_id[row[_DEVICE]]
         if device.resident_id is not None:
-            instant = rules.activity_instant(row["occurred_at"], now)
+            instant = rules.activity_instant(row[_OCCURRED], now)
             previous = latest.get(device.resident_id)
             if previous is None or instant > previous[0]:
                 latest[device.resident_id] = (instant, device.window_s)
-        if row["kind"] == "button" and device.kind == DeviceKind.BUTTON:
-            panics.setdefault((device.resident_id, device.id), row["occurred_at"])
+        if row[_KIND] == "button" and device.kind == DeviceKind.BUTTON:
+            panics.setdefault((device.resident_id, device.id), row[_OCCURRED])
     _move_last_activity(session, latest)
     for (resident_id, device_id), pressed_at in panics.items():
         params = {"at": wording.instant(pressed_at)}
@@ -338,12 +342,12 @@ def _apply_activity(session: Session, inserted: list[dict[str, Any]], devices: d
             result.panic_alarms.append(alarm_id)
 
 
-def _clock_skew_alarms(session: Session, inserted: list[dict[str, Any]], devices: dict[str, _DeviceRow],
+def _clock_skew_alarms(session: Session, inserted: list[EventRow], devices: dict[str, _DeviceRow],
                        now: datetime, policy: IngestPolicy, result: BatchResult) -> None:
     """A device that keeps sending times from the future (``CLOCK_SKEW_REPORTS`` within
     ``CLOCK_SKEW_PERIOD``) is listed for maintenance: one clock-skew alarm per device, under the
     maintenance policy, until a person resolves it (SPEC section 2)."""
-    skewed = {row["device_id"] for row in inserted if row["clock_skew"]}
+    skewed = {row[_DEVICE] for row in inserted if row[_SKEW]}
     if not skewed:
         return
     counts = session.execute(
@@ -373,10 +377,7 @@ def _move_last_activity(session: Session, latest: dict[int, tuple[datetime, floa
     resolution) already set it. Activity ends away mode."""
     if not latest:
         return
-    params = [
-        {"b_id": rid, "b_ts": ts, "b_due": ts + timedelta(seconds=window)}
-        for rid, (ts, window) in sorted(latest.items())
-    ]
+    params = [(rid, ts, ts + timedelta(seconds=window)) for rid, (ts, window) in sorted(latest.items())]
     b = BatchParameters(session.get_bind().dialect, "resident_batch",
                         {"b_id": Integer(), "b_ts": UTCDateTime(), "b_due": UTCDateTime()})
     statement = (

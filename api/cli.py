@@ -32,6 +32,7 @@ from alerts.escalation.notifiers.console import ConsoleProvider
 from alerts.models import ManualClockRow
 from alerts.registry.community import CommunityFileError, load_community
 from api import accounts
+from api.consumers import ConsumerProcesses, parent_gone
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock
 from config.logging import setup_logging
@@ -93,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-api", action="store_true", help="run ingest and rules without the HTTP API")
     serve.add_argument("--role", action="append", choices=["ingest", "rules", "api"],
                        help="run only this part (repeatable; default: settings.roles, all three)")
+    serve.add_argument("--consumers", type=int, metavar="N",
+                       help="consumer processes on the shared subscription (default: mqtt.consumers)")
+    serve.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # a consumer process started by serve
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -199,24 +203,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database.url)
     if args.client_id:
         settings.mqtt.client_id = args.client_id
     if args.role:
         settings.roles = list(dict.fromkeys(args.role))
     if args.no_api and "api" in settings.roles:
         settings.roles = [role for role in settings.roles if role != "api"] or ["rules"]
-    runtime = Runtime(settings, process=args.process)
-    runtime.start()
-    log.info("serving", extra={"broker": settings.mqtt.url, "database": _safe_url(settings.database.url),
-                               "api": f"http://{settings.api.host}:{settings.api.port}"})
+    consumers = args.consumers if args.consumers is not None else settings.mqtt.consumers
+    if "ingest" in settings.roles and consumers > 1:
+        if not settings.mqtt.share_group:
+            print("shouwang: several consumers need mqtt.share_group (a shared subscription)", file=sys.stderr)
+            return 2
+        if not settings.database.url.startswith("postgresql"):
+            print("shouwang: several consumers need PostgreSQL (SQLite is for one process)", file=sys.stderr)
+            return 2
+    if args.parent is None:  # a consumer process of a serve: its parent has migrated the database
+        upgrade(settings.database.url)
+    children = None
+    if "ingest" in settings.roles and consumers > 1:
+        children = ConsumerProcesses(consumers - 1, settings.mqtt.client_id, args.process, args.config).start()
     try:
-        if "api" not in settings.roles:
-            _wait_for_signal()
-        else:
-            runtime.serve_http(settings.api.host, settings.api.port)
+        runtime = Runtime(settings, process=args.process)
+        runtime.start()
+        log.info("serving", extra={"broker": settings.mqtt.url, "database": _safe_url(settings.database.url),
+                                   "api": f"http://{settings.api.host}:{settings.api.port}",
+                                   "consumers": consumers if "ingest" in settings.roles else 0})
+        try:
+            if "api" not in settings.roles:
+                _wait_for_signal(args.parent)
+            else:
+                runtime.serve_http(settings.api.host, settings.api.port)
+        finally:
+            runtime.stop()
     finally:
-        runtime.stop()
+        if children is not None:
+            children.stop()
     return 0
 
 
@@ -499,11 +520,16 @@ def _schema(_settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(parent: int | None = None) -> None:
+    """Until SIGINT or SIGTERM; with ``parent``, also until that process is gone (a consumer process whose
+    ``serve`` was killed stops by itself)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0 if parent is not None else None):
+        if parent is not None and parent_gone(parent):
+            log.warning("the serve process that started this consumer is gone: stopping")
+            return
 
 
 def _write_private(path: Path, text: str) -> None:

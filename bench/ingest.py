@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from alerts.db import make_engine, upgrade
 from alerts.models import Base
@@ -52,6 +53,7 @@ ROUTE = {"topic": f"{TOPIC_BASE}/#", "format": "native"}
 SHARE_GROUP = "bench"
 SESSION_EXPIRY_S = 3600
 CTX = mp.get_context("spawn")
+STATS = 4  # per consumer: seconds in record_batch + commit, batches, CPU seconds, peak RSS (MB)
 DETAILS: dict[str, list[str]] = {}  # where each consumer's time went
 LOADS: dict[str, tuple[float, float]] = {}  # 1-minute load average before and after each protocol
 
@@ -308,21 +310,38 @@ def shouwang_consumer(port: int, protocol: str, client_id: str, share_group: str
         stop.wait(0.005)
     committed[index] = consumer.committed
     # where the time went: seconds inside record_batch + commit (the worker thread), batches, CPU seconds
-    stats[3 * index] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_sum") or 0.0
-    stats[3 * index + 1] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_count") or 0.0
-    stats[3 * index + 2] = time.process_time() - cpu
+    stats[STATS * index] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_sum") or 0.0
+    stats[STATS * index + 1] = metrics.registry.get_sample_value("shouwang_batch_commit_seconds_count") or 0.0
+    stats[STATS * index + 2] = time.process_time() - cpu
+    stats[STATS * index + 3] = peak_rss_mb()
     consumer.stop()
     engine.dispose()
 
 
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process and its children still running, in MB (``VmHWM``)."""
+    total = 0.0
+    pids = [os.getpid(), *(p.pid for p in mp.active_children())]
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
 # -- one protocol -----------------------------------------------------------------------------------------
-def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
+def run_protocol(broker: PrivateMosquitto, protocol: str, consumers: int, args: argparse.Namespace,
+                 url: str) -> dict[str, Any]:
     reset_state(url)
     load_before = os.getloadavg()[0]
     tag = f"{protocol.replace('.', '')}-{uuid.uuid4().hex[:6]}"
     bare_id = f"bench-bare-{tag}"
-    consumer_ids = [f"bench-ingest-{tag}-{i}" for i in range(args.consumers)]
-    share = f"{SHARE_GROUP}{tag.replace('-', '')}" if args.consumers > 1 else ""
+    consumer_ids = [f"bench-ingest-{tag}-{i}" for i in range(consumers)]
+    share = f"{SHARE_GROUP}{tag.replace('-', '')}" if consumers > 1 else ""
     plain_filter = ROUTE["topic"]
     consumer_filter = f"$share/{share}/{plain_filter}" if share else plain_filter
 
@@ -365,8 +384,8 @@ def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespa
 
     # (a) Shouwang's consumer(s)
     go, stop = CTX.Event(), CTX.Event()
-    committed = CTX.Array("q", args.consumers)
-    stats = CTX.Array("d", 3 * args.consumers)
+    committed = CTX.Array("q", consumers)
+    stats = CTX.Array("d", STATS * consumers)
     readies = [CTX.Event() for _ in consumer_ids]
     procs = [CTX.Process(target=shouwang_consumer, args=(broker.port, protocol, cid, share, url, readies[i], go,
                                                          stop, committed, stats, i, tuning(args)))
@@ -405,24 +424,25 @@ def run_protocol(broker: PrivateMosquitto, protocol: str, args: argparse.Namespa
         log(f"[{protocol}] consumer did not store all events: {distinct} of {args.events} "
             f"(stalled or timed out)")
     rate = args.events / elapsed if elapsed > 0 else 0.0
-    log(f"[{protocol}] Shouwang consumer x{args.consumers} stored {rows} rows in "
+    log(f"[{protocol}] Shouwang consumer x{consumers} stored {rows} rows in "
         f"{elapsed:.2f}s ({rate:,.0f}/s); quarantined {held}")
-    for i in range(args.consumers):
-        commit_s, batches, cpu_s = stats[3 * i], stats[3 * i + 1], stats[3 * i + 2]
+    for i in range(consumers):
+        commit_s, batches, cpu_s = stats[STATS * i], stats[STATS * i + 1], stats[STATS * i + 2]
         line = (f"consumer {i}: drained in {elapsed:.1f}s; {batches:.0f} batches, {commit_s:.1f}s of it in "
                 f"record_batch + commit ({1000 * commit_s / max(batches, 1):.0f} ms per batch), "
-                f"{cpu_s:.1f}s CPU in the consumer process")
-        DETAILS.setdefault(protocol, []).append(line)
+                f"{cpu_s:.1f}s CPU in the consumer process, peak RSS {stats[STATS * i + 3]:.0f} MB")
+        DETAILS.setdefault(f"MQTT {protocol}, {consumers} process(es)", []).append(line)
         log(f"[{protocol}]   {line}")
-    LOADS[protocol] = (load_before, load_after)
+    LOADS[f"MQTT {protocol}, {consumers} process(es)"] = (load_before, load_after)
     return {
         "protocol": protocol,
-        "consumers": args.consumers,
+        "consumers": consumers,
         "events_per_s": round(rate),
         "bare_paho_events_per_s": round(bare_rate),
         "ratio": round(rate / bare_rate, 2) if bare_rate else None,
         "lost": args.events - distinct,
         "duplicates": rows - distinct,
+        "rss_mb": round(max(stats[STATS * i + 3] for i in range(consumers))),
     }
 
 
@@ -438,48 +458,59 @@ def log(message: str) -> None:
 
 def document(results: list[dict[str, Any]], args: argparse.Namespace, url: str) -> None:
     command = "python -m bench.ingest" + (" --quick" if args.quick else "")
+    if make_url(url).database != make_url(BENCH_URL).database:
+        command += f" --database {make_url(url).database}"
     if not args.quick:
-        command += f" --events {args.events} --devices {args.devices} --consumers {args.consumers}"
+        command += (f" --events {args.events} --devices {args.devices} "
+                    f"--consumers {','.join(str(n) for n in args.consumers)}")
     command += "".join(f" --{key.replace('_', '-')} {value}" for key, value in tuning(args).items())
     lines = [
         "## Ingest: MQTT QoS 1 -> PostgreSQL, against a bare paho subscriber",
         "",
         f"Run {today()} on {machine()}; Mosquitto {mosquitto_version()} (config/mosquitto.conf, own port), "
-        f"PostgreSQL {postgres_version(url)} (database `shouwang_bench`), all on 127.0.0.1.",
+        f"PostgreSQL {postgres_version(url)} (database `{make_url(url).database}`), all on 127.0.0.1.",
         "",
-        "| protocol | consumer processes | Shouwang events/s | bare paho events/s | ratio | lost | duplicates |",
-        "|---|---|---|---|---|---|---|",
+        "| protocol | consumer processes | Shouwang events/s | bare paho events/s | ratio | lost | duplicates "
+        "| peak RSS of a consumer process |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(f"| MQTT {r['protocol']} | {r['consumers']} | {r['events_per_s']:,} | "
-                     f"{r['bare_paho_events_per_s']:,} | {r['ratio']} | {r['lost']} | {r['duplicates']} |")
+                     f"{r['bare_paho_events_per_s']:,} | {r['ratio']} | {r['lost']} | {r['duplicates']} | "
+                     f"{r['rss_mb']} MB |")
     lines += ["", "Where the consumer's time went:", ""]
-    lines += [f"- MQTT {p}, {line}" for p, entries in DETAILS.items() for line in entries]
-    loads = "; ".join(f"MQTT {p}: {a:.1f} before, {b:.1f} after" for p, (a, b) in LOADS.items())
+    lines += [f"- {p}: {line}" for p, entries in DETAILS.items() for line in entries]
+    loads = "; ".join(f"{p}: {a:.1f} before, {b:.1f} after" for p, (a, b) in LOADS.items())
     lines += [
         "",
         f"1-minute load average of the machine (2 cores; other work may share it): {loads}.",
         "",
-        f"Target (SPEC section 7): >= 20,000 events/s and a ratio >= 0.7. {args.events:,} native motion events "
+        "Targets: SPEC section 7, >= 20,000 events/s and a ratio >= 0.7; issue 16, one consumer process >= 0.8 "
+        "and two >= 1.0 of the bare subscriber of the same run, a consumer process's RSS <= 150 MB with 10,000 "
+        f"devices. {args.events:,} native motion events "
         f"over {args.devices:,} devices ({args.devices:,} residents), {args.uid_share:.0%} of them with an "
         "`event_id`, every 50th with a battery level.",
         "",
-        "Method: a **backlog drain**. Per protocol, the consumer's and the bare subscriber's client ids first "
+        "Method: a **backlog drain**. Per protocol and number of consumer processes, the consumer's and the bare "
+        "subscriber's client ids first "
         "connect once with a persistent session (3.1.1: clean session off; 5: clean start off, session expiry "
         "1 h) and subscribe to `bench/events/#` at QoS 1, then disconnect. A publisher process publishes every "
         "event at QoS 1 (all acknowledged by the broker) while nobody consumes, so the broker queues them in "
         "both sessions. Then the bare paho subscriber (one process, paho's automatic PUBACK, it only counts) "
         "reconnects and is timed from its connect to its N-th message; then Shouwang's "
-        "`sensors.consumer.Consumer` (its own process, production defaults unless the command below says "
+        "`sensors.consumer.Consumer` (in its own process, or in each of N processes on one shared subscription "
+        "`$share/...` as `serve` runs them with `mqtt.consumers = N`; production defaults unless the command "
+        "below says "
         "otherwise: batches of up to 1,000, 50 ms batch wait, Receive Maximum 2,000, one dispatcher thread "
         "converting the next batch while one writer thread (`mqtt.db_workers`) records and commits the "
         "previous one, PUBACKs only after the commit, in receive order) is timed from its start to the N-th "
-        "event stored in PostgreSQL. \"In record_batch + commit\" adds up the writers' time. "
+        "event stored in PostgreSQL. \"In record_batch + commit\" adds up the writers' time; peak RSS is the "
+        "consumer process's `VmHWM` at the end (the largest of the processes). "
         "Lost = N - distinct events in `events` (an event is its device and device "
-        "time); duplicates = rows beyond those. Residents, devices and events are reset between protocols.",
+        "time); duplicates = rows beyond those. Residents, devices and events are reset between measurements.",
         "",
         "Reproduce (Mosquitto at /usr/sbin/mosquitto, PostgreSQL on 127.0.0.1:5432, trust auth; the script "
-        "creates `shouwang_bench`):",
+        f"creates `{make_url(url).database}`):",
         "",
         "```sh",
         command,
@@ -494,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--residents", type=int, default=None, help="default: one per device")
     parser.add_argument("--protocols", default="3.1.1,5", help="comma-separated: 3.1.1,5")
-    parser.add_argument("--consumers", type=int, default=1, help="consumer processes (>1: a shared subscription)")
+    parser.add_argument("--consumers", default="1,2",
+                        help="consumer processes, comma-separated: one measurement each (>1: a shared subscription)")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes filling the backlog")
     parser.add_argument("--uid-share", type=float, default=0.5, help="share of events carrying an event_id")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 events, 1,000 devices")
@@ -503,15 +535,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-workers", type=int, default=None, help="consumer writer threads (default: settings)")
     parser.add_argument("--batch-size", type=int, default=None, help="consumer batch size (default: settings)")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
-    parser.add_argument("--url", default=BENCH_URL)
+    parser.add_argument("--url", default=BENCH_URL,
+                        help="the benchmark database (default: SHOUWANG_BENCH_PG, else shouwang_bench)")
+    parser.add_argument("--database", help="the database name on the --url server, e.g. bench_ingest")
     args = parser.parse_args(argv)
+    if args.database:
+        args.url = make_url(args.url).set(database=args.database).render_as_string(hide_password=False)
     if args.quick:
         args.events, args.devices = 20_000, 1_000
     args.residents = args.residents or args.devices
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     if any(p not in ("3.1.1", "5") for p in protocols):
         parser.error("--protocols takes 3.1.1 and/or 5")
-    if not 1 <= args.consumers <= 8 or args.events < 1 or args.devices < 1:
+    try:
+        args.consumers = [int(n) for n in str(args.consumers).split(",") if n.strip()]
+    except ValueError:
+        parser.error("--consumers takes numbers, e.g. 1,2")
+    if not args.consumers or not all(1 <= n <= 8 for n in args.consumers) or args.events < 1 or args.devices < 1:
         parser.error("--consumers 1..8, --events and --devices positive")
 
     log(f"preparing {args.url}: {args.devices} devices, {args.residents} residents")
@@ -521,10 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         broker = PrivateMosquitto(Path(tmp)).start()
         log(f"mosquitto on port {broker.port}")
         try:
-            for protocol in protocols:
-                result = run_protocol(broker, protocol, args, args.url)
-                print(json.dumps(result), flush=True)
-                results.append(result)
+            for consumers in args.consumers:
+                for protocol in protocols:
+                    result = run_protocol(broker, protocol, consumers, args, args.url)
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
         finally:
             broker.stop()
     if not args.no_doc:

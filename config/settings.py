@@ -141,6 +141,9 @@ class MqttSettings(BaseModel):
     # One is fastest on a loaded host with the database nearby (the consumer's Python is the limit there);
     # more overlap the round trips of a distant database.
     db_workers: int = Field(1, ge=1, le=16)
+    # consumer processes `serve` runs on the shared subscription (its own and consumers - 1 children, each
+    # with the client id `<client_id>-<n>`): one process's Python is the limit of one consumer
+    consumers: int = Field(1, ge=1, le=16)
     max_payload_bytes: int = Field(16384, ge=256)
     redelivery_window: Duration = timedelta(days=1)
     routes: list[FormatRoute] = Field(
@@ -157,6 +160,13 @@ class MqttSettings(BaseModel):
         if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
             raise ValueError("mqtt url must look like mqtt://host:port, e.g. mqtt://127.0.0.1:1883")
         return url
+
+    @model_validator(mode="after")
+    def _consumers_share(self) -> MqttSettings:
+        if self.consumers > 1 and not self.share_group:
+            raise ValueError("mqtt.consumers > 1 needs mqtt.share_group: the consumers split the stream through "
+                             "the shared subscription $share/<share_group>/...")
+        return self
 
     @model_validator(mode="after")
     def _credentials_from_url(self) -> MqttSettings:

@@ -1,7 +1,9 @@
 """The MQTT consumer: the only module that touches paho for ingest.
 
 paho's callbacks never raise and never do I/O: ``on_message`` converts the delivery to a
-:class:`RawMessage` and queues it. A dispatcher thread takes batches from the queue, converts them and
+:class:`RawMessage` and appends it to the inbox; when ``receive_maximum`` messages wait there (MQTT 3.1.1
+has no Receive Maximum, so a broker may send a whole backlog), it waits for the dispatcher to take a batch,
+so memory stays bounded. A dispatcher thread takes batches from the queue, converts them and
 hands each batch, split by device, to ``db_workers`` writer threads (each with its own database
 connection; a device always goes to the same writer, so its messages are recorded in the order they
 arrived). A writer records its share of a batch in one transaction and commits. The PUBACKs
@@ -85,7 +87,16 @@ class Consumer:
         self.zone = zone
         self.metrics = metrics
         self.client_id = client_id or settings.client_id
-        self._queue: queue.Queue[_Delivery] = queue.Queue()
+        # received, not yet taken into a batch: paho's thread appends, the dispatcher takes (a deque and an
+        # event cost paho's thread less per message than a queue.Queue)
+        self._inbox: collections.deque[_Delivery] = collections.deque()
+        self._arrived = threading.Event()
+        # MQTT 3.1.1 has no Receive Maximum: a broker may send a whole backlog at once. Past this many
+        # received and not yet batched, paho's thread waits in on_message (it stops reading the socket, so
+        # the broker holds the rest): memory stays bounded whatever the backlog.
+        self._inbox_limit = max(settings.receive_maximum, settings.batch_size)
+        self._room = threading.Event()
+        self._room.set()
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = False
@@ -150,7 +161,7 @@ class Consumer:
         now = time.monotonic()
         oldest = self._oldest_pending
         try:
-            queued = self._queue.queue[0].received if self._queue.qsize() else None
+            queued = self._inbox[0].received if self._inbox else None
         except IndexError:  # taken meanwhile
             queued = None
         waiting = [t for t in (oldest, queued) if t is not None]
@@ -161,7 +172,7 @@ class Consumer:
     def status(self) -> dict[str, Any]:
         oldest = self._oldest_pending
         lag = time.monotonic() - oldest if oldest is not None else 0.0
-        return {"connected": self._connected, "caught_up": self._caught_up, "queue": self._queue.qsize(),
+        return {"connected": self._connected, "caught_up": self._caught_up, "queue": len(self._inbox),
                 "lag_seconds": round(lag, 3), "database_ok": self._db_ok, "committed": self.committed,
                 "client_id": self.client_id, "broker": self.settings.url}
 
@@ -218,7 +229,14 @@ class Consumer:
             topic = message._topic.decode("utf-8", "replace")  # .topic raises on invalid UTF-8
             raw = RawMessage(topic=topic, payload=bytes(message.payload), qos=message.qos,
                              retain=bool(message.retain), dup=bool(message.dup), mid=message.mid)
-            self._queue.put(_Delivery(raw, self._generation, time.monotonic()))
+            inbox = self._inbox
+            inbox.append(_Delivery(raw, self._generation, time.monotonic()))
+            if not self._arrived.is_set():
+                self._arrived.set()
+            if len(inbox) >= self._inbox_limit:
+                self._room.clear()
+                while len(inbox) >= self._inbox_limit and not self._stop.is_set():
+                    self._room.wait(0.1)
         except Exception:
             log.exception("could not queue a message")
 
@@ -244,7 +262,7 @@ class Consumer:
                         break
                     except queue.Full:
                         continue
-            self.metrics.ingest_queue.set(self._queue.qsize())
+            self.metrics.ingest_queue.set(len(self._inbox))
 
     def _split(self, batch: _Batch) -> dict[int, _Share]:
         """Convert each delivery; give it to the writer of its device (skipped ones need no writer)."""
@@ -271,31 +289,38 @@ class Consumer:
             return Quarantined(raw.topic, raw.payload, "parser_error", f"{type(exc).__name__}: {exc}"[:2000],
                                "", None, raw.dup)
 
+    def _wait_for_message(self, timeout: float) -> bool:
+        """Until the inbox holds a message (True) or ``timeout`` passes (False). The event is cleared before
+        the inbox is looked at, and paho's thread appends before it sets the event: no wake-up is lost."""
+        if self._inbox:
+            return True
+        self._arrived.clear()
+        if self._inbox:
+            return True
+        return self._arrived.wait(timeout) and bool(self._inbox)
+
     def _take_batch(self) -> list[_Delivery]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
+        if not self._wait_for_message(0.1):
             return []
-        batch = [first]
+        inbox, size = self._inbox, self.settings.batch_size
+        batch: list[_Delivery] = []
         deadline = time.monotonic() + self.settings.batch_wait.total_seconds()
-        while len(batch) < self.settings.batch_size:
+        while len(batch) < size:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(inbox.popleft())
                 continue
-            except queue.Empty:
+            except IndexError:
                 pass
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not self._wait_for_message(remaining):
                 break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
+        if not self._room.is_set():
+            self._room.set()
         return batch
 
     def _maybe_caught_up(self) -> None:
         with self._lock:
-            if self._connected and not self._caught_up and self._queue.empty() and not self._pending \
+            if self._connected and not self._caught_up and not self._inbox and not self._pending \
                     and time.monotonic() - self._connected_at >= SETTLE_SECONDS:
                 self._caught_up = True
                 log.info("ingest caught up with the broker's backlog")

@@ -37,11 +37,8 @@ Converted = Observation | Quarantined | Skipped
 
 def delivery_key(topic: str, mid: int, payload: bytes) -> str:
     """Identifies one MQTT delivery: a redelivery (DUP) repeats topic, packet id and payload."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(topic.encode("utf-8", "replace"))
-    digest.update(b"\x00" + mid.to_bytes(4, "big") + b"\x00")
-    digest.update(payload)
-    return digest.hexdigest()
+    head = topic.encode("utf-8", "replace") + b"\x00" + mid.to_bytes(4, "big") + b"\x00"
+    return hashlib.blake2b(head + payload, digest_size=16).hexdigest()
 
 
 def convert(raw: RawMessage, routes: Sequence[FormatRoute], zone: tzinfo, max_payload: int) -> Converted:

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
+from pydantic import ValidationError
 
 from alerts.observations import Observation, Quarantined
 from config.settings import FormatRoute
 from sensors.formats import native, zigbee2mqtt
 from sensors.ingest import RawMessage, Skipped, convert, delivery_key
-from sensors.payloads import Ignored, Reading, Rejection, parse_timestamp
+from sensors.payloads import Ignored, NativePayload, Reading, Rejection, parse_timestamp
 from sensors.topics import base_of, matches, route_for, subscription
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -139,6 +141,48 @@ def test_native_rendered_messages_parse_back() -> None:
 def test_native_wrong_payloads_are_rejected(payload: bytes, reason: str) -> None:
     result = native.parse("shouwang/v1/events/dev-1", payload, ZONE)
     assert isinstance(result, Rejection) and result.reason == reason, result
+
+
+# payloads on both sides of every check of the native fast path: each is read as the schema reads it
+SCHEMA_CORPUS = [
+    b'{"type":"motion"}', b'{"type":"motion","ts":"2026-11-23T08:00:00+08:00","event_id":"e1","battery":87}',
+    b'{"type":"motion","ts":1763856000}', b'{"type":"motion","ts":1763856000.5}', b'{"type":"motion","ts":null}',
+    b'{"type":"motion","ts":true}', b'{"type":"motion","ts":[1]}', b'{"type":"motion","event_id":""}',
+    b'{"type":"motion","event_id":"' + b"x" * 100 + b'"}', b'{"type":"motion","event_id":"' + b"x" * 101 + b'"}',
+    b'{"type":"motion","event_id":7}', b'{"type":"motion","battery":100}', b'{"type":"motion","battery":101}',
+    b'{"type":"motion","battery":-1}', b'{"type":"motion","battery":true}', b'{"type":"motion","battery":50.0}',
+    b'{"type":"motion","battery":null}', b'{"type":"meter","value":12}', b'{"type":"meter","value":12.5}',
+    b'{"type":"meter","value":true}', b'{"type":"meter","value":"12"}', b'{"type":"door","state":"open"}',
+    b'{"type":"door","state":"closed"}', b'{"type":"door","state":"online"}', b'{"type":"door","state":"ajar"}',
+    b'{"type":"door","state":1}', b'{"type":"availability","state":"offline"}', b'{"type":"availability"}',
+    b'{"type":"battery"}', b'{"type":"battery","battery":20}', b'{"type":"heartbeat","gateway":"hub-1"}',
+    b'{"type":"heartbeat","gateway":""}', b'{"type":"heartbeat","gateway":"' + b"g" * 201 + b'"}',
+    b'{"type":"button","extra":1}', b'{"type":"Motion"}', b'{"type":1}', b'{}', b'{"ts":"2026-11-23T08:00:00Z"}',
+]
+
+
+@pytest.mark.parametrize("payload", SCHEMA_CORPUS)
+def test_native_payloads_are_read_as_the_schema_reads_them(payload: bytes) -> None:
+    result = native.parse("shouwang/v1/events/dev-1", payload, ZONE)
+    try:
+        model = NativePayload.model_validate(orjson.loads(payload))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        assert result == Rejection("invalid_field", f"{where}: {first['msg']} ({len(exc.errors())} error(s))",
+                                   "dev-1")
+        return
+    if isinstance(result, Rejection):  # what the schema lets through and the kind refuses
+        assert result.reason in ("invalid_field", "bad_timestamp"), result
+        return
+    assert (result.kind, result.event_uid, result.battery, result.gateway) == (
+        model.type, model.event_id, model.battery, model.gateway)
+    expected_time = None if model.ts is None else parse_timestamp(model.ts, ZONE)
+    assert result.device_time == expected_time
+    if model.type not in ("door", "availability"):
+        assert result.value == (None if model.value is None else f"{model.value:g}")
+    else:
+        assert result.value == model.state
 
 
 def test_native_topic_must_name_one_device() -> None:

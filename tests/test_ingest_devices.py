@@ -6,14 +6,17 @@ Real parts: SQLite and PostgreSQL (``db_url``), the machine's Mosquitto, a priva
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
+import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -324,3 +327,63 @@ def test_the_resident_card_on_the_screen_marks_a_device_whose_clock_runs_ahead(t
                 browser.close()
     finally:
         site.close()
+
+
+# -- 7. A backlog on MQTT 3.1.1 (no Receive Maximum) --------------------------------------------------------
+def test_a_backlog_on_mqtt_311_is_taken_a_batch_at_a_time_and_stored_once(tmp_path: Path, db_url: str,
+                                                                          topic_base: str) -> None:
+    """The broker sends a 3.1.1 session's whole backlog at once; the consumer holds at most
+    ``receive_maximum`` messages waiting to be batched (paho's thread waits), so its memory does not grow
+    with the backlog, and every message is stored once."""
+    backlog, limit = 600, 50
+    broker = PrivateMosquitto(tmp_path).start()
+    client_id, topics = f"{topic_base}-svc", f"{topic_base}/events/#"
+    # the consumer's persistent session, subscribed, then away while the backlog is published
+    session_client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                                 clean_session=False)
+    subscribed = threading.Event()
+    session_client.on_subscribe = lambda *_args: subscribed.set()
+    session_client.on_connect = lambda c, *_args: c.subscribe(topics, qos=1)
+    session_client.connect("127.0.0.1", broker.port)
+    session_client.loop_start()
+    publisher = None
+    runtime = None
+    try:
+        assert subscribed.wait(10)
+        session_client.disconnect()
+        session_client.loop_stop()
+        publisher = TestPublisher(port=broker.port, client_id=f"{topic_base}-pub")
+        for i in range(backlog):
+            publisher.publish(f"{topic_base}/events/pir", orjson.dumps({
+                "type": "motion", "event_id": f"e{i}", "ts": (T0 - timedelta(seconds=backlog - i)).isoformat()}))
+        settings = load_settings(
+            database={"url": db_url},
+            mqtt={"url": f"mqtt://127.0.0.1:{broker.port}", "protocol": "3.1.1", "client_id": client_id,
+                  "share_group": "", "batch_wait": "10ms", "batch_size": 20, "receive_maximum": limit,
+                  "routes": [{"topic": topics, "format": "native"}]},
+            clock={"mode": "manual", "start": T0.isoformat()}, rules={"tick": "0.1s"})
+        runtime = Runtime(settings, process="test")
+        with Session(runtime.engine) as session, session.begin():
+            load_community(session, {**COMMUNITY, "residents": [
+                {"ref": "r1", "name": "王", "micro_grid": "G1/B1", "devices": [{"id": "pir", "kind": "motion"}]}]},
+                T0, runtime.policy.limits)
+        consumer = runtime.consumer
+        assert consumer is not None
+        waiting: list[int] = []
+        runtime.start()
+
+        def stored() -> bool:
+            waiting.append(consumer.status()["queue"])
+            with Session(runtime.engine) as session:
+                return session.scalar(select(func.count()).select_from(Event)) == backlog
+
+        wait_for(stored, timeout=60, every=0.005, message=f"the backlog of {backlog} stored")
+        assert max(waiting) <= limit
+        with Session(runtime.engine) as session:
+            assert session.scalar(select(func.count(func.distinct(Event.event_uid)))) == backlog
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if runtime is not None:
+            runtime.stop()
+        broker.stop()
