@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from alerts import alarms, detection, dwell_step, inactivity, incidents, infrastructure, rules, transitions, wording
@@ -29,6 +29,7 @@ from alerts.models import (
     AlarmState,
     Device,
     Event,
+    Gateway,
     Outcome,
     QuarantinedMessage,
     QuarantineOverflow,
@@ -127,8 +128,20 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
+INCIDENTS_MARK = "incidents"  # the watch_status row of the last correlated-silence pass
+
+
 def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
-    """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure)."""
+    """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure). The pass
+    reads every device of the district, so it runs once every ``policy.incidents.every`` of the service
+    clock (any process's pass counts), and at once when a gateway reported on its availability since."""
+    gateways = session.scalar(select(func.max(Gateway.availability_at)))
+    mark = session.get(WatchStatus, INCIDENTS_MARK)
+    if mark is not None and mark.updated_at <= now < mark.updated_at + policy.incidents.every:
+        seen = (mark.detail or {}).get("gateways")
+        if gateways is None or (seen is not None and gateways <= datetime.fromisoformat(seen)):
+            return
+    heartbeat(session, INCIDENTS_MARK, now, {"gateways": gateways.isoformat() if gateways is not None else None})
     found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
                                 local=lambda t: _local(t, policy),
                                 offline_after=policy.device_limits.offline_after)

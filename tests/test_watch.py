@@ -16,10 +16,12 @@ from alerts.models import (
     AlarmState,
     Device,
     Event,
+    Gateway,
     Outcome,
     QuarantinedMessage,
     QuarantineOverflow,
     Resident,
+    WatchStatus,
     WebhookReceipt,
 )
 from alerts.observations import Observation, Quarantined
@@ -301,3 +303,26 @@ def test_pruning_also_forgets_old_quarantine_counts_and_provider_events(world: S
     with Session(world.engine) as session:
         assert list(session.scalars(select(QuarantineOverflow.source))) == ["s80"]
         assert list(session.scalars(select(WebhookReceipt.key))) == ["sms:SM80"]
+
+
+def test_correlated_silence_is_judged_every_30_seconds_and_at_once_after_a_gateway_report(world: Store) -> None:
+    """The incident pass reads every device of the district: once per ``incidents.every`` of the service
+    clock (any process's pass counts), and at once when a gateway reported on its availability."""
+    def last_pass() -> datetime | None:
+        with Session(world.engine) as session:
+            mark = session.get(WatchStatus, service.INCIDENTS_MARK)
+            return mark.updated_at if mark is not None else None
+
+    world.tick(T0)
+    assert last_pass() == T0
+    world.tick(T0 + timedelta(seconds=10))
+    assert last_pass() == T0  # judged 10 s ago: not again
+    with Session(world.engine) as session, session.begin():
+        session.add(Gateway(external_id="z2m/1", availability="offline", availability_at=T0 + timedelta(seconds=11),
+                            created_at=T0))
+    world.tick(T0 + timedelta(seconds=12))
+    assert last_pass() == T0 + timedelta(seconds=12)  # a gateway said something: judged at once
+    world.tick(T0 + timedelta(seconds=20))
+    assert last_pass() == T0 + timedelta(seconds=12)
+    world.tick(T0 + timedelta(seconds=42))
+    assert last_pass() == T0 + timedelta(seconds=42)
