@@ -97,7 +97,7 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
     if ingest is None or (ingest.connected and ingest.caught_up):
         # homes whose messages wait in ingest are not silent: no correlated silence is judged meanwhile
         if ingest is None or ingest.lag_seconds < policy.incidents.window.total_seconds() / 10:
-            _run(engine, lambda s: _incidents(s, now, policy, result))
+            _run(engine, lambda s: _incidents(s, now, policy, result, process))
         _raise_due_inactivity(engine, now, policy, result)
         _in_batches(engine, lambda s: detection.routine_step(s, now, policy.zone, result.routine_alarms))
         _in_batches(engine, lambda s: detection.rhythm_step(s, now, policy.zone, result.rhythm_notices))
@@ -128,25 +128,31 @@ def _in_batches(engine: Engine, step: Callable[[Session], int]) -> None:
             return
 
 
-INCIDENTS_MARK = "incidents"  # the watch_status row of the last correlated-silence pass
+INCIDENTS_MARK = "incidents:{process}"  # the watch_status row of this process's last correlated-silence pass
 
 
-def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult) -> None:
+def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult, process: str) -> None:
     """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure). The pass
-    reads every device of the district, so it runs once every ``policy.incidents.every`` of the service
-    clock (any process's pass counts), and at once when a gateway reported on its availability since."""
-    gateways = session.scalar(select(func.max(Gateway.availability_at)))
-    mark = session.get(WatchStatus, INCIDENTS_MARK)
-    if mark is not None and mark.updated_at <= now < mark.updated_at + policy.incidents.every:
-        seen = (mark.detail or {}).get("gateways")
-        if gateways is None or (seen is not None and gateways <= datetime.fromisoformat(seen)):
-            return
-    heartbeat(session, INCIDENTS_MARK, now, {"gateways": gateways.isoformat() if gateways is not None else None})
+    reads every device of the district, so a process runs it once every ``policy.incidents.every`` of the
+    service clock, and at once when a gateway's own report changed (offline or back, :func:`_gateways_said`)."""
+    said = _gateways_said(session)
+    mark = session.get(WatchStatus, INCIDENTS_MARK.format(process=process))
+    if (mark is not None and mark.updated_at <= now < mark.updated_at + policy.incidents.every
+            and (mark.detail or {}).get("gateways") == said):
+        return
+    heartbeat(session, INCIDENTS_MARK.format(process=process), now, {"gateways": said})
     found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
                                 local=lambda t: _local(t, policy),
                                 offline_after=policy.device_limits.offline_after)
     for name in ("opened", "resolved", "merged", "explained"):
         getattr(result.incidents, name).extend(getattr(found, name))
+
+
+def _gateways_said(session: Session) -> list[Any]:
+    """What the gateways last reported of themselves: the latest report's instant and those offline."""
+    latest = session.scalar(select(func.max(Gateway.availability_at)))
+    offline = session.scalars(select(Gateway.id).where(Gateway.availability == "offline").order_by(Gateway.id))
+    return [latest.isoformat() if latest is not None else None, list(offline)]
 
 
 def _raise_due_inactivity(engine: Engine, now: datetime, policy: WatchPolicy, result: TickResult) -> None:

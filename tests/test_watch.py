@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts import service, transitions
@@ -307,10 +307,10 @@ def test_pruning_also_forgets_old_quarantine_counts_and_provider_events(world: S
 
 def test_correlated_silence_is_judged_every_30_seconds_and_at_once_after_a_gateway_report(world: Store) -> None:
     """The incident pass reads every device of the district: once per ``incidents.every`` of the service
-    clock (any process's pass counts), and at once when a gateway reported on its availability."""
+    clock, and at once when a gateway's own report changed."""
     def last_pass() -> datetime | None:
         with Session(world.engine) as session:
-            mark = session.get(WatchStatus, service.INCIDENTS_MARK)
+            mark = session.get(WatchStatus, service.INCIDENTS_MARK.format(process="main"))
             return mark.updated_at if mark is not None else None
 
     world.tick(T0)
@@ -324,5 +324,11 @@ def test_correlated_silence_is_judged_every_30_seconds_and_at_once_after_a_gatew
     assert last_pass() == T0 + timedelta(seconds=12)  # a gateway said something: judged at once
     world.tick(T0 + timedelta(seconds=20))
     assert last_pass() == T0 + timedelta(seconds=12)
-    world.tick(T0 + timedelta(seconds=42))
-    assert last_pass() == T0 + timedelta(seconds=42)
+    with Session(world.engine) as session, session.begin():  # back online at the same instant
+        session.execute(update(Gateway).values(availability="online"))
+    world.tick(T0 + timedelta(seconds=21))
+    assert last_pass() == T0 + timedelta(seconds=21)
+    world.tick(T0 + timedelta(seconds=22))
+    assert last_pass() == T0 + timedelta(seconds=21)
+    world.tick(T0 + timedelta(seconds=52))
+    assert last_pass() == T0 + timedelta(seconds=52)
