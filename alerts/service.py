@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts import alarms, detection, dwell_step, inactivity, incidents, infrastructure, rules, transitions, wording
@@ -330,12 +331,12 @@ def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: In
 
 
 def heartbeat(session: Session, name: str, now: datetime, detail: dict[str, Any] | None = None) -> None:
-    row = session.get(WatchStatus, name)
-    if row is None:
-        session.add(WatchStatus(name=name, updated_at=now, detail=detail or {}))
-    else:
-        row.updated_at = now
-        row.detail = detail or {}
+    """Write the status row ``name`` (an upsert: two ticks of the same name never race for its first insert)."""
+    insert_for = postgresql.insert if is_postgres(session.get_bind().dialect) else sqlite.insert
+    statement = insert_for(WatchStatus).values(name=name, updated_at=now, detail=detail or {})
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[WatchStatus.name],
+        set_={"updated_at": statement.excluded.updated_at, "detail": statement.excluded.detail}))
 
 
 def prune(engine: Engine, now: datetime, retention: timedelta, chunk: int = 10000) -> int:

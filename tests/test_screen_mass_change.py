@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import text
 
 from alerts.models import AlarmKind
+from alerts.screen_model import expand_marker_columns
 from tests.harness import Site
 from tests.helpers import wait_for
 
@@ -96,25 +97,9 @@ class Screen(threading.Thread):
 
 def expand(columns: dict[str, Any], known: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """The screen's reading of ``marker_columns`` (what api/static/screen.js does)."""
-    ids, at = [], 0
-    for step in columns["id"]:
-        at += step
-        ids.append(at)
-    assert len(ids) == columns["n"]
-    out = []
-    for i, rid in enumerate(ids):
-        marker = dict(known.get(rid, {}), id=rid)
-        for name, column in columns.items():
-            if name in ("n", "id"):
-                continue
-            if isinstance(column, list):
-                marker[name] = column[i]
-            elif "all" in column:
-                marker[name] = column["all"]
-            else:
-                marker[name] = column["values"][column["index"][i]]
-        out.append(marker)
-    return out
+    markers = expand_marker_columns(columns, known)
+    assert len(markers) == columns["n"]
+    return markers
 
 
 def fresh(site: Site) -> Screen:
