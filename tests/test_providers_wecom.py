@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from alerts.escalation.notifiers import robot
 from alerts.models import Alarm, AlarmKind, Attempt, AuditEntry
 from api.runtime import Runtime
 from tests.fake_wecom import FakeWecom
@@ -132,7 +133,15 @@ def test_a_blind_state_and_any_other_kind_are_posted_generically(env: Env) -> No
     env.runtime.duty.run(T0)  # type: ignore[union-attr]
     texts = wait_for(lambda: env.fake.contents() if len(env.fake.contents()) == 2 else None, message="two notices")
     assert any("系统告警" in t and "监测中断" in t and "消息服务器中断" in t for t in texts)
-    assert any("infrastructure" in t and "网关 gw-2 断电" in t for t in texts)
+    assert any("设施故障" in t and "网关 gw-2 断电" in t for t in texts)
+
+
+def test_every_alarm_kind_and_dwell_limit_has_its_label_in_each_language() -> None:
+    for language in ("zh", "en"):
+        kinds = robot.TEXT[language]["kinds"]
+        missing = [k.value for k in AlarmKind if k.value not in kinds]
+        assert missing == [], f"{language}: no label for {missing}"
+        assert {"dwell_bathroom", "dwell_bathroom_door"} <= set(kinds)
 
 
 def test_the_morning_summary_is_posted_once_a_day(make_env: Callable[..., Env]) -> None:

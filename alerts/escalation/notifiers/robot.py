@@ -58,7 +58,9 @@ TEXT: dict[str, dict[str, Any]] = {
            "none": "无", "minutes": "{m}分钟",
            "kinds": {"inactivity": "长时间无活动", "panic": "紧急按钮", "system": "系统", "device_offline": "设备离线",
                      "low_battery": "电量低", "clock_skew": "设备时钟超前", "routine": "时段内无活动",
-                     "rhythm": "作息异常提醒", "early_warning": "无活动预警"}},
+                     "rhythm": "作息异常提醒", "early_warning": "无活动预警",
+                     "infrastructure": "设施故障（整片无信号）", "dwell_bathroom": "卫生间停留过久",
+                     "dwell_bathroom_door": "卫生间关门过久"}},
     "en": {"resident": "## Shouwang alarm {code}\n**{kind}** · {name}, {address}\n> {reason}\n\nSince {opened}\n"
                        "[Open the screen]({link})",
            "system": "## Shouwang system alarm {code} (watch impaired)\n> {reason}\n\nSince {opened}. Check now.\n"
@@ -71,7 +73,9 @@ TEXT: dict[str, dict[str, Any]] = {
            "kinds": {"inactivity": "no activity", "panic": "panic button", "system": "system",
                      "device_offline": "device offline", "low_battery": "low battery",
                      "clock_skew": "device clock ahead", "routine": "no activity in time window",
-                     "rhythm": "rhythm notice", "early_warning": "early warning"}},
+                     "rhythm": "rhythm notice", "early_warning": "early warning",
+                     "infrastructure": "infrastructure (an area silent)", "dwell_bathroom": "too long in the bathroom",
+                     "dwell_bathroom_door": "bathroom door closed too long"}},
 }
 
 
@@ -259,7 +263,9 @@ class DutyGroup:
     def _alarm_text(self, session: Session, alarm: Alarm) -> tuple[str, str]:
         t = self.text
         resident = session.get(Resident, alarm.resident_id) if alarm.resident_id else None
-        values = {"code": alarm.code, "kind": t["kinds"].get(alarm.kind, alarm.kind), "reason": alarm.reason or "",
+        # a dwell limit is a `routine` alarm of its own reason: named by the reason where it has a label
+        kind = t["kinds"].get(alarm.reason_code or "") or t["kinds"].get(alarm.kind, alarm.kind)
+        values = {"code": alarm.code, "kind": kind, "reason": alarm.reason or "",
                   "opened": alarm.opened_at.astimezone(self.zone).strftime("%m-%d %H:%M"), "link": self.screen_url,
                   "name": resident.name if resident else "", "address": resident.address if resident else ""}
         shape = "system" if alarm.kind == AlarmKind.SYSTEM else "resident" if resident is not None else "other"
