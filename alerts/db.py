@@ -119,14 +119,17 @@ def is_postgres(engine_or_dialect: Engine | Dialect) -> bool:
     return dialect.name == "postgresql"
 
 
+def insert_for(dialect: Dialect) -> Callable[[Any], Any]:
+    """The dialect's own ``insert`` (PostgreSQL or SQLite), the one with ``ON CONFLICT`` clauses."""
+    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+
+
 def insert_ignoring_conflicts(table: Table, dialect: Dialect, index_elements: list[str] | None = None,
                               index_where: Any = None) -> Insert:
     """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect at hand."""
-    if dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=index_elements, index_where=index_where
-        )
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements, index_where=index_where)
+    statement: Insert = insert_for(dialect)(table).on_conflict_do_nothing(
+        index_elements=index_elements, index_where=index_where)
+    return statement
 
 
 def one_of(col: Any, values: Sequence[Any] | set[Any], dialect: Dialect, name: str) -> ColumnElement[bool]:

@@ -125,7 +125,7 @@ def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: 
             decision = _decide(due, now, due.id in already_open)
             if decision.action is rules.DueAction.RAISE:
                 groups.setdefault(_group_key(due, now, due.id in offline), []).append(due.id)
-            new_due = None if decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND) else decision.due_at
+            new_due = _next_due(decision)
         except Exception:  # one bad row is pushed back and logged; the others go on (as alerts.db.guarded)
             log.exception("rule step failed for one row; the others go on", extra={"row": "resident", "id": due.id})
             new_due = now + PUSH_BACK
@@ -143,6 +143,11 @@ def _decide(due: Due, now: datetime, alarm_open: bool) -> rules.DueDecision:
     return rules.decide_due(now=now, last_activity=due.last_activity_at, watch_from=due.watch_from,
                             limits=due.limits, away_until=due.away_until,
                             away_until_activity=due.away_until_activity, alarm_open=alarm_open)
+
+
+def _next_due(decision: rules.DueDecision) -> datetime | None:
+    """The deadline the rule leaves: none once the alarm is raised or the watch suspended (away, open)."""
+    return None if decision.action in (rules.DueAction.RAISE, rules.DueAction.SUSPEND) else decision.due_at
 
 
 def _open_for(session: Session, ids: list[int]) -> set[int]:
@@ -315,9 +320,5 @@ def _due_resident(session: Session, resident: Resident, due: Due, now: datetime,
                                      devices_offline=key[3])
         if alarm_id is not None:
             opened.append(alarm_id)
-        resident.due_at = None
-    elif decision.action is rules.DueAction.SUSPEND:
-        resident.due_at = None
-    else:
-        resident.due_at = decision.due_at
+    resident.due_at = _next_due(decision)
     session.flush()

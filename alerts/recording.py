@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts import gateways, rules, wording
@@ -24,6 +23,7 @@ from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
     UTCDateTime,
+    insert_for,
     insert_rows,
     insert_rows_ignoring_conflicts,
     is_postgres,
@@ -446,9 +446,9 @@ def _quarantine(session: Session, held: list[Quarantined], now: datetime, result
 def _count_overflow(session: Session, hour: datetime, now: datetime,
                     overflow: dict[tuple[str, str], list[int]]) -> None:
     """Add to the hour's overflow rows (one per source and reason), creating them as needed."""
-    insert_for = postgresql.insert if is_postgres(session.get_bind().dialect) else sqlite.insert
+    dialect_insert = insert_for(session.get_bind().dialect)
     for (src, reason), (count, size) in sorted(overflow.items()):
-        statement = insert_for(QuarantineOverflow).values(hour=hour, source=src, reason=reason, dropped=count,
+        statement = dialect_insert(QuarantineOverflow).values(hour=hour, source=src, reason=reason, dropped=count,
                                                           dropped_bytes=size, last_at=now)
         session.execute(statement.on_conflict_do_update(
             index_elements=["hour", "source", "reason"],

@@ -18,11 +18,10 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts import alarms, detection, dwell_step, inactivity, incidents, infrastructure, rules, transitions, wording
-from alerts.db import changed, claim, guarded, is_postgres
+from alerts.db import changed, claim, guarded, insert_for, is_postgres
 from alerts.escalation.templates import Language
 from alerts.models import (
     Alarm,
@@ -136,12 +135,12 @@ def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: Tic
     """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure). The pass
     reads every device of the district, so a process runs it once every ``policy.incidents.every`` of the
     service clock, and at once when a gateway's own report changed (offline or back, :func:`_gateways_said`)."""
-    said = _gateways_said(session)
-    mark = session.get(WatchStatus, INCIDENTS_MARK.format(process=process))
+    said, name = _gateways_said(session), INCIDENTS_MARK.format(process=process)
+    mark = session.get(WatchStatus, name)
     if (mark is not None and mark.updated_at <= now < mark.updated_at + policy.incidents.every
             and (mark.detail or {}).get("gateways") == said):
         return
-    heartbeat(session, INCIDENTS_MARK.format(process=process), now, {"gateways": said})
+    heartbeat(session, name, now, {"gateways": said})
     found = infrastructure.step(session, now, policy.incidents, policy.limits.window,
                                 local=lambda t: _local(t, policy),
                                 offline_after=policy.device_limits.offline_after)
@@ -332,8 +331,8 @@ def _broker_alarm(engine: Engine, now: datetime, policy: WatchPolicy, ingest: In
 
 def heartbeat(session: Session, name: str, now: datetime, detail: dict[str, Any] | None = None) -> None:
     """Write the status row ``name`` (an upsert: two ticks of the same name never race for its first insert)."""
-    insert_for = postgresql.insert if is_postgres(session.get_bind().dialect) else sqlite.insert
-    statement = insert_for(WatchStatus).values(name=name, updated_at=now, detail=detail or {})
+    statement = insert_for(session.get_bind().dialect)(WatchStatus).values(name=name, updated_at=now,
+                                                                           detail=detail or {})
     session.execute(statement.on_conflict_do_update(
         index_elements=[WatchStatus.name],
         set_={"updated_at": statement.excluded.updated_at, "detail": statement.excluded.detail}))
