@@ -114,15 +114,15 @@ def raise_due(session: Session, now: datetime, default: rules.Limits, words: Wor
 
 
 def _raise_in_bulk(session: Session, rows: Sequence[Due], now: datetime, words: Words) -> list[int]:
-    ids = [r.id for r in rows]
-    already_open = _open_for(session, ids)
-    offline = _devices_offline(session, ids, now)
+    offline = _devices_offline(session, [r.id for r in rows], now)
     groups: dict[GroupKey, list[int]] = {}
     deadlines: dict[datetime | None, list[int]] = {}  # the changed ones, by their new deadline
     queued: list[int] = []  # those with a deadline: their queue row moves to it
     for due in rows:
         try:
-            decision = _decide(due, now, due.id in already_open)
+            # an inactivity alarm already open is not looked up: the rule would suspend the watch instead of
+            # raising, and both leave no deadline; the alarm's unique open_key skips the second one
+            decision = _decide(due, now, alarm_open=False)
             if decision.action is rules.DueAction.RAISE:
                 groups.setdefault(_group_key(due, now, due.id in offline), []).append(due.id)
             new_due = _next_due(decision)

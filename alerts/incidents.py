@@ -49,7 +49,8 @@ class IncidentLimits:
     lookback: timedelta = timedelta(hours=2)
     back_share: float = 0.5  # the share of its homes heard again that ends an incident
     # how often the tick judges correlated silence (service clock; at once after a gateway's own report):
-    # the pass reads every device of the district, ~1-2 s at 100,000 homes, and judges 10-minute windows
+    # when a silence could be found the pass reads every device of the district (~1-2 s at 100,000 homes),
+    # and it judges 10-minute windows
     every: timedelta = timedelta(seconds=30)
 
 

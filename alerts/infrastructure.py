@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import alarms, incidents, rules, transitions, wording
@@ -128,8 +128,11 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
     ``local`` words an instant for people (default ISO)."""
     word = local or (lambda t: t.isoformat(timespec="minutes"))
     result = IncidentResult()
-    topology = _topology(session)
     open_rows = _open_incidents(session)
+    if not open_rows and _nothing_to_judge(session, now, limits):
+        _explain_by_backlog(session, now, window, word, result)
+        return result
+    topology = _topology(session)
     for alarm in open_rows:
         _maybe_resolve(session, alarm, topology, now, limits, word, result, offline_after)
     _explain_by_backlog(session, now, window, word, result)
@@ -171,6 +174,20 @@ def step(session: Session, now: datetime, limits: incidents.IncidentLimits, wind
         _move_members(session, alarm.id, new_ids[into])
         result.merged.append(alarm.id)
     return result
+
+
+def _nothing_to_judge(session: Session, now: datetime, limits: incidents.IncidentLimits) -> bool:
+    """Nothing the pass could act on, found without reading the district: no gateway reports itself offline,
+    and fewer than ``min_homes`` devices of homes were last heard between ``now - lookback`` and
+    ``now - window``. A home is judged overdue (:func:`alerts.incidents.silence_in`) only when its last
+    message lies in that span, and a home's last message is one of its devices' last: fewer such devices
+    than ``min_homes`` means fewer overdue homes in every group, so no silence is found. (The caller has
+    already seen that no incident is open: those need their group's homes to be judged over.)"""
+    if session.scalar(select(Gateway.id).where(Gateway.availability == "offline").limit(1)) is not None:
+        return False
+    span = (select(Device.id).where(Device.resident_id.isnot(None), Device.last_seen_at >= now - limits.lookback,
+                                    Device.last_seen_at <= now - limits.window).limit(limits.min_homes).subquery())
+    return (session.scalar(select(func.count()).select_from(span)) or 0) < limits.min_homes
 
 
 def _usual_gaps(session: Session, homes: set[int], now: datetime, lookback: timedelta) -> dict[int, timedelta]:

@@ -430,11 +430,20 @@ class Alarm(Base):
     __tablename__ = "alarms"
     __table_args__ = (
         Index("ix_alarms_state_opened", "state", "opened_at"),
+        # the escalation's claims (alerts.escalation.runner._claim_due): each reads its index in order
         Index(
             "ix_alarms_next_action_at",
             "next_action_at",
+            "id",
             postgresql_where=text("next_action_at IS NOT NULL"),
             sqlite_where=text("next_action_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_alarms_panic_next_action_at",
+            "next_action_at",
+            "id",
+            postgresql_where=text("kind = 'panic' AND next_action_at IS NOT NULL"),
+            sqlite_where=text("kind = 'panic' AND next_action_at IS NOT NULL"),
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -133,8 +133,9 @@ INCIDENTS_MARK = "incidents:{process}"  # the watch_status row of this process's
 
 def _incidents(session: Session, now: datetime, policy: WatchPolicy, result: TickResult, process: str) -> None:
     """Correlated silences: open, merge and resolve infrastructure incidents (alerts.infrastructure). The pass
-    reads every device of the district, so a process runs it once every ``policy.incidents.every`` of the
-    service clock, and at once when a gateway's own report changed (offline or back, :func:`_gateways_said`)."""
+    may read every device of the district (when a silence could be found or an incident is open), so a
+    process runs it once every ``policy.incidents.every`` of the service clock, and at once when a gateway's
+    own report changed (offline or back, :func:`_gateways_said`)."""
     said, name = _gateways_said(session), INCIDENTS_MARK.format(process=process)
     mark = session.get(WatchStatus, name)
     if (mark is not None and mark.updated_at <= now < mark.updated_at + policy.incidents.every

@@ -290,6 +290,7 @@ class Pace:
         self._tokens = {channel: float(self.burst) for channel in CHANNELS}
         self._at = {channel: clock() for channel in CHANNELS}
         self.audited_at: float | None = None  # when the runner last audited the chains (on ``clock``)
+        self.held_back = False  # the last run left due steps to the rate's next runs
 
     def _fill(self, channel: str) -> float:
         rate = self.rates.get(channel)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, case, or_, select, update
+from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 import config
@@ -56,6 +56,7 @@ from alerts.models import (
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 200
+PACED_BATCH = 20  # a run after one the provider's rate held back
 HOLD_RECHECK = timedelta(minutes=5)
 RUN_SECONDS = 0.5  # one run's wall time at most: it yields (the next run goes on where it stopped)
 AUDIT_EVERY = 30.0  # paced runs: seconds of real time between audits of every chain's next time
@@ -100,22 +101,38 @@ def run(engine: Engine, now: datetime, provider: Provider, settings: ChainSettin
     _audit(engine, now, result, whole)
     if whole and pace is not None:
         pace.audited_at = pace.clock()
+    # a run after one the provider's rate held back claims few: most of what it would claim waits again
+    batch = PACED_BATCH if pace is not None and pace.held_back else CLAIM_BATCH
     for _ in range(50):
-        created, claimed = _advance_due(engine, now, settings, result, pace)
+        created, claimed = _advance_due(engine, now, settings, result, pace, batch)
         _send(engine, created, now, provider, result, settings)
-        if claimed < CLAIM_BATCH or result.deferred or (pace is not None and time.monotonic() - started > RUN_SECONDS):
+        if claimed < batch or result.deferred or (pace is not None and time.monotonic() - started > RUN_SECONDS):
             break
+    if pace is not None:
+        pace.held_back = result.deferred
     _send(engine, _claim_stuck_attempts(engine, now, settings, pace), now, provider, result, settings)
     return result
 
 
+def _claim_due(session: Session, now: datetime, batch: int) -> list[Alarm]:
+    """Up to ``batch`` alarms whose chain is due, panic alarms first, each set in the order of its index
+    (``ix_alarms_panic_next_action_at``, ``ix_alarms_next_action_at``: no sort of every due chain, which a
+    mass silence makes 100,000)."""
+    due = select(Alarm).where(Alarm.next_action_at.isnot(None), Alarm.next_action_at <= now)
+    dialect = session.get_bind().dialect
+    claimed = list(session.scalars(claim(due.where(Alarm.kind == AlarmKind.PANIC)
+                                         .order_by(Alarm.next_action_at, Alarm.id).limit(batch), dialect)))
+    if len(claimed) < batch:
+        claimed += session.scalars(claim(due.where(Alarm.kind != AlarmKind.PANIC)
+                                         .order_by(Alarm.next_action_at, Alarm.id).limit(batch - len(claimed)),
+                                         dialect))
+    return claimed
+
+
 def _advance_due(engine: Engine, now: datetime, settings: ChainSettings, result: RunResult,
-                 pace: esc.Pace | None = None) -> tuple[list[int], int]:
+                 pace: esc.Pace | None = None, batch: int = CLAIM_BATCH) -> tuple[list[int], int]:
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        panic_first = case((Alarm.kind == AlarmKind.PANIC, 0), else_=1)
-        query = (select(Alarm).where(Alarm.next_action_at.isnot(None), Alarm.next_action_at <= now)
-                 .order_by(panic_first, Alarm.next_action_at, Alarm.id).limit(CLAIM_BATCH))
-        due = list(session.scalars(claim(query, session.get_bind().dialect)))
+        due = _claim_due(session, now, batch)
         created: list[int] = []
         for alarm in due:
             placed = _advance(session, alarm, now, settings, result, pace)
