@@ -2,11 +2,15 @@
 long escalation never holds the tick back, nor a long tick the calls) and the hourly pruning of raw events.
 
 The scheduler holds no alarm state: each tick reads the clock once and asks the database what is due.
+On a clock in step with real time (the system clock, the fast clock) a tick that finds the next inactivity
+deadline before the next tick waits for it and runs once more at that instant, so a deadline is judged when
+it passes, not up to a tick later.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -18,7 +22,7 @@ from sqlalchemy.orm import Session
 from alerts import service
 from alerts.clock import Clock
 from alerts.metrics import Metrics
-from alerts.models import Alarm, AlarmKind, AlarmState
+from alerts.models import Alarm, AlarmKind, AlarmState, Deadline
 from alerts.screen_model import prune_changes
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ class Watch:
         # two worker threads: the tick and the escalation run never wait for each other
         self._scheduler = BackgroundScheduler(timezone="UTC", executors={"default": {"type": "threadpool",
                                                                                      "max_workers": 3}})
+        self._stopping = threading.Event()  # a tick waiting for a deadline stops waiting
 
     def start(self) -> None:
         self._scheduler.add_job(self.run_tick, "interval", seconds=self.tick_every.total_seconds(),
@@ -57,6 +62,7 @@ class Watch:
         self._scheduler.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
@@ -70,6 +76,35 @@ class Watch:
         self._scheduler.resume()
 
     def run_tick(self) -> service.TickResult | None:
+        """One tick; when the next inactivity deadline comes before the next tick would, another at it."""
+        started = time.monotonic()
+        result = self._tick()
+        if result is None:  # the tick failed (logged): the next one is soon enough
+            return None
+        try:
+            wait = self._until_next_deadline()
+        except Exception:
+            log.exception("reading the next deadline failed")
+            return result
+        if (wait is not None and time.monotonic() - started + wait < self.tick_every.total_seconds()
+                and not self._stopping.wait(wait)):
+            result = self._tick()
+        return result
+
+    def _until_next_deadline(self) -> float | None:
+        """Real seconds until the next inactivity deadline, if it comes within a tick (None: later, none, or
+        a clock not in step with real time: the manual clock moves when somebody moves it)."""
+        real_seconds: Callable[[timedelta], float] | None = getattr(self.clock, "real_seconds", None)
+        if real_seconds is None:
+            return None
+        now = self.clock.now()
+        with Session(self.engine) as session:
+            due = session.scalar(select(func.min(Deadline.due_at)))
+        if due is None or not now < due < now + self.tick_every:
+            return None
+        return real_seconds(due - now)
+
+    def _tick(self) -> service.TickResult | None:
         started = time.perf_counter()
         now = self.clock.now()
         result: service.TickResult | None = None

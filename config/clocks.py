@@ -23,6 +23,10 @@ class SystemClock:
     def now(self) -> datetime:
         return utcnow()
 
+    def real_seconds(self, span: timedelta) -> float:
+        """How many real seconds pass while ``span`` passes on this clock (the same)."""
+        return span.total_seconds()
+
 
 class FastClock:
     """Simulated time ``start + (real - start) * speed``: every process given the same start and speed
