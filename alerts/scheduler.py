@@ -3,8 +3,8 @@ long escalation never holds the tick back, nor a long tick the calls) and the ho
 
 The scheduler holds no alarm state: each tick reads the clock once and asks the database what is due.
 On a clock in step with real time (the system clock, the fast clock) a tick that finds the next inactivity
-deadline before the next tick waits for it and runs once more at that instant, so a deadline is judged when
-it passes, not up to a tick later.
+deadline before the next tick waits for it and runs the inactivity step at that instant, so a deadline is
+judged when it passes, not up to a tick later.
 """
 
 from __future__ import annotations
@@ -76,19 +76,24 @@ class Watch:
         self._scheduler.resume()
 
     def run_tick(self) -> service.TickResult | None:
-        """One tick; when the next inactivity deadline comes before the next tick would, another at it."""
+        """One tick; when the next inactivity deadline comes before the next tick would, the inactivity
+        step again at it (its raised alarms are added to the tick's result)."""
         started = time.monotonic()
         result = self._tick()
         if result is None:  # the tick failed (logged): the next one is soon enough
             return None
         try:
             wait = self._until_next_deadline()
-        except Exception:
-            log.exception("reading the next deadline failed")
-            return result
-        if (wait is not None and time.monotonic() - started + wait < self.tick_every.total_seconds()
-                and not self._stopping.wait(wait)):
-            result = self._tick()
+            if (wait is not None and time.monotonic() - started + wait < self.tick_every.total_seconds()
+                    and not self._stopping.wait(wait)):
+                now = self.clock.now()
+                raised = service.deadline_step(self.engine, now, self.policy,
+                                               self.ingest(now) if self.ingest is not None else None)
+                if raised:
+                    self.metrics.alarms_raised.labels(AlarmKind.INACTIVITY).inc(len(raised))
+                    result.raised.extend(raised)
+        except Exception:  # the next tick raises what this missed
+            log.exception("the inactivity step at the next deadline failed")
         return result
 
     def _until_next_deadline(self) -> float | None:

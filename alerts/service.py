@@ -117,6 +117,17 @@ def tick(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealt
     return result
 
 
+def deadline_step(engine: Engine, now: datetime, policy: WatchPolicy, ingest: IngestHealth | None = None) -> list[int]:
+    """The tick's inactivity step alone, at an inactivity deadline between two ticks
+    (:class:`alerts.scheduler.Watch`); the ids of the alarms raised. As in the tick, nothing is raised while
+    this process's consumer is cut off from the broker or still draining its backlog."""
+    if ingest is not None and not (ingest.connected and ingest.caught_up):
+        return []
+    result = TickResult()
+    _raise_due_inactivity(engine, now, policy, result)
+    return result.raised
+
+
 def _run(engine: Engine, step: Callable[[Session], Any]) -> Any:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         return step(session)

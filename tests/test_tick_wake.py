@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from alerts import service
 from alerts.clock import ManualClock
 from alerts.metrics import Metrics
 from alerts.models import Alarm, AlarmKind, Resident
 from alerts.scheduler import Watch
-from alerts.service import WatchPolicy
+from alerts.service import IngestHealth, WatchPolicy
 from config.clocks import FastClock, SystemClock
 from tests.conftest import T0
 
@@ -27,16 +28,18 @@ def test_a_clock_in_step_with_real_time_says_how_long_a_span_takes() -> None:
     assert FastClock(T0, speed=60).real_seconds(timedelta(minutes=1)) == 1
 
 
-def test_on_the_system_clock_a_tick_before_a_deadline_runs_once_more_at_it(
+def test_on_the_system_clock_a_tick_before_a_deadline_raises_its_alarm_at_it(
         engine: Engine, watch_policy: WatchPolicy, make_resident: Callable[..., Resident]) -> None:
     clock = SystemClock()
     due = clock.now() + timedelta(seconds=1)
     make_resident(last_activity_at=due - 14 * H, watch_from=None, due_at=due)
     watch = Watch(engine, clock, watch_policy, Metrics(), tick_every=timedelta(hours=1))
     result = watch.run_tick()  # one scheduled tick, a second before the deadline
+    assert watch.last_tick_at is not None and watch.last_tick_at < due
     assert result is not None and len(result.raised) == 1
-    assert watch.last_tick_at is not None and watch.last_tick_at >= due
-    assert _raised(engine) == result.raised
+    with Session(engine) as session:
+        alarm = session.get(Alarm, result.raised[0])
+        assert alarm is not None and alarm.kind == AlarmKind.INACTIVITY and due <= alarm.opened_at < due + H
 
 
 def test_a_deadline_beyond_the_next_tick_or_on_the_manual_clock_is_left_to_the_interval(
@@ -47,6 +50,10 @@ def test_a_deadline_beyond_the_next_tick_or_on_the_manual_clock_is_left_to_the_i
     assert Watch(engine, clock, watch_policy, Metrics(), timedelta(hours=1))._until_next_deadline() is None
 
 
-def _raised(engine: Engine) -> list[int]:
-    with Session(engine) as session:
-        return list(session.scalars(select(Alarm.id).where(Alarm.kind == AlarmKind.INACTIVITY)))
+
+def test_nothing_is_raised_at_a_deadline_while_ingest_is_behind(
+        engine: Engine, watch_policy: WatchPolicy, make_resident: Callable[..., Resident]) -> None:
+    make_resident(watch_from=T0 - 15 * H, due_at=T0 - H)
+    behind = IngestHealth(connected=True, caught_up=False, disconnected_since=None)
+    assert service.deadline_step(engine, T0, watch_policy, behind) == []
+    assert len(service.deadline_step(engine, T0, watch_policy)) == 1
