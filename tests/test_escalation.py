@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from alerts.escalation import runner
 from alerts.models import Alarm, AlarmKind, Attempt, AttemptStatus, Device, EscalationPolicy, Resident
 from api.runtime import Runtime
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
@@ -327,6 +328,23 @@ def test_a_stalled_chain_is_rearmed_by_the_auditor(env: Site) -> None:
     env.at(14 * H + 10 * M)
     assert env.alarm().next_action_at is not None
     assert env.alarm().step >= 1
+
+
+def test_a_chain_pushed_past_its_step_s_wait_is_brought_back_and_one_the_runner_moved_is_left_alone(
+        env: Site) -> None:
+    alarm = raise_inactivity(env)  # step 1 (the check call) started at 14 h
+    started = env.alarm().step_started_at
+    assert started is not None
+    far = started + 30 * 24 * H  # a manual edit: the chain would sleep for a month
+    with Session(env.engine) as session, session.begin():
+        session.execute(update(Alarm).values(next_action_at=far))
+    with Session(env.engine) as session, session.begin():  # the runner moved it since the audit read it
+        assert not runner._rearm(session, alarm.id, far - H, started)
+    assert env.alarm().next_action_at == far
+    result = runner.RunResult()
+    runner._audit(env.engine, started + M, result, whole=True)
+    assert result.rearmed == [alarm.id]
+    assert env.alarm().next_action_at is not None and env.alarm().next_action_at < far
 
 
 def test_an_invalid_number_fails_for_good_and_a_provider_outage_is_retried(env: Site, fake: FakeTwilio) -> None:

@@ -10,6 +10,7 @@ a missing one.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import tomllib
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Text, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 import config
@@ -303,40 +304,62 @@ def _claim_stuck_attempts(engine: Engine, now: datetime, settings: ChainSettings
 def _audit(engine: Engine, now: datetime, result: RunResult, whole: bool = True) -> None:
     """Every open alarm must have a valid next escalation time: re-arm any chain that lost it (a crash
     between transactions, a bug, a manual edit) or whose next time lies beyond its step's wait, so a
-    chain never stalls silently."""
+    chain never stalls silently.
+
+    The chains are read without a lock (after a mass silence ``whole`` reads 100,000 of them: locked, a
+    person's acknowledgement would wait for the audit); each chain found wrong is set by a compare-and-set
+    on the next time read, so a chain the runner moved meanwhile is left as the runner left it."""
     with Session(engine) as session, session.begin():
         # a chain without a next time, every run; one whose next time lies ahead of its step's wait (a
         # manual edit), on ``whole`` runs. A chain due now is not stalled (it runs, at the provider's rate)
         candidates: ColumnElement[bool] = Alarm.next_action_at.is_(None)
         if whole:
             candidates = candidates | ((Alarm.step >= 0) & (Alarm.next_action_at > now))
-        rows = session.scalars(claim(select(Alarm).where(Alarm.state == AlarmState.OPEN).where(candidates),
-                                     session.get_bind().dialect)).all()
-        for alarm in rows:
-            if alarm.next_action_at is not None:
-                if alarm.policy is None or alarm.step_started_at is None:
+        rows = session.execute(select(
+            Alarm.id, Alarm.kind, Alarm.next_action_at, Alarm.step, Alarm.step_started_at, Alarm.hold_until,
+            Alarm.family_handling_at, cast(Alarm.policy, Text)).where(Alarm.state == AlarmState.OPEN)
+            .where(candidates)).all()
+        policies: dict[str, esc.Policy] = {}  # each policy text read once (alarms copy a few definitions)
+
+        def parsed(text: str) -> esc.Policy:
+            if text not in policies:
+                policies[text] = esc.policy_from_dict(json.loads(text))
+            return policies[text]
+
+        for alarm_id, kind, next_at, step, step_started_at, hold_until, family_handling_at, text in rows:
+            policy: str | None = None if text in (None, "null") else text  # SQLite: a JSON null as text
+            if next_at is not None:
+                if policy is None or step_started_at is None:
                     continue
-                steps = alarm.policy.get("steps", [])
-                if alarm.step < len(steps):
-                    limit = alarm.step_started_at + esc.policy_from_dict(alarm.policy).steps[alarm.step].wait
-                    if alarm.hold_until is not None:  # a family hold: the chain waits for it on purpose
-                        limit = max(limit, alarm.hold_until)
-                    if alarm.next_action_at > limit:
-                        alarm.next_action_at = limit
-                        result.rearmed.append(alarm.id)
+                steps = parsed(policy).steps
+                if step >= len(steps):
+                    continue
+                wait = steps[step].wait
+                limit = step_started_at + wait
+                if hold_until is not None:  # a family hold: the chain waits for it on purpose
+                    limit = max(limit, hold_until)
+                if next_at > limit and _rearm(session, alarm_id, next_at, limit):
+                    result.rearmed.append(alarm_id)
                 continue
-            if alarm.policy is None:
-                if snapshot_policy(session, alarm.kind) is None:
+            if policy is None:
+                if snapshot_policy(session, kind) is None:
                     continue  # logged when the chain found no policy; nothing to re-arm with
             else:
-                policy = esc.policy_from_dict(alarm.policy)
-                finished = alarm.step == len(policy.steps) - 1 and policy.repeat_from is None
-                stopped = not policy.enabled or (alarm.family_handling_at is not None and policy.family_ack_stops)
+                definition = parsed(policy)
+                finished = step == len(definition.steps) - 1 and definition.repeat_from is None
+                stopped = not definition.enabled or (family_handling_at is not None and definition.family_ack_stops)
                 if finished or stopped:
                     continue
-            alarm.next_action_at = now
-            result.rearmed.append(alarm.id)
-            log.error("escalation chain had no next action; re-armed", extra={"alarm": alarm.id})
+            if _rearm(session, alarm_id, None, now):
+                result.rearmed.append(alarm_id)
+                log.error("escalation chain had no next action; re-armed", extra={"alarm": alarm_id})
+
+
+def _rearm(session: Session, alarm_id: int, was: datetime | None, at: datetime) -> bool:
+    """Set an open alarm's next action time to ``at`` if it is still ``was`` (the runner did not move it)."""
+    still = Alarm.next_action_at.is_(None) if was is None else Alarm.next_action_at == was
+    return changed(session, update(Alarm).where(Alarm.id == alarm_id, Alarm.state == AlarmState.OPEN, still)
+                   .values(next_action_at=at).execution_options(synchronize_session=False)) > 0
 
 
 def default_policies_file() -> Path:
