@@ -206,6 +206,7 @@ REFUSALS: dict[str, dict[Language, str]] = {
     "community_resident": {"zh": "老人{ref!r}", "en": "resident {ref!r}"},
     "community_device": {"zh": "设备{id!r}", "en": "device {id!r}"},
     # -- the settings (config/settings.py: SettingsError's code; config cannot import this table) -------------
+    "settings_missing": {"zh": "找不到配置文件{path!r}", "en": "config file {path!r} not found"},
     "settings_unreadable": {"zh": "无法读取配置文件{path!r}：{why}",
                             "en": "config file {path!r} cannot be read: {why}"},
     "settings_not_toml": {"zh": "配置文件{path!r}不是有效的TOML：{why}",
@@ -232,8 +233,8 @@ REFUSALS: dict[str, dict[Language, str]] = {
                               "port with --port N (--port 0 picks a free one)"},
     "cli_port_taken": {"zh": "演示启动期间端口{port}被占用：请重试，或用--port N指定端口",
                        "en": "port {port} was taken while the demo started: try again, or give --port N"},
-    "cli_clock_unset": {"zh": "注意：手动时钟从未设置，老人的看护时间从其默认时刻{now}算起；请先设置时钟"
-                              "（shouwang clock set INSTANT，或clock.start）再重新加载，否则他们的时间窗口从该时刻算起",
+    "cli_clock_unset": {"zh": "注意：手动时钟从未设置，老人的看护从其默认时刻{now}算起；请先设置时钟（shouwang "
+                              "clock set INSTANT，或clock.start）再重新加载，否则各人的时间窗口都从该时刻起算",
                         "en": "note: the manual clock was never set, so the residents are watched from its default "
                               "{now}; set the clock first (shouwang clock set INSTANT, or clock.start) and load "
                               "again, or their windows count from that instant"},
@@ -245,7 +246,7 @@ REFUSALS: dict[str, dict[Language, str]] = {
                     "en": "{value!r} is not an ISO instant, e.g. 2026-11-23T08:00:00+08:00"},
     "cli_instant_zone": {"zh": "请给出带时区的时刻，例如2026-11-23T08:00:00+08:00",
                          "en": "give the instant with its zone, e.g. 2026-11-23T08:00:00+08:00"},
-    "cli_duration": {"zh": "{value!r}不是时长：请写秒数（3600）或如'90s'、'10m'、'14h'、'90d'",
+    "duration": {"zh": "{value!r}不是时长：请写秒数（3600）或如'90s'、'10m'、'14h'、'90d'",
                      "en": "{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'"},
     "cli_start_zone": {"zh": "--start须带时区，例如2026-11-23T16:00:00+08:00",
                        "en": "--start needs a time zone, e.g. 2026-11-23T16:00:00+08:00"},

@@ -139,6 +139,8 @@ def _settings_error(exc: SettingsError, language: Language) -> str:
     for problem in exc.problems:
         if problem["type"] == "extra_forbidden":
             why = word("settings_unknown", language)
+        elif "code" in problem:
+            why = word(problem["code"], language, problem["params"])
         elif language == "en":
             why = problem["msg"]
         else:
@@ -440,7 +442,7 @@ def _clock(settings: Settings, args: argparse.Namespace) -> int:
         try:
             step = parse_duration(args.value)
         except ValueError:
-            return _refuse(settings, "cli_duration", value=args.value)
+            return _refuse(settings, "duration", value=args.value)
         clock.advance(step)
     print(clock.now().isoformat())
     return 0

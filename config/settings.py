@@ -32,7 +32,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*$")
 class SettingsError(Exception):
     """A setting is wrong; the message (English) says which and how to fix it. ``code`` and ``params`` name
     the same message for :mod:`alerts.refusals` (the ``shouwang`` command words it in ``notify.language``);
-    ``problems`` are the invalid settings, each ``{"where", "env", "type", "msg", "ctx"}``."""
+    ``problems`` are the invalid settings, each ``{"where", "env", "type", "msg", "ctx"}`` (and ``code`` and
+    ``params`` when the validator's error names them, as :class:`DurationError` does)."""
 
     def __init__(self, message: str, code: str = "settings_text", problems: list[dict[str, Any]] | None = None,
                  **params: Any) -> None:
@@ -50,7 +51,17 @@ def parse_duration(value: Any) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
-    raise ValueError(f"{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'")
+    raise DurationError(value)
+
+
+class DurationError(ValueError):
+    """A value that is not a duration; ``code`` and ``params`` name its message for :mod:`alerts.refusals`."""
+
+    code = "duration"
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(f"{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'")
+        self.params = {"value": value}
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -563,7 +574,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         try:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SettingsError(f"config file {path!r} cannot be read: {exc}", "settings_unreadable", path=str(path),
+            raise SettingsError(f"config file {path!r} cannot be read: {exc}", "settings_missing"
+                                if isinstance(exc, FileNotFoundError) else "settings_unreadable", path=str(path),
                                 why=str(exc)) from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path!r} is not valid TOML: {exc}", "settings_not_toml", path=str(path),
@@ -579,11 +591,18 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 def _problems(exc: ValidationError) -> list[dict[str, Any]]:
     """Each invalid setting: where (``rules.inactivity_window``), its variable, pydantic's type, message, ctx."""
-    return [{"where": ".".join(str(p) for p in error["loc"]) or "(top level)",
-             "env": "SHOUWANG_" + "__".join(str(p).upper() for p in error["loc"]),
-             "type": error["type"], "msg": error["msg"].removeprefix("Value error, "),
-             "ctx": {k: v if isinstance(v, int | float | str) else str(v) for k, v in (error.get("ctx") or {}).items()}}
-            for error in exc.errors()]
+    problems = []
+    for error in exc.errors():
+        ctx = error.get("ctx") or {}
+        problem = {"where": ".".join(str(p) for p in error["loc"]) or "(top level)",
+                   "env": "SHOUWANG_" + "__".join(str(p).upper() for p in error["loc"]),
+                   "type": error["type"], "msg": error["msg"].removeprefix("Value error, "),
+                   "ctx": {k: v if isinstance(v, int | float | str) else str(v) for k, v in ctx.items()}}
+        cause = ctx.get("error")
+        if isinstance(cause, DurationError):
+            problem.update(code=cause.code, params=cause.params)
+        problems.append(problem)
+    return problems
 
 
 def _explain(problems: list[dict[str, Any]], path: str | Path | None) -> str:

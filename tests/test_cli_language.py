@@ -51,7 +51,7 @@ def config_file(tmp_path: Path, language: str | None, **more: Any) -> Path:
 
 def test_every_code_the_command_and_the_settings_name_is_in_the_table() -> None:
     used = {code for path in (ROOT / "api" / "cli.py", ROOT / "config" / "settings.py")
-            for code in re.findall(r"\"((?:cli|settings)_[a-z_]+)\"", path.read_text(encoding="utf-8"))}
+            for code in re.findall(r"\"((?:cli|settings)_[a-z_]+|duration)\"", path.read_text(encoding="utf-8"))}
     assert len(used) > 25
     assert sorted(used - set(REFUSALS)) == []
     assert {f"cli_count_{kind}" for kind in ("grids", "micro_grids", "workers", "residents", "devices",
@@ -120,11 +120,11 @@ def test_a_wrong_setting_is_worded_in_the_language_the_file_names(tmp_path: Path
         assert "  typo (env SHOUWANG_TYPO): unknown setting (a typo?)" in lines
     else:
         assert lines[0] == f"shouwang: 配置文件'{config}'中的设置有误："
-        assert "  rules.inactivity_window（环境变量SHOUWANG_RULES__INACTIVITY_WINDOW）：取值无效：'soon'" \
-            in result.stderr
+        assert "  rules.inactivity_window（环境变量SHOUWANG_RULES__INACTIVITY_WINDOW）：'soon'不是时长：" \
+            "请写秒数（3600）或如'90s'、'10m'、'14h'、'90d'" in lines
         assert "  typo（环境变量SHOUWANG_TYPO）：未知设置（拼写错误？）" in lines
     unreadable = shouwang("db", "upgrade", config=tmp_path / "none.toml")  # no file to read a language from
-    assert unreadable.returncode == 2 and unreadable.stderr.startswith(f"shouwang: 无法读取配置文件'{tmp_path}")
+    assert unreadable.returncode == 2 and said(unreadable) == f"shouwang: 找不到配置文件'{tmp_path / 'none.toml'}'"
 
 
 def test_a_community_file_error_is_english_in_logs_and_worded_for_the_reader() -> None:
