@@ -205,6 +205,8 @@ REFUSALS: dict[str, dict[Language, str]] = {
     "community_grid": {"zh": "网格{name!r}", "en": "grid {name!r}"},
     "community_resident": {"zh": "老人{ref!r}", "en": "resident {ref!r}"},
     "community_device": {"zh": "设备{id!r}", "en": "device {id!r}"},
+    "community_worker": {"zh": "工作人员{name!r}", "en": "worker {name!r}"},
+    "community_missing": {"zh": "文件中有一项缺少{key!r}", "en": "an entry of the file has no {key!r}"},
     # -- the settings (config/settings.py: SettingsError's code; config cannot import this table) -------------
     "settings_missing": {"zh": "找不到配置文件{path!r}", "en": "config file {path!r} not found"},
     "settings_unreadable": {"zh": "无法读取配置文件{path!r}：{why}",

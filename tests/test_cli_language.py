@@ -90,6 +90,17 @@ def test_the_command_refuses_and_reports_in_notify_language(tmp_path: Path, lang
     assert said(shouwang("load", str(room), config=config)).startswith(
         "shouwang: device 'pir-1': a room is one of bathroom, " if en
         else "shouwang: 设备'pir-1'：房间只能是卫生间（bathroom）、")
+    kind = tmp_path / "kind.toml"
+    kind.write_text(to_toml({**COMMUNITY, "residents": [{**COMMUNITY["residents"][0], "devices": [
+        {"id": "pir-1", "kind": "radar"}]}], "workers": [{"phone": "+8613800000009", "role": "grid_worker"}]}),
+        encoding="utf-8")
+    assert said(shouwang("load", str(kind), config=config)) == (
+        "shouwang: an entry of the file has no 'name'" if en else "shouwang: 文件中有一项缺少'name'")
+    kind.write_text(to_toml({**COMMUNITY, "residents": [{**COMMUNITY["residents"][0], "devices": [
+        {"id": "pir-1", "kind": "radar"}]}]}), encoding="utf-8")
+    assert said(shouwang("load", str(kind), config=config)).startswith(
+        "shouwang: device 'pir-1': unknown device kind 'radar': use motion" if en
+        else "shouwang: 设备'pir-1'：未知设备类型'radar'：只能是motion")
     # what it reports
     good = tmp_path / "good.toml"
     good.write_text(to_toml(COMMUNITY), encoding="utf-8")

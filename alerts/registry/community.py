@@ -57,13 +57,16 @@ def load_community(session: Session, data: dict[str, Any], now: datetime, defaul
         session.add(community)
     community.latitude, community.longitude = info.get("latitude"), info.get("longitude")
     session.flush()
-    micro_grids = _grids(session, community, data.get("grids", []), counts, now, default)
-    for item in data.get("gateways", []):
-        _gateway(session, community, item, now, counts)
-    for item in data.get("workers", []):
-        _worker(session, community, item, micro_grids, counts)
-    for item in data.get("residents", []):
-        _resident(session, item, micro_grids, now, default, counts, offline_after)
+    try:
+        micro_grids = _grids(session, community, data.get("grids", []), counts, now, default)
+        for item in data.get("gateways", []):
+            _gateway(session, community, item, now, counts)
+        for item in data.get("workers", []):
+            _worker(session, community, item, micro_grids, counts)
+        for item in data.get("residents", []):
+            _resident(session, item, micro_grids, now, default, counts, offline_after)
+    except KeyError as exc:  # an entry without a field it needs (a grid's name, a contact's phone, ...)
+        raise CommunityFileError("community_missing", key=str(exc.args[0])) from exc
     session.add(AuditEntry(at=now, actor=actor, action="community.load", target=f"community:{community.id}",
                            detail=counts))
     return counts
@@ -94,7 +97,12 @@ def _grids(session: Session, community: Community, grids: list[dict[str, Any]], 
 
 def _worker(session: Session, community: Community, item: dict[str, Any], micro_grids: dict[str, MicroGrid],
             counts: dict[str, int]) -> None:
-    role = WorkerRole(item["role"])
+    try:
+        role = WorkerRole(item["role"])
+    except ValueError:
+        raise CommunityFileError("community_entry", what=Refusal("community_worker", name=item.get("name")),
+                                 why=Refusal("worker_role", value=item["role"],
+                                             choices=", ".join(r.value for r in WorkerRole))) from None
     worker = session.scalars(select(Worker).where(Worker.phone == item["phone"])).first()
     if worker is None:
         worker = Worker(phone=item["phone"], name=item["name"], role=role)
@@ -152,7 +160,7 @@ def _resident(session: Session, item: dict[str, Any], micro_grids: dict[str, Mic
             device = Device(external_id=dev["id"], created_at=now, online=True, offline_due_at=now + offline_after)
             session.add(device)
             counts["devices"] += 1
-        device.kind = DeviceKind(dev.get("kind", "motion"))
+        device.kind = _kind(dev)
         device.name = dev.get("name", "")
         device.room = _room(dev.get("room"), Refusal("community_device", id=dev["id"]))
         device.resident_id = resident.id
@@ -230,6 +238,15 @@ def _room(text: str | None, what: Refusal) -> str | None:
         raise CommunityFileError("community_entry", what=what,
                                  why=Refusal("room", text=text, choices=dwell.ROOM_CHOICES_WORDED)) from None
     return room.value if room else None
+
+
+def _kind(dev: dict[str, Any]) -> DeviceKind:
+    try:
+        return DeviceKind(dev.get("kind", "motion"))
+    except ValueError:
+        raise CommunityFileError("community_entry", what=Refusal("community_device", id=dev["id"]),
+                                 why=Refusal("device_kind", kind=dev.get("kind"),
+                                             choices=", ".join(k.value for k in DeviceKind))) from None
 
 
 def _micro(micro_grids: dict[str, MicroGrid], name: str) -> MicroGrid:
