@@ -1,10 +1,13 @@
 """Why a request was refused, in the configured language (``notify.language``, zh by default): the
 ``detail`` of every API error (:mod:`api.errors` words it), the reasons of a refused CSV line, the
 messages of the domain errors an operator reads (:class:`alerts.registry.admin.AdminError`,
-:class:`alerts.escalation.policy.PolicyError`, :class:`alerts.alarms.AlarmError`, a failed sign-in).
+:class:`alerts.escalation.policy.PolicyError`, :class:`alerts.alarms.AlarmError`, a failed sign-in, a bad
+community file: :class:`alerts.registry.community.CommunityFileError`), a wrong setting
+(:class:`config.settings.SettingsError` names its code here), and what the ``shouwang`` command prints
+(``cli_*``: its refusals and the lines a person reads; :mod:`api.cli`).
 
 An error names a code of :data:`REFUSALS` and its parameters (:class:`Refusal`); ``str()`` of it is the
-English text (logs, the CLI), :meth:`Refusal.worded` the reader's. Every code has both languages side by
+English text (logs), :meth:`Refusal.worded` the reader's. Every code has both languages side by
 side, with the same fields (a test checks it). A parameter named ``role`` is worded as a role
 (:func:`alerts.wording.role`); a parameter that is itself a :class:`Refusal` is worded in the same
 language; one given as ``{"zh": ..., "en": ...}`` is taken in the reader's.
@@ -184,6 +187,124 @@ REFUSALS: dict[str, dict[Language, str]] = {
     "invalid.extra_forbidden": {"zh": "不允许此字段", "en": "Extra inputs are not permitted"},
     "invalid.value_error": {"zh": "取值无效：{why}", "en": "Value error, {why}"},
     "body_unreadable": {"zh": "无法读取请求内容（不是JSON或不是UTF-8）", "en": "There was an error parsing the body"},
+    # -- the community file of `shouwang load` (alerts/registry/community.py), also behind the CSV import -----
+    "community_name": {"zh": "[community]缺少name（社区名称）", "en": "[community] needs a name"},
+    "community_no_grid": {"zh": "工作人员{name!r}：没有网格{grid!r}", "en": "worker {name!r}: no grid {grid!r}"},
+    "community_ref": {"zh": "老人{name!r}缺少ref（固定编号）", "en": "resident {name!r} needs a ref (a stable id)"},
+    "community_away_zone": {"zh": "老人{ref!r}：away_until须带时区", "en": "resident {ref!r}: away_until needs a "
+                                                                        "time zone"},
+    "community_gateway_id": {"zh": "网关{item!r}缺少id（Zigbee2MQTT：即base topic）",
+                             "en": "gateway {item!r} needs an id (Zigbee2MQTT: the base topic)"},
+    "community_gateway_kind": {"zh": "网关{id!r}：kind只能是{choices}", "en": "gateway {id!r}: kind must be one of "
+                                                                          "{choices}"},
+    "community_no_micro_grid": {"zh": "没有微网格{name!r}；请写作“网格名/微网格名”",
+                                "en": "no micro-grid {name!r}; write it as 'grid name/micro-grid name'"},
+    "community_entry": {"zh": "{what}：{why}", "en": "{what}: {why}"},
+    "community_dwell": {"zh": "{what}：{name}须为正数（小时），不能是{value!r}",
+                        "en": "{what}: {name} must be a positive number of hours, got {value!r}"},
+    "community_grid": {"zh": "网格{name!r}", "en": "grid {name!r}"},
+    "community_resident": {"zh": "老人{ref!r}", "en": "resident {ref!r}"},
+    "community_device": {"zh": "设备{id!r}", "en": "device {id!r}"},
+    "community_worker": {"zh": "工作人员{name!r}", "en": "worker {name!r}"},
+    "community_missing": {"zh": "文件中有一项缺少{key!r}", "en": "an entry of the file has no {key!r}"},
+    # -- the settings (config/settings.py: SettingsError's code; config cannot import this table) -------------
+    "settings_missing": {"zh": "找不到配置文件{path!r}", "en": "config file {path!r} not found"},
+    "settings_unreadable": {"zh": "无法读取配置文件{path!r}：{why}",
+                            "en": "config file {path!r} cannot be read: {why}"},
+    "settings_not_toml": {"zh": "配置文件{path!r}不是有效的TOML：{why}",
+                          "en": "config file {path!r} is not valid TOML: {why}"},
+    "settings_env_file": {"zh": "{key}指向的文件{file!r}无法读取：{why}",
+                          "en": "{key} names {file!r}, which cannot be read: {why}"},
+    "settings_env_json": {"zh": "{key}看似JSON，但格式有误：{why}",
+                          "en": "{key} looks like JSON but is not valid: {why}"},
+    "settings_env_conflict": {"zh": "{key}与另一个SHOUWANG_变量冲突", "en": "{key} conflicts with another SHOUWANG_ "
+                                                                          "variable"},
+    "settings_invalid_in": {"zh": "配置文件{path!r}中的设置有误：", "en": "invalid settings in {path}:"},
+    "settings_invalid": {"zh": "设置有误：", "en": "invalid settings:"},
+    "settings_problem": {"zh": "  {where}（环境变量{env}）：{why}", "en": "  {where} (env {env}): {why}"},
+    "settings_unknown": {"zh": "未知设置（拼写错误？）", "en": "unknown setting (a typo?)"},
+    "settings_text": {"zh": "{text}", "en": "{text}"},
+    # -- the `shouwang` command (api/cli.py): what it refuses, and the lines a person reads ------------------
+    "cli_share_group": {"zh": "多个消费进程需要设置mqtt.share_group（共享订阅）",
+                        "en": "several consumers need mqtt.share_group (a shared subscription)"},
+    "cli_consumers_postgres": {"zh": "多个消费进程需要PostgreSQL（SQLite只供单个进程使用）",
+                               "en": "several consumers need PostgreSQL (SQLite is for one process)"},
+    "cli_port_in_use": {"zh": "端口{port}已被占用（另一个演示或服务？）：请先停止它，或用--port N换一个端口"
+                              "（--port 0自动选择空闲端口）",
+                        "en": "port {port} is already in use (another demo or service?): stop it, or choose another "
+                              "port with --port N (--port 0 picks a free one)"},
+    "cli_port_taken": {"zh": "演示启动期间端口{port}被占用：请重试，或用--port N指定端口",
+                       "en": "port {port} was taken while the demo started: try again, or give --port N"},
+    "cli_clock_unset": {"zh": "注意：手动时钟从未设置，老人的看护从其默认时刻{now}算起；请先设置时钟（shouwang "
+                              "clock set INSTANT，或clock.start）再重新加载，否则各人的时间窗口都从该时刻起算",
+                        "en": "note: the manual clock was never set, so the residents are watched from its default "
+                              "{now}; set the clock first (shouwang clock set INSTANT, or clock.start) and load "
+                              "again, or their windows count from that instant"},
+    "cli_clock_manual": {"zh": "clock命令需要clock.mode = 'manual'", "en": "the clock command needs clock.mode = "
+                                                                          "'manual'"},
+    "cli_clock_value": {"zh": "clock {action}需要一个值（set用ISO时刻，advance用时长）",
+                        "en": "clock {action} needs a value (an ISO instant for set, a duration for advance)"},
+    "cli_instant": {"zh": "{value!r}不是ISO时刻，例如2026-11-23T08:00:00+08:00",
+                    "en": "{value!r} is not an ISO instant, e.g. 2026-11-23T08:00:00+08:00"},
+    "cli_instant_zone": {"zh": "请给出带时区的时刻，例如2026-11-23T08:00:00+08:00",
+                         "en": "give the instant with its zone, e.g. 2026-11-23T08:00:00+08:00"},
+    "duration": {"zh": "{value!r}不是时长：请写秒数（3600）或如'90s'、'10m'、'14h'、'90d'",
+                     "en": "{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'"},
+    "cli_start_zone": {"zh": "--start须带时区，例如2026-11-23T16:00:00+08:00",
+                       "en": "--start needs a time zone, e.g. 2026-11-23T16:00:00+08:00"},
+    "cli_dry_run_until": {"zh": "--dry-run只打印有限的时间线：请给出--until",
+                          "en": "--dry-run prints a bounded timeline: give --until"},
+    "cli_load_loopback": {"zh": "压测模式只向本机（127.0.0.1）的broker发布，不能是{host}",
+                          "en": "load mode publishes only to a broker on this machine (127.0.0.1), not {host}"},
+    "cli_load_bound": {"zh": "压测模式需要上限：--count N和/或--duration S",
+                       "en": "load mode needs a bound: --count N and/or --duration S"},
+    "cli_password": {"zh": "请给出至少8个字符的密码（--password或SHOUWANG_NEW_PASSWORD）",
+                     "en": "give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)"},
+    "cli_no_worker": {"zh": "没有手机号为{phone}的工作人员", "en": "no worker with phone {phone}"},
+    "cli_no_file": {"zh": "找不到文件{file!r}", "en": "no such file: {file!r}"},
+    "cli_file_denied": {"zh": "无权访问{file!r}", "en": "permission denied: {file!r}"},
+    "cli_os_error": {"zh": "系统错误：{why}", "en": "{why}"},
+    "cli_toml": {"zh": "TOML格式有误：{why}", "en": "not valid TOML: {why}"},
+    "cli_not_toml": {"zh": "文件{file!r}不是有效的TOML：{why}", "en": "{file!r} is not valid TOML: {why}"},
+    "cli_stopped": {"zh": "已停止", "en": "stopped"},
+    "cli_db_upgraded": {"zh": "数据库（{url}）已升级到最新版本", "en": "database at {url} is at the newest migration"},
+    "cli_loaded": {"zh": "已加载，新建：{counts}", "en": "loaded: {counts}"},
+    "cli_count_grids": {"zh": "网格{n}个", "en": "{n} grids"},
+    "cli_count_micro_grids": {"zh": "微网格{n}个", "en": "{n} micro_grids"},
+    "cli_count_workers": {"zh": "工作人员{n}名", "en": "{n} workers"},
+    "cli_count_residents": {"zh": "老人{n}名", "en": "{n} residents"},
+    "cli_count_devices": {"zh": "设备{n}个", "en": "{n} devices"},
+    "cli_count_contacts": {"zh": "联系人{n}名", "en": "{n} contacts"},
+    "cli_count_gateways": {"zh": "网关{n}个", "en": "{n} gateways"},
+    "cli_user_saved": {"zh": "用户{username}（{role}）已保存", "en": "user {username} ({role}) saved"},
+    "cli_pin_set": {"zh": "已为{phone}设置PIN码", "en": "PIN set for {phone}"},
+    "cli_published": {"zh": "已发布{homes}户的{sent}条消息，从{start}到{until}",
+                      "en": "published {sent} messages of {homes} homes from {start} to {until}"},
+    "cli_published_load": {"zh": "{seconds:.1f}秒内发布了{homes}户的{sent}条消息"
+                                 "（{rate:.0f}条/秒，目标{asked:g}条/秒）",
+                           "en": "published {sent} messages in {seconds:.1f} s ({rate:.0f}/s, asked {asked:g}/s) "
+                                 "from {homes} homes"},
+    "cli_demo": {"zh": "\n守望演示：{homes}户模拟家庭，时间以{speed:g}倍速运行（14小时无活动只需{window:.0f}秒）。\n"
+                       "  {name}（{ref}）已无动静：预计{expect:.0f}秒内出现无活动告警，先是无人接听的确认电话，"
+                       "再呼叫网格员和家属；\n"
+                       "  网格员一两分钟内接听，按1，并在15至56分钟后（模拟时间）到达现场。电话和短信打印在这里"
+                       "（console）。\n"
+                       "  大屏：      http://127.0.0.1:{port}/screen?token={screen}\n"
+                       "  手机页面：  http://127.0.0.1:{port}/m/（网格员{worker}，PIN码{pin}）\n"
+                       "  API：       http://127.0.0.1:{port}/docs（管理员令牌在{tokens}中）\n"
+                       "  健康检查：  http://127.0.0.1:{port}/healthz\n"
+                       "按Ctrl+C停止。\n",
+                 "en": "\nShouwang demo: {homes} simulated homes, time runs {speed:g}x (14 h of silence takes "
+                       "{window:.0f} s).\n"
+                       "  {name} ({ref}) has fallen silent: expect an inactivity alarm within {expect:.0f} s, a "
+                       "check call nobody answers, then the grid worker and family called;\n"
+                       "  the grid worker answers within a minute or two, presses 1 and is on site 15 to 56 minutes "
+                       "later\n  (simulated). Calls and SMS are printed here (console).\n"
+                       "  Map screen:  http://127.0.0.1:{port}/screen?token={screen}\n"
+                       "  Phone page:  http://127.0.0.1:{port}/m/  (grid worker {worker}, PIN {pin})\n"
+                       "  API:         http://127.0.0.1:{port}/docs  (admin token in {tokens})\n"
+                       "  Health:      http://127.0.0.1:{port}/healthz\n"
+                       "Press Ctrl+C to stop.\n"},
     # -- a message not (yet) given a code: shown as it is ----------------------------------------------------
     "text": {"zh": "{text}", "en": "{text}"},
 }

@@ -6,6 +6,16 @@
     shouwang load FILE            load a community (grids, workers, residents, devices) from TOML
     shouwang clock show|set|advance   the manual clock shared through the database
     shouwang simulate             publish virtual homes to a broker
+
+What it prints for a person (its refusals, the domain errors, the lines it reports) follows
+``notify.language``, Chinese by default: the words are the ``cli_*`` codes of :data:`alerts.refusals.REFUSALS`,
+the domain errors (:class:`~alerts.refusals.Refusal`: a bad community file, an admin or policy error) are
+worded by their code, and other errors (an OS error, a bad TOML file) get a worded frame around the system's
+own text. When the settings themselves cannot be loaded, their error is worded in the ``notify.language``
+that can still be read: ``SHOUWANG_NOTIFY__LANGUAGE``, else ``[notify] language`` in the config file;
+Chinese when neither can be read (the default, and the first language of the product: a second copy in
+English would only double what the operator must read). What is data rather than words stays as it is:
+tokens, ISO instants, JSON Schema, TOML, ``--help`` (argparse's own English), and the logs.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -29,10 +40,13 @@ from sqlalchemy.orm import Session
 from alerts.clock import FastClock, ManualClock, make_clock
 from alerts.db import make_engine, upgrade
 from alerts.escalation.notifiers.console import ConsoleProvider
+from alerts.escalation.templates import Language
 from alerts.models import ManualClockRow
-from alerts.registry.community import CommunityFileError, load_community
+from alerts.refusals import Refusal, word
+from alerts.registry.community import load_community
 from api import accounts
 from api.consumers import ConsumerProcesses, parent_gone
+from api.errors import validation_msg
 from api.runtime import Runtime, watch_policy
 from config.clocks import SystemClock
 from config.logging import setup_logging
@@ -64,19 +78,75 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
-        print(f"shouwang: {exc}", file=sys.stderr)
+        print(f"shouwang: {_settings_error(exc, _raw_language(args.config))}", file=sys.stderr)
         return 2
+    language = settings.notify.language
     setup_logging(settings.log_level, settings.log_format)
     # SIGTERM (systemd, containers) stops as Ctrl+C does: the ``finally`` blocks run, the broker gets a DISCONNECT
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(settings, args) or 0)
-    except (CommunityFileError, OSError, tomllib.TOMLDecodeError, ValueError) as exc:
-        print(f"shouwang: {exc}", file=sys.stderr)
+    except (Refusal, OSError, ValueError) as exc:
+        print(f"shouwang: {_error(exc, language)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a signal while starting or stopping: what had started has been stopped
-        print("shouwang: stopped", file=sys.stderr)
+        print(f"shouwang: {word('cli_stopped', language)}", file=sys.stderr)
         return 130
+
+
+def _refuse(settings: Settings, code: str, status: int = 2, **params: Any) -> int:
+    """Say ``code`` of :data:`alerts.refusals.REFUSALS` on stderr in ``notify.language``; returns ``status``."""
+    print(f"shouwang: {word(code, settings.notify.language, params)}", file=sys.stderr)
+    return status
+
+
+def _say(settings: Settings, code: str, **params: Any) -> None:
+    """Print ``code`` in ``notify.language`` (a line a person reads)."""
+    print(word(code, settings.notify.language, params), flush=True)
+
+
+def _error(exc: BaseException, language: Language) -> str:
+    """A command's error for the operator: a domain error in their language, a system one framed in it."""
+    if isinstance(exc, Refusal):
+        return exc.worded(language)
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return word("cli_no_file", language, {"file": exc.filename})
+    if isinstance(exc, PermissionError) and exc.filename:
+        return word("cli_file_denied", language, {"file": exc.filename})
+    if isinstance(exc, OSError):
+        return word("cli_os_error", language, {"why": str(exc)})
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return word("cli_toml", language, {"why": str(exc)})
+    return str(exc)
+
+
+def _raw_language(config: str | None) -> Language:
+    """``notify.language`` as written, for when the settings as a whole cannot be loaded: the environment,
+    else the config file; Chinese when neither can be read."""
+    language: Any = os.environ.get("SHOUWANG_NOTIFY__LANGUAGE")
+    path = config or os.environ.get("SHOUWANG_CONFIG")
+    if language is None and path:
+        try:
+            language = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("notify", {}).get("language")
+        except (OSError, ValueError, AttributeError):
+            language = None
+    return "en" if language == "en" else "zh"
+
+
+def _settings_error(exc: SettingsError, language: Language) -> str:
+    """What is wrong in the settings: the heading, then each invalid setting with its variable."""
+    lines = [word(exc.code, language, {"text": str(exc), **exc.params})]
+    for problem in exc.problems:
+        if problem["type"] == "extra_forbidden":
+            why = word("settings_unknown", language)
+        elif "code" in problem:
+            why = word(problem["code"], language, problem["params"])
+        elif language == "en":
+            why = problem["msg"]
+        else:
+            why = validation_msg({"type": problem["type"], "msg": problem["msg"], "ctx": problem["ctx"]}, language)
+        lines.append(word("settings_problem", language, {"where": problem["where"], "env": problem["env"], "why": why}))
+    return "\n".join(lines)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -212,11 +282,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     consumers = args.consumers if args.consumers is not None else settings.mqtt.consumers
     if "ingest" in settings.roles and consumers > 1:
         if not settings.mqtt.share_group:
-            print("shouwang: several consumers need mqtt.share_group (a shared subscription)", file=sys.stderr)
-            return 2
+            return _refuse(settings, "cli_share_group")
         if not settings.database.url.startswith("postgresql"):
-            print("shouwang: several consumers need PostgreSQL (SQLite is for one process)", file=sys.stderr)
-            return 2
+            return _refuse(settings, "cli_consumers_postgres")
     if args.parent is None:  # a consumer process of a serve: its parent has migrated the database
         upgrade(settings.database.url)
     children = None
@@ -243,9 +311,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.port and not _port_free(args.port):
-        print(f"shouwang: port {args.port} is already in use (another demo or service?): stop it, or choose "
-              f"another port with --port N (--port 0 picks a free one)", file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_port_in_use", port=args.port)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     database = data / "shouwang.db"
@@ -290,21 +356,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     sim.start()
     port = args.port or (8000 if _port_free(8000) else free_port())
     if not _port_free(port):
-        print(f"shouwang: port {port} was taken while the demo started: try again, or give --port N",
-              file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_port_taken", port=port)
     window_real = clock.real_seconds(settings.rules.inactivity_window)
-    print(f"\nShouwang demo: {args.homes} simulated homes, time runs {args.speed:g}x "
-          f"(14 h of silence takes {window_real:.0f} s).\n"
-          f"  {fallen.name} ({fallen.ref}) has fallen silent: expect an inactivity alarm within "
-          f"{window_real + 5:.0f} s, a check call nobody answers, then the grid worker and family called;\n"
-          f"  the grid worker answers within a minute or two, presses 1 and is on site 15 to 56 minutes later\n"
-          f"  (simulated). Calls and SMS are printed here (console).\n"
-          f"  Map screen:  http://127.0.0.1:{port}/screen?token={screen}\n"
-          f"  Phone page:  http://127.0.0.1:{port}/m/  (grid worker {grid_worker}, PIN {DEMO_PIN})\n"
-          f"  API:         http://127.0.0.1:{port}/docs  (admin token in {data / 'tokens.json'})\n"
-          f"  Health:      http://127.0.0.1:{port}/healthz\n"
-          f"Press Ctrl+C to stop.\n", flush=True)
+    _say(settings, "cli_demo", homes=args.homes, speed=args.speed, window=window_real, name=fallen.name,
+         ref=fallen.ref, expect=window_real + 5, port=port, screen=screen, worker=grid_worker, pin=DEMO_PIN,
+         tokens=data / "tokens.json")
     try:
         runtime.serve_http("127.0.0.1", port)
     finally:
@@ -339,22 +395,24 @@ def _people(runtime: Runtime, clock: FastClock) -> threading.Event:
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     upgrade(settings.database.url)
-    print(f"database at {_safe_url(settings.database.url)} is at the newest migration")
+    _say(settings, "cli_db_upgraded", url=_safe_url(settings.database.url))
     return 0
 
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
-    data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
+    try:
+        data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        return _refuse(settings, "cli_not_toml", 1, file=args.file, why=str(exc))
     engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         policy = watch_policy(settings)
         counts = load_community(session, data, now, policy.limits, actor=f"cli:{args.file}",
                                 offline_after=policy.device_limits.offline_after)
-    print("loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    _say(settings, "cli_loaded", counts={language: (", " if language == "en" else "、").join(
+        word(f"cli_count_{kind}", language, {"n": n}) for kind, n in counts.items()) for language in ("zh", "en")})
     if _manual_clock_unset(settings, engine):
-        print(f"shouwang: note: the manual clock was never set, so the residents are watched from its default "
-              f"{now.isoformat()}; set the clock first (shouwang clock set INSTANT, or clock.start) and load "
-              f"again, or their windows count from that instant", file=sys.stderr)
+        _refuse(settings, "cli_clock_unset", now=now.isoformat())
     return 0
 
 
@@ -367,23 +425,25 @@ def _manual_clock_unset(settings: Settings, engine: Engine) -> bool:
 
 def _clock(settings: Settings, args: argparse.Namespace) -> int:
     if settings.clock.mode != "manual":
-        print("shouwang: the clock command needs clock.mode = 'manual'", file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_clock_manual")
     if args.action in ("set", "advance") and not args.value:
-        print(f"shouwang: clock {args.action} needs a value (an ISO instant for set, a duration for advance)",
-              file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_clock_value", action=args.action)
     upgrade(settings.database.url)
     engine = make_engine(settings.database.url)
     clock = ManualClock(engine, settings.clock.start)
     if args.action == "set":
-        instant = datetime.fromisoformat(args.value)
+        instant = _instant(args.value)
+        if instant is None:
+            return _refuse(settings, "cli_instant", value=args.value)
         if instant.tzinfo is None:
-            print("shouwang: give the instant with its zone, e.g. 2026-11-23T08:00:00+08:00", file=sys.stderr)
-            return 2
+            return _refuse(settings, "cli_instant_zone")
         clock.set(instant)
     elif args.action == "advance":
-        clock.advance(parse_duration(args.value))
+        try:
+            step = parse_duration(args.value)
+        except ValueError:
+            return _refuse(settings, "duration", value=args.value)
+        clock.advance(step)
     print(clock.now().isoformat())
     return 0
 
@@ -391,10 +451,11 @@ def _clock(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else Scenario()
     clock = _simulation_clock(settings)
-    start = datetime.fromisoformat(args.start) if args.start else clock.now()
+    start = _instant(args.start) if args.start else clock.now()
+    if start is None:
+        return _refuse(settings, "cli_instant", value=args.start)
     if start.tzinfo is None:
-        print("shouwang: --start needs a time zone, e.g. 2026-11-23T16:00:00+08:00", file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_start_zone")
     simulation = scenario.build(start, settings.tz, prefix=args.prefix, homes=args.homes, seed=args.seed,
                                 fmt=args.format)
     if args.print_community:
@@ -409,8 +470,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     timeline = simulation.timeline(until=until)
     if args.dry_run:
         if until is None:
-            print("shouwang: --dry-run prints a bounded timeline: give --until", file=sys.stderr)
-            return 2
+            return _refuse(settings, "cli_dry_run_until")
         for message in timeline:
             flags = "".join(f for f, on in ((" retain", message.retain), (" activity", message.activity)) if on)
             print(f"{message.at.isoformat()} {message.topic} {message.payload[:200]!r}{flags}")
@@ -422,8 +482,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if until is not None:
             sent = publisher.publish_until(timeline, until)
-            print(f"published {sent} messages of {len(simulation.community.homes)} homes "
-                  f"from {start.isoformat()} to {until.isoformat()}")
+            _say(settings, "cli_published", sent=sent, homes=len(simulation.community.homes),
+                 start=start.isoformat(), until=until.isoformat())
             return 0
         log.info("simulating", extra={"homes": len(simulation.community.homes), "scenario": scenario.name,
                                       "broker": settings.mqtt.url, "start": start.isoformat()})
@@ -433,6 +493,14 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         publisher.close(clear_retained=until is None)
     return 0
+
+
+def _instant(text: str) -> datetime | None:
+    """An ISO instant, or ``None`` when ``text`` is not one."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _simulation_clock(settings: Settings) -> FastClock | ManualClock | SystemClock:
@@ -446,12 +514,9 @@ def _simulation_clock(settings: Settings) -> FastClock | ManualClock | SystemClo
 
 def _simulate_load(settings: Settings, args: argparse.Namespace, community: Community) -> int:
     if not is_loopback(settings.mqtt.host):
-        print(f"shouwang: load mode publishes only to a broker on this machine (127.0.0.1), not "
-              f"{settings.mqtt.host}", file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_load_loopback", host=settings.mqtt.host)
     if args.count is None and args.duration is None:
-        print("shouwang: load mode needs a bound: --count N and/or --duration S", file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_load_bound")
     publisher = Publisher(settings.mqtt.host, settings.mqtt.port, client_id=f"shouwang-load-{os.getpid()}",
                           protocol=settings.mqtt.protocol, username=settings.mqtt.username,
                           password=settings.mqtt.password)
@@ -461,21 +526,19 @@ def _simulate_load(settings: Settings, args: argparse.Namespace, community: Comm
                                                   args.load, count=args.count, duration=args.duration)
     finally:
         publisher.close()
-    print(f"published {sent} messages in {seconds:.1f} s ({sent / max(seconds, 1e-9):.0f}/s, "
-          f"asked {args.load:g}/s) from {len(community.homes)} homes")
+    _say(settings, "cli_published_load", sent=sent, seconds=seconds, rate=sent / max(seconds, 1e-9), asked=args.load,
+         homes=len(community.homes))
     return 0
 
 
 def _user(settings: Settings, args: argparse.Namespace) -> int:
     password = args.password or getattr(args, "env_password", None)
     if not password or len(password) < 8:
-        print("shouwang: give a password of at least 8 characters (--password or SHOUWANG_NEW_PASSWORD)",
-              file=sys.stderr)
-        return 2
+        return _refuse(settings, "cli_password")
     engine, now = _database(settings)
     with Session(engine) as session, session.begin():
         accounts.add_user(session, args.username, args.role, password, now, name=args.name)
-    print(f"user {args.username} ({args.role}) saved")
+    _say(settings, "cli_user_saved", username=args.username, role=args.role)
     return 0
 
 
@@ -484,9 +547,8 @@ def _pin(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database.url)
     with Session(engine) as session, session.begin():
         if not accounts.set_pin(session, args.phone, args.pin):
-            print(f"shouwang: no worker with phone {args.phone}", file=sys.stderr)
-            return 1
-    print(f"PIN set for {args.phone}")
+            return _refuse(settings, "cli_no_worker", 1, phone=args.phone)
+    _say(settings, "cli_pin_set", phone=args.phone)
     return 0
 
 

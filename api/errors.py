@@ -117,7 +117,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     for error in exc.errors():
         error = dict(error)
         if language != "en":
-            error["msg"] = _validation_msg(error, language)
+            error["msg"] = validation_msg(error, language)
         if isinstance(error.get("ctx"), dict) and isinstance(error["ctx"].get("error"), BaseException):
             error["ctx"] = {**error["ctx"], "error": error["msg"] if language != "en" else str(error["ctx"]["error"])}
         errors.append(error)
@@ -125,7 +125,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
                         headers={ERROR_CODE_HEADER: "invalid_request"})
 
 
-def _validation_msg(error: dict[str, Any], language: Language) -> str:
+def validation_msg(error: dict[str, Any], language: Language) -> str:
     kind, ctx = str(error.get("type", "")), dict(error.get("ctx") or {})
     if kind == "value_error":
         cause = ctx.get("error")

@@ -30,7 +30,15 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*$")
 
 
 class SettingsError(Exception):
-    """A setting is wrong; the message says which and how to fix it."""
+    """A setting is wrong; the message (English) says which and how to fix it. ``code`` and ``params`` name
+    the same message for :mod:`alerts.refusals` (the ``shouwang`` command words it in ``notify.language``);
+    ``problems`` are the invalid settings, each ``{"where", "env", "type", "msg", "ctx"}`` (and ``code`` and
+    ``params`` when the validator's error names them, as :class:`DurationError` does)."""
+
+    def __init__(self, message: str, code: str = "settings_text", problems: list[dict[str, Any]] | None = None,
+                 **params: Any) -> None:
+        super().__init__(message)
+        self.code, self.params, self.problems = code, params, problems or []
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -43,7 +51,17 @@ def parse_duration(value: Any) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
-    raise ValueError(f"{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'")
+    raise DurationError(value)
+
+
+class DurationError(ValueError):
+    """A value that is not a duration; ``code`` and ``params`` name its message for :mod:`alerts.refusals`."""
+
+    code = "duration"
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(f"{value!r} is not a duration: write seconds (3600) or e.g. '90s', '10m', '14h', '90d'")
+        self.params = {"value": value}
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -518,18 +536,21 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
             try:
                 value = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise SettingsError(f"{key} names {raw!r}, which cannot be read: {exc}") from exc
+                raise SettingsError(f"{key} names {raw!r}, which cannot be read: {exc}", "settings_env_file",
+                                    key=key, file=raw, why=str(exc)) from exc
         elif raw.strip()[:1] in ("[", "{"):
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise SettingsError(f"{key} looks like JSON but is not valid: {exc}") from exc
+                raise SettingsError(f"{key} looks like JSON but is not valid: {exc}", "settings_env_json", key=key,
+                                    why=str(exc)) from exc
         path = [part.lower() for part in name.split("__")]
         target = values
         for part in path[:-1]:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise SettingsError(f"{key} conflicts with another SHOUWANG_ variable")
+                raise SettingsError(f"{key} conflicts with another SHOUWANG_ variable", "settings_env_conflict",
+                                    key=key)
         target[path[-1]] = value
     return values
 
@@ -553,25 +574,42 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         try:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SettingsError(f"config file {path!r} cannot be read: {exc}") from exc
+            raise SettingsError(f"config file {path!r} cannot be read: {exc}", "settings_missing"
+                                if isinstance(exc, FileNotFoundError) else "settings_unreadable", path=str(path),
+                                why=str(exc)) from exc
         except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"config file {path!r} is not valid TOML: {exc}") from exc
+            raise SettingsError(f"config file {path!r} is not valid TOML: {exc}", "settings_not_toml", path=str(path),
+                                why=str(exc)) from exc
     values = _merge(_merge(values, environment_values(os.environ)), overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, path)) from exc
+        problems = _problems(exc)
+        raise SettingsError(_explain(problems, path), "settings_invalid_in" if path else "settings_invalid",
+                            problems, path=str(path or "")) from exc
 
 
-def _explain(exc: ValidationError, path: str | Path | None) -> str:
-    lines = [f"invalid settings{f' in {path}' if path else ''}:"]
+def _problems(exc: ValidationError) -> list[dict[str, Any]]:
+    """Each invalid setting: where (``rules.inactivity_window``), its variable, pydantic's type, message, ctx."""
+    problems = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        env = "SHOUWANG_" + "__".join(str(p).upper() for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (a typo?)"
-        lines.append(f"  {where} (env {env}): {message}")
+        ctx = error.get("ctx") or {}
+        problem = {"where": ".".join(str(p) for p in error["loc"]) or "(top level)",
+                   "env": "SHOUWANG_" + "__".join(str(p).upper() for p in error["loc"]),
+                   "type": error["type"], "msg": error["msg"].removeprefix("Value error, "),
+                   "ctx": {k: v if isinstance(v, int | float | str) else str(v) for k, v in ctx.items()}}
+        cause = ctx.get("error")
+        if isinstance(cause, DurationError):
+            problem.update(code=cause.code, params=cause.params)
+        problems.append(problem)
+    return problems
+
+
+def _explain(problems: list[dict[str, Any]], path: str | Path | None) -> str:
+    lines = [f"invalid settings{f' in {path}' if path else ''}:"]
+    for problem in problems:
+        message = "unknown setting (a typo?)" if problem["type"] == "extra_forbidden" else problem["msg"]
+        lines.append(f"  {problem['where']} (env {problem['env']}): {message}")
     return "\n".join(lines)
 
 

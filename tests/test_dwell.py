@@ -290,7 +290,8 @@ def test_a_bad_room_or_limit_in_a_community_file_is_refused_with_its_place(make_
     home = make_home(local("06:00"), None)
     community = _community()
     community["residents"][0]["devices"][0]["room"] = "garage"
-    with pytest.raises(CommunityFileError, match=r"pir-bath.*房间只能是"):
+    with pytest.raises(CommunityFileError, match=r"pir-bath.*a room is one of") as refused:
         home.load(community, local("06:00"))
+    assert refused.value.worded("zh").startswith("设备'pir-bath'：房间只能是")
     with pytest.raises(CommunityFileError, match=r"第一网格.*bathroom_dwell_hours"):
         home.load(_community({"bathroom_dwell_hours": -1}), local("06:00"))

@@ -76,7 +76,7 @@ def test_the_demo_stops_on_one_signal_with_a_stream_open_and_no_traceback(tmp_pa
                                  "--data", str(tmp_path / "data")], cwd=ROOT, env=env, stdout=log, stderr=log)
     tokens = tmp_path / "data" / "tokens.json"
     try:
-        wait_for(lambda: "Press Ctrl+C" in log_path.read_text(errors="replace"), timeout=90, message="the demo")
+        wait_for(lambda: "按Ctrl+C停止" in log_path.read_text(errors="replace"), timeout=90, message="the demo")
         # 16: the tokens and the worker's PIN are the owner's alone
         assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
         open_stream(f"http://127.0.0.1:{port}", json.loads(tokens.read_text())["screen"])
@@ -129,7 +129,7 @@ def test_the_demo_refuses_a_port_in_use_before_printing_any_url(tmp_path: Path) 
         port = taken.getsockname()[1]
         result = shouwang("demo", "--homes", "2", "--port", str(port), "--data", str(tmp_path / "data"))
     assert result.returncode == 2
-    assert f"port {port} is already in use" in result.stderr and "--port" in result.stderr
+    assert f"端口{port}已被占用" in result.stderr and "--port" in result.stderr  # notify.language: zh by default
     assert "http://" not in result.stdout and "Errno" not in result.stderr + result.stdout
     assert not (tmp_path / "data").exists(), "nothing was touched"
 
@@ -159,10 +159,10 @@ def test_load_before_clock_set_says_from_when_the_residents_are_watched(tmp_path
         "residents": [{"ref": "r1", "name": "王秀英", "micro_grid": "第一网格/1号楼"}]}), encoding="utf-8")
     first = shouwang("load", str(community), config=config)
     assert first.returncode == 0, first.stderr
-    assert "never set" in first.stderr and "2026-01-01T00:00:00+00:00" in first.stderr
+    assert "手动时钟从未设置" in first.stderr and "2026-01-01T00:00:00+00:00" in first.stderr
     shouwang("clock", "set", "2026-11-23T08:00:00+08:00", config=config)
     again = shouwang("load", str(community), config=config)
-    assert again.returncode == 0 and "never set" not in again.stderr
+    assert again.returncode == 0 and "手动时钟从未设置" not in again.stderr
 
 
 # -- 16: the SMS-link key ----------------------------------------------------------------------------------

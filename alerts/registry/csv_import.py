@@ -160,7 +160,7 @@ def import_residents(session: Session, data: bytes | str, datum: geo.Datum | str
     try:
         counts = load_community(session, payload, now, default, actor=actor, offline_after=offline_after)
     except CommunityFileError as exc:  # the checks above should have caught it
-        raise CsvImportError([LineError(1, Refusal(str(exc)))]) from exc
+        raise CsvImportError([LineError(1, Refusal.of(exc))]) from exc
     return ImportResult(lines=len(items), created=len(items) - len(existing), updated=len(existing), counts=counts)
 
 
