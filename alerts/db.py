@@ -191,6 +191,48 @@ def _copy(session: Session, table: str, columns: Mapping[str, TypeEngine[Any]],
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
+def stage_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """PostgreSQL: COPY ``rows`` (tuples in the order of ``columns``) into this connection's temporary staging
+    table for ``table`` (created on first use, emptied at every commit); returns its name. The caller's
+    statement takes the rows out with ``DELETE FROM <stage> RETURNING ...``, so the stage is empty again even
+    if the transaction goes on. One round trip for the CREATE and one for the COPY, on the driver's cursor."""
+    types = {name: table.c[name].type for name in columns}
+    _check_aware(rows, list(types.values()))
+    stage = f"shouwang_stage_{table.name}"
+    dialect = session.get_bind().dialect
+    create = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} "
+              f"({', '.join(f'{n} {t.compile(dialect=dialect)}' for n, t in types.items())}) ON COMMIT DELETE ROWS")
+    driver = session.connection().connection.driver_connection
+    assert driver is not None, "COPY needs a live driver connection"
+    statement = f"COPY {stage} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(create)
+            with cursor.copy(statement) as copy:
+                copy.set_types([_binary_type(type_) for type_ in types.values()])
+                for row in rows:
+                    copy.write_row(row)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    return stage
+
+
+def driver_rows(session: Session, statement: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
+    """PostgreSQL: run ``statement`` (psycopg placeholders) on the session's driver connection, inside its
+    transaction, and return its rows as plain tuples: none of SQLAlchemy's per-statement and per-row work,
+    for the ingest's hot statements (psycopg prepares a statement it sees repeatedly). A driver error is
+    raised as the matching SQLAlchemy exception, as for any other statement."""
+    dialect = session.get_bind().dialect
+    driver = session.connection().connection.driver_connection
+    assert driver is not None, "a statement needs a live driver connection"
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall() if cursor.description is not None else []
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
 def _check_aware(rows: Sequence[Sequence[Any]], types: Sequence[TypeEngine[Any]]) -> None:
     """What UTCDateTime refuses on the way in, COPY refuses too: a naive datetime in a column of ``types``
     that is a date and time (the other columns are not looked at)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: ingest builds one per message
 class Observation:
     device: str  # the device's external id
     kind: str  # an EventKind value

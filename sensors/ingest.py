@@ -102,10 +102,9 @@ def _parse(raw: RawMessage, route: FormatRoute, zone: tzinfo) -> ParseResult:
 
 
 def _observation(reading: Reading, raw: RawMessage, key: str) -> Observation:
+    # positional, in the order of Observation's fields (one per message: keywords cost more)
     return Observation(
-        device=reading.device, kind=reading.kind, topic=raw.topic, delivery_key=key, redelivery=raw.dup,
-        retained=raw.retain, device_time=reading.device_time, occupied=reading.occupied,
-        change_only=reading.change_only, battery=reading.battery, availability=reading.availability,
-        event_uid=reading.event_uid, value=reading.value, node=reading.node, gateway=reading.gateway,
-        payload=raw.payload,
+        reading.device, reading.kind, raw.topic, key, raw.dup, raw.retain, reading.device_time, reading.occupied,
+        reading.change_only, reading.battery, reading.availability, reading.event_uid, reading.value,
+        reading.gateway, reading.node, raw.payload,
     )

@@ -116,8 +116,9 @@ def _reading(device: str, message: _Message, device_time: datetime | None) -> Pa
     if kind == "battery" and message.battery is None:
         return Rejection("invalid_field", "a battery event needs 'battery' (0-100)", device)
     value = None if message.value is None else f"{message.value:g}"
-    return Reading(device=device, kind=kind, device_time=device_time, battery=message.battery,
-                   event_uid=message.event_id, value=value, gateway=message.gateway)
+    # positional, in the order of Reading's fields (the common case of ingest: one per message)
+    return Reading(device, kind, device_time, None, False, message.battery, None, message.event_id, value,
+                   message.gateway)
 
 
 def render(
