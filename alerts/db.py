@@ -191,30 +191,19 @@ def _copy(session: Session, table: str, columns: Mapping[str, TypeEngine[Any]],
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
-def stage_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """PostgreSQL: COPY ``rows`` (tuples in the order of ``columns``) into this connection's temporary staging
-    table for ``table`` (created on first use, emptied at every commit); returns its name. The caller's
-    statement takes the rows out with ``DELETE FROM <stage> RETURNING ...``, so the stage is empty again even
-    if the transaction goes on. One round trip for the CREATE and one for the COPY, on the driver's cursor."""
-    types = {name: table.c[name].type for name in columns}
-    _check_aware(rows, list(types.values()))
-    stage = f"shouwang_stage_{table.name}"
-    dialect = session.get_bind().dialect
-    create = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} "
-              f"({', '.join(f'{n} {t.compile(dialect=dialect)}' for n, t in types.items())}) ON COMMIT DELETE ROWS")
-    driver = session.connection().connection.driver_connection
-    assert driver is not None, "COPY needs a live driver connection"
-    statement = f"COPY {stage} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    try:
-        with driver.cursor() as cursor:
-            cursor.execute(create)
-            with cursor.copy(statement) as copy:
-                copy.set_types([_binary_type(type_) for type_ in types.values()])
-                for row in rows:
-                    copy.write_row(row)
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-    return stage
+def array_parameters(table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                     prefix: str) -> tuple[dict[str, list[Any]], str]:
+    """PostgreSQL: ``rows`` (tuples in the order of ``columns`` of ``table``) as one array parameter per
+    column, named ``prefix`` + column, and the SQL that reads them back as rows: ``unnest(%(...)b::type[],
+    ...)``. Sent in binary, in the statement itself (no staging table, no COPY: no round trip of its own).
+    The arrays are of the unbounded types, so a value too long for its column fails as an INSERT of it would.
+    A naive date and time is refused, as :class:`UTCDateTime` refuses it."""
+    types = [table.c[name].type for name in columns]
+    _check_aware(rows, types)
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    params = {prefix + name: list(values) for name, values in zip(columns, transposed, strict=True)}
+    sql = ", ".join(f"%({prefix}{name})b::{_binary_type(type_)}[]" for name, type_ in zip(columns, types, strict=True))
+    return params, f"unnest({sql})"
 
 
 def driver_rows(session: Session, statement: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:

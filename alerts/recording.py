@@ -24,13 +24,13 @@ from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
     UTCDateTime,
+    array_parameters,
     driver_rows,
     insert_for,
     insert_rows,
     insert_rows_ignoring_conflicts,
     is_postgres,
     one_of,
-    stage_rows,
 )
 from alerts.escalation.templates import Language
 from alerts.limits import LIMIT_COLUMNS, limits_from, with_grid
@@ -354,20 +354,19 @@ def _devices_update(b: BatchParameters) -> Any:
 
 def _store_postgres(session: Session, rows: list[EventRow], updates: dict[int, _DeviceUpdate],
                     devices: dict[str, _DeviceRow], policy: IngestPolicy, result: BatchResult) -> list[EventRow]:
-    """PostgreSQL: the batch's writes in two round trips. One COPY of the event rows into the connection's
-    staging table, then one statement that inserts them (a repeated event id is not: ``ON CONFLICT DO
-    NOTHING``), moves the residents' last activity and deadline from the rows it inserted (locking those
-    residents first, in id order), and updates the devices (already locked by :func:`_load_devices`): the
-    same UPDATEs as on SQLite (:func:`_devices_update`, :func:`_residents_update`), their parameters taken
-    from the inserted rows and from arrays. Returns the rows inserted."""
+    """PostgreSQL: the batch's writes in one statement, one round trip. It inserts the event rows (sent as
+    arrays; a repeated event id is not inserted: ``ON CONFLICT DO NOTHING``), moves the residents' last
+    activity and deadline from the rows it inserted (locking those residents first, in id order), and
+    updates the devices (already locked by :func:`_load_devices`): the same UPDATEs as on SQLite
+    (:func:`_devices_update`, :func:`_residents_update`). Returns the rows inserted."""
     if not rows:
         return []
     dialect = session.get_bind().dialect
-    stage_rows(session, table_of(Event), EVENT_COLUMNS, rows)
+    params, _ = array_parameters(table_of(Event), EVENT_COLUMNS, rows, "e_")
     by_id = {d.id: d for d in devices.values()}
     windows = {row[_RESIDENT]: by_id[row[_DEVICE]].window_s for row in rows
                if row[_ACTIVITY] and row[_RESIDENT] is not None}
-    params: dict[str, Any] = {"r_id": sorted(windows)}
+    params["r_id"] = sorted(windows)
     params["r_window"] = [windows[r] for r in params["r_id"]]
     columns = list(zip(*_device_params(updates, policy.device_limits), strict=True))
     params.update({name: list(column) for name, column in zip(_DEVICE_BATCH, columns, strict=True)})
@@ -376,9 +375,11 @@ def _store_postgres(session: Session, rows: list[EventRow], updates: dict[int, _
 
 
 def _store_statement(dialect: Any) -> str:
-    """The statement of :func:`_store_postgres` (parameters: residents ``r_id``/``r_window``, the devices'
-    :data:`_DEVICE_BATCH` as arrays). The staging tables' names are the CTEs' here: the UPDATEs read them."""
+    """The statement of :func:`_store_postgres` (parameters, all arrays: the event rows ``e_<column>``, the
+    residents ``r_id``/``r_window``, the devices' :data:`_DEVICE_BATCH`). The UPDATEs are those of the
+    SQLite path; the names of the staging tables they read are CTEs here."""
     columns = ", ".join(EVENT_COLUMNS)
+    _, events = array_parameters(table_of(Event), EVENT_COLUMNS, [], "e_")
     devices_b = BatchParameters(dialect, "device_batch", _DEVICE_BATCH)
     residents_b = BatchParameters(dialect, "resident_batch", _RESIDENT_BATCH)
     arrays = ", ".join(f"%({name})b::{type_.compile(dialect=dialect)}[]" for name, type_ in _DEVICE_BATCH.items())
@@ -388,8 +389,7 @@ def _store_statement(dialect: Any) -> str:
         return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     return (
-        f"WITH staged AS (DELETE FROM shouwang_stage_{table_of(Event).name} RETURNING {columns}), "
-        f"inserted AS (INSERT INTO {table_of(Event).name} ({columns}) SELECT {columns} FROM staged "
+        f"WITH inserted AS (INSERT INTO {table_of(Event).name} ({columns}) SELECT * FROM {events} "
         "ON CONFLICT (device_id, event_uid) WHERE event_uid IS NOT NULL DO NOTHING "
         "RETURNING device_id, resident_id, is_activity, occurred_at, received_at, event_uid), "
         # the residents to move, locked in id order before any is updated (two consumers never deadlock)

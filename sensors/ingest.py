@@ -56,6 +56,10 @@ def convert(raw: RawMessage, routes: Sequence[FormatRoute], zone: tzinfo, max_pa
         raw.payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return reject("binary", f"payload is not UTF-8 text (byte {exc.start})")
+    if route.format == "native" and not raw.retain:  # the common case, read without the general path's steps
+        reading = native.parse_plain(raw.topic, raw.payload, base_of(route.topic))
+        if reading is not None:
+            return _observation(reading, raw, key)
     parsed = _parse(raw, route, zone)
     if isinstance(parsed, Ignored):
         return Skipped(parsed.reason)
