@@ -17,6 +17,7 @@ only sent on the connection that received the message: a packet id means nothing
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import queue
 import struct
@@ -53,7 +54,7 @@ _PUBACK_COMMAND = 0x40
 SHARES_AHEAD = 2  # shares of batches a writer may have waiting: the dispatcher converts ahead of it
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed once built; not frozen: paho's thread builds one per message
 class _Delivery:
     raw: RawMessage
     generation: int
@@ -122,6 +123,11 @@ class Consumer:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        # What the process holds by now (modules, the ORM's and the settings' objects) lives as long as it:
+        # moved out of the cyclic collector's reach, so the full collections that a stream of messages
+        # triggers no longer walk it. Measured on a 100,000-message backlog: a quarter of the consumer
+        # process's CPU went to those collections (paho's thread and the writer pay them).
+        gc.freeze()
         v5 = self.settings.protocol == "5"
         properties = None
         if v5:
@@ -228,8 +234,9 @@ class Consumer:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             topic = message._topic.decode("utf-8", "replace")  # .topic raises on invalid UTF-8
-            raw = RawMessage(topic=topic, payload=bytes(message.payload), qos=message.qos,
-                             retain=bool(message.retain), dup=bool(message.dup), mid=message.mid)
+            # positional (topic, payload, qos, retain, dup, mid): paho's thread pays for every keyword
+            raw = RawMessage(topic, bytes(message.payload), message.qos, bool(message.retain), bool(message.dup),
+                             message.mid)
             inbox = self._inbox
             inbox.append(_Delivery(raw, self._generation, time.monotonic()))
             if not self._arrived.is_set():

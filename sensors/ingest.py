@@ -15,7 +15,7 @@ from sensors.payloads import Ignored, ParseResult, Reading, Rejection
 from sensors.topics import base_of, route_for
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed once built; not frozen: paho's thread builds one per message
 class RawMessage:
     """An MQTT delivery, free of paho types."""
 
