@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, case, func, insert, or_, select, update
+from sqlalchemy import Boolean, Float, Integer, String, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -24,16 +24,16 @@ from alerts.alarms import open_alarm
 from alerts.db import (
     BatchParameters,
     UTCDateTime,
-    array_parameters,
     driver_rows,
     insert_for,
     insert_rows,
     insert_rows_ignoring_conflicts,
     is_postgres,
+    json_rows,
     one_of,
 )
 from alerts.escalation.templates import Language
-from alerts.limits import LIMIT_COLUMNS, limits_from, with_grid
+from alerts.limits import LIMIT_COLUMNS, limits_from, window_seconds, with_grid
 from alerts.models import (
     AlarmKind,
     Device,
@@ -64,6 +64,7 @@ CLOCK_SKEW_PERIOD = timedelta(hours=24)
 EVENT_COLUMNS = ("device_id", "resident_id", "kind", "is_activity", "occurred_at", "received_at", "device_time",
                  "clock_skew", "value", "event_uid", "delivery_key", "topic")
 EventRow = tuple[Any, ...]
+_EVENT_TYPES = {name: table_of(Event).c[name].type for name in EVENT_COLUMNS}
 _DEVICE, _RESIDENT, _KIND, _ACTIVITY, _OCCURRED, _SKEW, _UID = (EVENT_COLUMNS.index(name) for name in (
     "device_id", "resident_id", "kind", "is_activity", "occurred_at", "clock_skew", "event_uid"))
 
@@ -180,9 +181,11 @@ def _load_devices(session: Session, external_ids: set[str], nodes: set[str],
         return {}
     dialect = session.get_bind().dialect
     if is_postgres(dialect) and not nodes:  # the hot path: one compiled statement, rows as plain tuples
-        statement = _compiled(dialect, "devices",
-                              lambda: str(_devices_query(dialect, [], nodes).compile(dialect=dialect)))
-        found_rows = driver_rows(session, statement, {"external_ids": list(external_ids)})
+        # no limits: the store statement computes the residents' deadlines itself (limits.window_seconds)
+        statement = _compiled(dialect, "devices", lambda: _binary(
+            _devices_query(dialect, [], nodes, with_limits=False), dialect, "external_ids"))
+        found_rows = [(*row, None, None, None, None)
+                      for row in driver_rows(session, statement, {"external_ids": list(external_ids)})]
     else:
         found_rows = list(session.execute(_devices_query(dialect, sorted(external_ids), nodes)))
     found = {}
@@ -196,20 +199,30 @@ def _load_devices(session: Session, external_ids: set[str], nodes: set[str],
     return found
 
 
-def _devices_query(dialect: Any, external_ids: list[str], nodes: set[str]) -> Any:
-    """The look-up of :func:`_load_devices` (on PostgreSQL the ids are the parameter ``external_ids``)."""
+def _devices_query(dialect: Any, external_ids: list[str], nodes: set[str], with_limits: bool = True) -> Any:
+    """The look-up of :func:`_load_devices` (on PostgreSQL the ids are the parameter ``external_ids``);
+    ``with_limits``: with the overrides of each device's resident and grid (:data:`LIMIT_COLUMNS`)."""
     found_by = one_of(Device.external_id, external_ids, dialect, "external_ids")
     if nodes:
         found_by = or_(found_by, *(Device.external_id.startswith(node + "/", autoescape=True)
                                    for node in sorted(nodes)))
-    query = (
-        with_grid(select(Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied,
-                         *LIMIT_COLUMNS).outerjoin(Resident, Device.resident_id == Resident.id))
-        .where(found_by)
-    )
+    columns = (Device.external_id, Device.id, Device.kind, Device.resident_id, Device.occupied)
+    query: Any = select(*columns)
+    if with_limits:
+        query = with_grid(select(*columns, *LIMIT_COLUMNS).outerjoin(Resident, Device.resident_id == Resident.id))
+    query = query.where(found_by)
     if is_postgres(dialect):
         query = query.order_by(Device.id).with_for_update(key_share=True, of=Device)  # FOR NO KEY UPDATE
     return query
+
+
+def _binary(statement: Any, dialect: Any, *names: str) -> str:
+    """``statement`` compiled, its parameters ``names`` (arrays) sent in binary: psycopg's text form of an
+    array is built in Python, value by value."""
+    text = str(statement.compile(dialect=dialect))
+    for name in names:
+        text = text.replace(f"%({name})s", f"%({name})b")
+    return text
 
 
 _COMPILED: dict[tuple[str, str], str] = {}
@@ -355,53 +368,52 @@ def _devices_update(b: BatchParameters) -> Any:
 def _store_postgres(session: Session, rows: list[EventRow], updates: dict[int, _DeviceUpdate],
                     devices: dict[str, _DeviceRow], policy: IngestPolicy, result: BatchResult) -> list[EventRow]:
     """PostgreSQL: the batch's writes in one statement, one round trip. It inserts the event rows (sent as
-    arrays; a repeated event id is not inserted: ``ON CONFLICT DO NOTHING``), moves the residents' last
-    activity and deadline from the rows it inserted (locking those residents first, in id order), and
-    updates the devices (already locked by :func:`_load_devices`): the same UPDATEs as on SQLite
-    (:func:`_devices_update`, :func:`_residents_update`). Returns the rows inserted."""
+    one JSON parameter, :func:`alerts.db.json_rows`; a repeated event id is not inserted: ``ON CONFLICT DO
+    NOTHING``), moves the residents' last activity and deadline from the rows it inserted (locking those
+    residents first, in id order), and updates the devices (already locked by :func:`_load_devices`): the
+    same UPDATEs as on SQLite (:func:`_devices_update`, :func:`_residents_update`). Returns the rows
+    inserted."""
     if not rows:
         return []
     dialect = session.get_bind().dialect
-    params, _ = array_parameters(table_of(Event), EVENT_COLUMNS, rows, "e_")
-    by_id = {d.id: d for d in devices.values()}
-    windows = {row[_RESIDENT]: by_id[row[_DEVICE]].window_s for row in rows
-               if row[_ACTIVITY] and row[_RESIDENT] is not None}
-    params["r_id"] = sorted(windows)
-    params["r_window"] = [windows[r] for r in params["r_id"]]
-    columns = list(zip(*_device_params(updates, policy.device_limits), strict=True))
-    params.update({name: list(column) for name, column in zip(_DEVICE_BATCH, columns, strict=True)})
+    params: dict[str, Any] = {"events": json_rows(_EVENT_TYPES, rows, "events")[0]}
+    params["r_id"] = sorted({row[_RESIDENT] for row in rows if row[_ACTIVITY] and row[_RESIDENT] is not None})
+    params["default_window_s"] = policy.limits.window.total_seconds()
+    params["devices"] = json_rows(_DEVICE_BATCH, _device_params(updates, policy.device_limits), "devices")[0]
     new = set(driver_rows(session, _compiled(dialect, "store", lambda: _store_statement(dialect)), params))
     return _inserted(rows, new, result)
 
 
 def _store_statement(dialect: Any) -> str:
-    """The statement of :func:`_store_postgres` (parameters, all arrays: the event rows ``e_<column>``, the
-    residents ``r_id``/``r_window``, the devices' :data:`_DEVICE_BATCH`). The UPDATEs are those of the
-    SQLite path; the names of the staging tables they read are CTEs here."""
+    """The statement of :func:`_store_postgres` (parameters: the event rows ``events`` and the devices'
+    :data:`_DEVICE_BATCH` rows ``devices``, as JSON; the residents to move, ``r_id``; the default window,
+    ``default_window_s``). The UPDATEs are those of the SQLite path; the names of the staging tables they
+    read are CTEs here."""
     columns = ", ".join(EVENT_COLUMNS)
-    _, events = array_parameters(table_of(Event), EVENT_COLUMNS, [], "e_")
+    events = json_rows(_EVENT_TYPES, [], "events")[1]
+    devices = json_rows(_DEVICE_BATCH, [], "devices")[1]
     devices_b = BatchParameters(dialect, "device_batch", _DEVICE_BATCH)
     residents_b = BatchParameters(dialect, "resident_batch", _RESIDENT_BATCH)
-    arrays = ", ".join(f"%({name})b::{type_.compile(dialect=dialect)}[]" for name, type_ in _DEVICE_BATCH.items())
     instant = "least(i.occurred_at, i.received_at)"  # rules.activity_instant
+    # the residents to move with their window, locked in id order before any is updated (no deadlock)
+    locked = (with_grid(select(Resident.id, window_seconds(bindparam("default_window_s", type_=Float()))
+                               .label("window_s")))
+              .where(one_of(Resident.id, [], dialect, "r_id"))
+              .order_by(Resident.id).with_for_update(key_share=True, of=Resident))
 
     def sql(statement: Any) -> str:
         return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     return (
-        f"WITH inserted AS (INSERT INTO {table_of(Event).name} ({columns}) SELECT * FROM {events} "
+        f"WITH inserted AS (INSERT INTO {table_of(Event).name} ({columns}) SELECT {columns} FROM ({events}) AS e "
         "ON CONFLICT (device_id, event_uid) WHERE event_uid IS NOT NULL DO NOTHING "
         "RETURNING device_id, resident_id, is_activity, occurred_at, received_at, event_uid), "
-        # the residents to move, locked in id order before any is updated (two consumers never deadlock)
-        f"locked AS MATERIALIZED (SELECT id FROM {table_of(Resident).name} WHERE id = ANY(%(r_id)b::INTEGER[]) "
-        "ORDER BY id FOR NO KEY UPDATE), "
+        f"locked AS MATERIALIZED ({_binary(locked, dialect, 'r_id')}), "
         f"{residents_b.stage_name} AS (SELECT i.resident_id AS b_id, max({instant}) AS b_ts, "
-        f"max({instant}) + make_interval(secs => min(w.window_s)) AS b_due FROM inserted AS i "
-        "JOIN locked AS l ON l.id = i.resident_id "
-        "JOIN unnest(%(r_id)b::INTEGER[], %(r_window)b::FLOAT8[]) AS w (id, window_s) ON w.id = i.resident_id "
-        "WHERE i.is_activity GROUP BY i.resident_id), "
+        f"max({instant}) + make_interval(secs => min(l.window_s)) AS b_due FROM inserted AS i "
+        "JOIN locked AS l ON l.id = i.resident_id WHERE i.is_activity GROUP BY i.resident_id), "
         f"moved AS ({sql(_residents_update(residents_b))}), "
-        f"{devices_b.stage_name} ({', '.join(_DEVICE_BATCH)}) AS (SELECT * FROM unnest({arrays})), "
+        f"{devices_b.stage_name} AS ({devices}), "
         f"touched AS ({sql(_devices_update(devices_b))}) "
         "SELECT device_id, event_uid FROM inserted WHERE event_uid IS NOT NULL"
     )
