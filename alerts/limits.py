@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from alerts import rules
@@ -49,6 +49,17 @@ def limits_from(default: rules.Limits, resident_window_s: int | None, resident_w
                 grid_window_s: int | None, grid_warning_s: int | None) -> rules.Limits:
     """The limits from the values of :data:`LIMIT_COLUMNS`, in that order."""
     return rules.effective_limits(default, grid_window_s, grid_warning_s, resident_window_s, resident_warning_s)
+
+
+def window_seconds(default_window_s: Any) -> ColumnElement[float]:
+    """The inactivity window in seconds as SQL, over :func:`with_grid`'s joins: the rule of
+    :func:`alerts.rules.effective_limits` (the resident's override, else the grid's, else the default; an
+    override of 0 counts as none); ``default_window_s`` is the default's window in seconds (a value or a
+    bound parameter). For a statement that moves many residents' deadlines at once (ingest on
+    PostgreSQL) without reading their overrides first."""
+    none: ColumnElement[int] = literal_column("0")
+    return func.coalesce(func.nullif(Resident.inactivity_window_s, none),
+                         func.nullif(Grid.inactivity_window_s, none), default_window_s)
 
 
 def resident_limits(session: Session, resident: Resident, default: rules.Limits) -> rules.Limits:

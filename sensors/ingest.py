@@ -15,7 +15,7 @@ from sensors.payloads import Ignored, ParseResult, Reading, Rejection
 from sensors.topics import base_of, route_for
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # never changed once built; not frozen: paho's thread builds one per message
 class RawMessage:
     """An MQTT delivery, free of paho types."""
 
@@ -56,6 +56,10 @@ def convert(raw: RawMessage, routes: Sequence[FormatRoute], zone: tzinfo, max_pa
         raw.payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return reject("binary", f"payload is not UTF-8 text (byte {exc.start})")
+    if route.format == "native" and not raw.retain:  # the common case, read without the general path's steps
+        reading = native.parse_plain(raw.topic, raw.payload, base_of(route.topic))
+        if reading is not None:
+            return _observation(reading, raw, key)
     parsed = _parse(raw, route, zone)
     if isinstance(parsed, Ignored):
         return Skipped(parsed.reason)
@@ -102,10 +106,9 @@ def _parse(raw: RawMessage, route: FormatRoute, zone: tzinfo) -> ParseResult:
 
 
 def _observation(reading: Reading, raw: RawMessage, key: str) -> Observation:
+    # positional, in the order of Observation's fields (one per message: keywords cost more)
     return Observation(
-        device=reading.device, kind=reading.kind, topic=raw.topic, delivery_key=key, redelivery=raw.dup,
-        retained=raw.retain, device_time=reading.device_time, occupied=reading.occupied,
-        change_only=reading.change_only, battery=reading.battery, availability=reading.availability,
-        event_uid=reading.event_uid, value=reading.value, node=reading.node, gateway=reading.gateway,
-        payload=raw.payload,
+        reading.device, reading.kind, raw.topic, key, raw.dup, raw.retain, reading.device_time, reading.occupied,
+        reading.change_only, reading.battery, reading.availability, reading.event_uid, reading.value,
+        reading.gateway, reading.node, raw.payload,
     )

@@ -57,7 +57,9 @@ class NativePayload(BaseModel):
     )
 
 
-@dataclass(frozen=True)
+# a value, never changed once built; not frozen: ingest builds one per message, and a frozen dataclass's
+# __init__ sets each field through object.__setattr__ (about 0.1 us a field)
+@dataclass(slots=True)
 class Reading:
     """What a message says, in Shouwang's terms, before any database state is consulted."""
 
@@ -145,4 +147,4 @@ def native_topic(device: str) -> str:
 
 
 def device_id_is_valid(device: str) -> bool:
-    return 0 < len(device) <= 200 and not any(c in device for c in "+#\x00")
+    return 0 < len(device) <= 200 and "+" not in device and "#" not in device and "\x00" not in device

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from config.settings import FormatRoute
 
 
+@lru_cache(maxsize=256)
+def _filter(topic_filter: str) -> tuple[str | None, tuple[str, ...]]:
+    """A filter's levels; and, for a filter ``<fixed levels>/#``, its fixed prefix with the slash."""
+    parts = topic_filter.split("/")
+    plain = len(parts) > 1 and parts[-1] == "#" and "+" not in parts and "#" not in parts[:-1]
+    return (topic_filter[:-1] if plain else None), tuple(parts)
+
+
 def matches(topic_filter: str, topic: str) -> bool:
     """MQTT filter matching with ``+`` (one level) and ``#`` (the rest, including none)."""
-    f_parts = topic_filter.split("/")
+    prefix, f_parts = _filter(topic_filter)
+    if prefix is not None and topic.startswith(prefix):  # ingest's common case: ``base/#``, a topic below it
+        return True
     t_parts = topic.split("/")
     for i, part in enumerate(f_parts):
         if part == "#":
@@ -29,6 +40,7 @@ def route_for(topic: str, routes: Sequence[FormatRoute]) -> FormatRoute | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def base_of(topic_filter: str) -> str:
     """The fixed prefix of a filter: ``zigbee2mqtt/#`` -> ``zigbee2mqtt``."""
     parts = []

@@ -82,6 +82,22 @@ def test_a_grid_window_loaded_later_by_shouwang_load_moves_the_deadline(site: Si
     _assert_alarm_at_8_hours(site, "r1")
 
 
+def test_activity_moves_the_deadline_by_the_residents_own_window_else_the_grids_else_the_default(
+        site: Site) -> None:
+    """Ingest moves the deadlines of a batch's residents in one statement (on PostgreSQL it computes the
+    window there): the same limits as everywhere else."""
+    site.load(_community(None))
+    site.activity(H, "pir-1")
+    assert site.resident("r1").due_at == T0 + H + 14 * H
+    site.load(_community(8))
+    site.activity(2 * H, "pir-1")
+    assert site.resident("r1").due_at == T0 + 2 * H + 8 * H
+    with Session(site.engine) as session, session.begin():
+        session.execute(update(Resident).where(Resident.external_ref == "r1").values(inactivity_window_s=3 * 3600))
+    site.activity(3 * H, "pir-1")
+    assert site.resident("r1").due_at == T0 + 3 * H + 3 * H
+
+
 def test_a_grid_window_set_through_the_admin_api_alarms_at_8_hours(site: Site) -> None:
     community = post(site, "/api/admin/communities", {"name": "夷陵社区"})
     grid = post(site, "/api/admin/grids", {"name": "第一网格", "community_id": community["id"], "window_hours": 8})

@@ -3,6 +3,7 @@ observations in -> deadline -> alarm -> resolution, with no broker in between.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -24,7 +25,7 @@ from alerts.models import (
     WatchStatus,
     WebhookReceipt,
 )
-from alerts.observations import Observation, Quarantined
+from alerts.observations import Quarantined
 from alerts.views import resident_rows
 from tests.harness import T0, Store, obs
 
@@ -239,7 +240,7 @@ def test_repeated_event_id_and_redelivery_are_stored_once_identical_reports_twic
     assert result.stored == 0 and result.duplicates == 1
     plain = obs("pir-1")
     world.record(T0 + 2 * M, plain)
-    redelivered = Observation(**{**plain.__dict__, "redelivery": True})
+    redelivered = replace(plain, redelivery=True)
     result = world.record(T0 + 3 * M, redelivered)
     assert result.duplicates == 1
     world.record(T0 + 4 * M, obs("pir-1"), obs("pir-1"))  # two identical reports: two observations
