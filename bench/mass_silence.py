@@ -164,7 +164,7 @@ def write_doc(results: list[dict[str, Any]], url: str, screens: int, split: bool
         "and the devices-offline look-up ~2.5 us: ~45 us of PostgreSQL CPU per alarm, 4.5 s for 100,000, "
         "which two connections on two cores halve at best while the API process (20 screens) and the rules "
         "process's Python (~12 us per alarm: claim rows, rule decisions, grouping) share the cores. Raising "
-        "100,000 with one connection took 5.5-5.8 s; with the three foreign keys dropped, 4.3-4.5 s (tried, not "
+        "100,000 with one connection took 5.5-5.8 s; with the three foreign keys dropped, 4.3-4.8 s (tried, not "
         "kept: the database's guarantee that no alarm outlives its resident and no history row its alarm is "
         "worth more here than a second). The screens show each commit within a fraction of a second (the "
         "column after the last commit): the API's screen model reads a batch's alarms in one statement, "
